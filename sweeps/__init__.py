@@ -1,0 +1,1 @@
+"""salsweep package sweeps."""

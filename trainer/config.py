@@ -1,0 +1,164 @@
+"""Typed configuration of one training run.
+
+Every model is frozen and forbids unknown keys, so that a typo in a YAML file is an error
+with its key path instead of a silently ignored setting. Each field carries its bounds and
+a one-line description (the JSON Schema of a sweep spec is generated from these).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "DataConfig",
+    "LossConfig",
+    "LossMethod",
+    "ModelConfig",
+    "TrainConfig",
+]
+
+LossMethod = Literal["scale-adaptive", "sparse-scale-adaptive", "ssi", "sparse-ssi"]
+DataKind = Literal["synthetic", "kitti", "nyu", "folder"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class LossConfig(_Frozen):
+    """Parameters of the supervised loss (see loss/ and DESIGN.md)."""
+
+    method: LossMethod = Field(
+        "sparse-scale-adaptive",
+        description="Loss: scale-adaptive (dense), sparse-scale-adaptive, ssi or sparse-ssi.",
+    )
+    lambda_sg: float = Field(
+        0.5, ge=0.0, le=100.0, description="Weight of the multi-scale gradient term L_sg."
+    )
+    epsilon: float = Field(
+        1e-8, ge=0.0, le=1.0, description="Added to the mean absolute deviation before dividing."
+    )
+    num_scales: int = Field(
+        4, ge=1, le=8, description="Number of scales K of the gradient term (1/2^(k-1) each)."
+    )
+    use_absolute: bool = Field(
+        True, description="Add the masked mean absolute depth error to L_sa."
+    )
+    use_inv_depth: bool = Field(
+        False, description="Work on inverse depth directly instead of converting to depth."
+    )
+
+    def loss_params(self) -> dict[str, Any]:
+        """Keyword arguments for ``loss.get_loss(self.method, **params)``."""
+        if self.method in ("ssi", "sparse-ssi"):
+            return {"num_scales": self.num_scales}
+        return {
+            "lambda_sg": self.lambda_sg,
+            "epsilon": self.epsilon,
+            "num_scales": self.num_scales,
+            "use_absolute": self.use_absolute,
+            "use_inv_depth": self.use_inv_depth,
+        }
+
+
+class DataConfig(_Frozen):
+    """Where the images and ground-truth depth come from."""
+
+    kind: DataKind = Field(
+        "synthetic", description="Data set: synthetic (built in), kitti, nyu or folder."
+    )
+    path: Path | None = Field(
+        None, description="Root folder (kitti, folder) or .mat file (nyu); unused for synthetic."
+    )
+    height: int = Field(96, ge=16, le=4096, description="Image height fed to the network (px).")
+    width: int = Field(320, ge=16, le=4096, description="Image width fed to the network (px).")
+    min_depth: float = Field(1.0, gt=0.0, description="Smallest depth evaluated and predicted (m).")
+    max_depth: float = Field(80.0, gt=0.0, description="Largest depth evaluated and predicted (m).")
+    sparse: bool = Field(
+        False, description="Synthetic only: LiDAR-like sparse ground truth on scan lines."
+    )
+    scan_lines: int = Field(
+        24, ge=1, le=512, description="Synthetic sparse ground truth: number of scan lines."
+    )
+    num_train: int = Field(64, ge=1, le=100_000, description="Synthetic: training scenes.")
+    num_val: int = Field(16, ge=1, le=100_000, description="Synthetic: validation scenes.")
+    val_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="kitti/nyu/folder: fraction of samples held out."
+    )
+    depth_scale: float = Field(
+        256.0, gt=0.0, description="folder: stored value / depth_scale = metres (PNG and .npy)."
+    )
+    garg_crop: bool = Field(False, description="Evaluate inside the Garg crop (KITTI protocol).")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.max_depth <= self.min_depth:
+            raise ValueError(
+                f"max_depth ({self.max_depth}) must be larger than min_depth ({self.min_depth})"
+            )
+        if self.kind != "synthetic" and self.path is None:
+            raise ValueError(f"data kind {self.kind!r} needs a path")
+        return self
+
+
+class ModelConfig(_Frozen):
+    """Size of the small encoder-decoder depth network."""
+
+    base_channels: int = Field(
+        16, ge=4, le=256, description="Channels of the first encoder stage (doubles per stage)."
+    )
+    num_stages: int = Field(
+        4, ge=2, le=6, description="Encoder stages; each halves the resolution."
+    )
+
+
+class TrainConfig(_Frozen):
+    """One short, reproducible training run."""
+
+    loss: LossConfig = Field(default_factory=LossConfig, description="The supervised loss.")
+    data: DataConfig = Field(default_factory=DataConfig, description="The data set.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The network.")
+    epochs: int = Field(5, ge=1, le=10_000, description="Number of epochs.")
+    steps_per_epoch: int = Field(
+        20, ge=1, le=1_000_000, description="Optimiser steps per epoch (batches drawn)."
+    )
+    batch_size: int = Field(4, ge=1, le=4096, description="Images per optimiser step.")
+    val_batches: int = Field(
+        0, ge=0, description="Validation batches per epoch; 0 = the whole validation split."
+    )
+    lr: float = Field(1e-3, gt=0.0, le=1.0, description="AdamW learning rate.")
+    weight_decay: float = Field(1e-4, ge=0.0, le=1.0, description="AdamW weight decay.")
+    lr_schedule: Literal["none", "cosine", "step"] = Field(
+        "cosine", description="Learning-rate schedule over the run's steps."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto = CUDA (bf16 autocast) when available, else CPU."
+    )
+    seed: int = Field(0, ge=0, description="Seed for data, model initialisation and order.")
+    num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes.")
+    output_dir: Path | None = Field(
+        None, description="Folder for previews and the best checkpoint; none = keep nothing."
+    )
+    previews: bool = Field(True, description="Save one preview PNG per validation.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        # The gradient term downsamples the residual K-1 times and the network halves the
+        # resolution once per stage: both need images large enough for that.
+        smallest = min(self.data.height, self.data.width)
+        if smallest // 2 ** (self.loss.num_scales - 1) < 2:
+            raise ValueError(
+                f"loss.num_scales={self.loss.num_scales} is too large for a "
+                f"{self.data.height}x{self.data.width} image: the coarsest scale would be "
+                "smaller than 2 px"
+            )
+        step = 2**self.model.num_stages
+        if self.data.height % step or self.data.width % step:
+            raise ValueError(
+                f"data.height and data.width must be multiples of 2^model.num_stages = {step} "
+                f"(got {self.data.height}x{self.data.width})"
+            )
+        return self
