@@ -1,7 +1,471 @@
-"""salsweep command line (placeholder until the CLI lands)."""
+"""salsweep: tune the Scale-Adaptive Loss with Optuna sweeps tracked in MLflow.
+
+Thin on purpose: parse options, call a package, draw the result. This is the only place
+where exceptions become messages and exit codes: 0 success, 1 an error the user can act on
+(one line, no traceback unless --debug), 2 misuse (click's usage errors), 130 interrupted.
+"""
 
 from __future__ import annotations
 
+import math
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+__all__ = ["cli", "main"]
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _home_option(func: F) -> F:
+    return click.option(
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="SALSWEEP_HOME",
+        default=Path(".salsweep"),
+        show_default=True,
+        help="Data dir: Optuna SQLite file, MLflow server files, trial outputs (SALSWEEP_HOME).",
+    )(func)
+
+
+def _storage_option(func: F) -> F:
+    return click.option(
+        "--storage",
+        envvar="SALSWEEP_STORAGE",
+        default=None,
+        help="Optuna storage URL (SALSWEEP_STORAGE); default: SQLite file in the data dir.",
+    )(func)
+
+
+def _tracking_option(func: F) -> F:
+    return click.option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        default=None,
+        help="MLflow server (MLFLOW_TRACKING_URI); default: the data dir's local server, "
+        "started when none is running.",
+    )(func)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that carry a message meant for the user (imported lazily)."""
+    from studies import ServerError, StorageError, StudyMismatch, TrackingError
+    from sweeps import SpecError
+    from trainer import ConfigError, NonFiniteLoss
+    from trainer.data import DataError
+
+    return (
+        ConfigError,
+        DataError,
+        NonFiniteLoss,
+        ServerError,
+        SpecError,
+        StorageError,
+        StudyMismatch,
+        TrackingError,
+    )
+
+
+class SalsweepGroup(click.Group):
+    """Maps exceptions to messages and exit codes for every command below it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            err.print(
+                "[yellow]interrupted[/]: the running trial was marked failed; "
+                "`salsweep sweep resume NAME` continues the sweep"
+            )
+            ctx.exit(130)
+        except Exception as exc:
+            if ctx.find_root().params.get("debug"):
+                traceback.print_exc()
+            known = isinstance(exc, _user_errors())
+            message = str(exc) if known else f"unexpected {type(exc).__name__}: {exc}"
+            hint = "" if known else " (run with --debug for the traceback)"
+            raise click.ClickException(message + hint) from None
+
+
+@click.group(cls=SalsweepGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.version_option(package_name="salsweep")
+def cli(debug: bool) -> None:
+    """Tune the Scale-Adaptive Loss (G2-MonoDepth) with Optuna sweeps tracked in MLflow."""
+
+
+# ---------------------------------------------------------------------------- sweeps
+
+
+@cli.group(cls=SalsweepGroup)
+def sweep() -> None:
+    """Launch, validate and resume sweeps."""
+
+
+class _RichObserver:
+    """Progress bars for trials and epochs (studies.SweepObserver)."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress = progress
+        self.trials = progress.add_task("trials", total=total)
+        self.epochs = progress.add_task("epochs", total=1, visible=False)
+
+    def sweep_started(self, ui_url: str) -> None:
+        self.progress.console.print(f"MLflow runs: [link={ui_url}]{ui_url}[/link]")
+
+    def trial_started(self, number: int, params: dict[str, object], epochs: int) -> None:
+        shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
+        self.progress.reset(self.epochs, total=epochs, visible=True, description=f"trial {number}")
+        self.progress.console.print(f"trial {number}: {shown}")
+
+    def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
+        abs_rel = metrics.get("val/abs_rel", math.nan)
+        self.progress.update(
+            self.epochs, completed=epoch, description=f"trial {number} abs_rel={abs_rel:.4f}"
+        )
+
+    def trial_finished(self, number: int, state: str, value: float | None) -> None:
+        self.progress.advance(self.trials)
+        self.progress.update(self.epochs, visible=False)
+        shown = "" if value is None else f" value={value:.5g}"
+        self.progress.console.print(f"trial {number}: {state}{shown}")
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _run(
+    spec: Any,
+    name: str,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
+    n_trials: int | None,
+    create: bool,
+) -> None:
+    from studies import SweepTarget, resolve_storage, resolve_tracking, run_sweep
+
+    tracking = resolve_tracking(tracking_uri, home)
+    if tracking.started_here:
+        err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
+    target = SweepTarget(resolve_storage(storage, home), tracking.uri, home)
+    total = n_trials if n_trials is not None else spec.budget.n_trials
+    with _progress() as progress:
+        outcome = run_sweep(
+            spec,
+            name,
+            target,
+            n_trials=n_trials,
+            observer=_RichObserver(progress, total),
+            create=create,
+        )
+    _print_study(name, target.storage_url)
+    out.print(f"MLflow runs: {outcome.ui_url}")
+    out.print(f"Export the best configuration: salsweep studies export {name} -o best.yaml")
+
+
+@contextmanager
+def _progress() -> Iterator[Progress]:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        yield progress
+
+
+@sweep.command("launch")
+@click.argument(
+    "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--study-name",
+    default=None,
+    help="Study (and MLflow experiment) name; default: the spec's name.",
+)
+@click.option(
+    "--n-trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Total trials of the study (overrides the spec's budget).",
+)
+@_storage_option
+@_tracking_option
+@_home_option
+def sweep_launch(
+    spec_path: Path,
+    study_name: str | None,
+    n_trials: int | None,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
+) -> None:
+    """Create (or continue) the study of SPEC and run its trials."""
+    from sweeps import load_spec
+
+    spec = load_spec(spec_path)
+    _run(spec, study_name or spec.name, storage, tracking_uri, home, n_trials, create=True)
+
+
+@sweep.command("validate")
+@click.argument(
+    "spec_path", metavar="SPEC", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+def sweep_validate(spec_path: Path) -> None:
+    """Check SPEC and print it resolved; creates nothing."""
+    from sweeps import load_spec, spec_to_yaml
+
+    spec = load_spec(spec_path)
+    out.print(spec_to_yaml(spec), highlight=False, markup=False)
+    err.print(f"{spec_path}: valid")
+
+
+@sweep.command("resume")
+@click.argument("name")
+@click.option(
+    "--n-trials",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Total trials of the study (overrides the stored budget).",
+)
+@_storage_option
+@_tracking_option
+@_home_option
+def sweep_resume(
+    name: str, n_trials: int | None, storage: str | None, tracking_uri: str | None, home: Path
+) -> None:
+    """Run the remaining trials of study NAME (as launched, same spec)."""
+    from studies import resolve_storage, stored_spec
+
+    spec = stored_spec(name, resolve_storage(storage, home))
+    _run(spec, name, storage, tracking_uri, home, n_trials, create=False)
+
+
+# ---------------------------------------------------------------------------- studies
+
+
+@cli.group(cls=SalsweepGroup)
+def studies() -> None:
+    """List, inspect and export studies."""
+
+
+@studies.command("list")
+@_storage_option
+@_home_option
+def studies_list(storage: str | None, home: Path) -> None:
+    """Every study in the storage, with its trial counts and best value."""
+    from studies import resolve_storage, study_summaries
+
+    table = Table("study", "trials", "complete", "pruned", "failed", "best", "started")
+    for s in study_summaries(resolve_storage(storage, home)):
+        best = "-" if s.best_value is None else f"{s.best_value:.5g}"
+        started = s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-"
+        table.add_row(
+            s.name,
+            str(s.n_trials),
+            str(s.n_complete),
+            str(s.n_pruned),
+            str(s.n_failed),
+            best,
+            started,
+        )
+    out.print(table)
+
+
+def _print_study(name: str, storage_url: str) -> None:
+    from studies import load_study, trial_rows
+
+    study = load_study(name, storage_url)
+    table = Table("trial", "state", "params", "value", "duration", "MLflow run", title=name)
+    for row in trial_rows(study):
+        params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in row.params.items())
+        if row.baseline:
+            params = f"[baseline] {params}"
+        value = "-" if row.value is None else f"{row.value:.5g}"
+        duration = "-" if row.duration is None else f"{row.duration:.1f}s"
+        table.add_row(str(row.number), row.state, params, value, duration, row.mlflow_run_id or "-")
+    out.print(table)
+
+
+@studies.command("show")
+@click.argument("name")
+@_storage_option
+@_home_option
+def studies_show(name: str, storage: str | None, home: Path) -> None:
+    """A table of the trials of study NAME."""
+    from studies import resolve_storage
+
+    _print_study(name, resolve_storage(storage, home))
+
+
+@studies.command("export")
+@click.argument("name")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write (YAML).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["trainer", "packnet"]),
+    default="trainer",
+    show_default=True,
+    help="trainer: runnable with `salsweep train`; packnet: packnet-sfm YAML layout.",
+)
+@_storage_option
+@_home_option
+def studies_export(name: str, output: Path, fmt: str, storage: str | None, home: Path) -> None:
+    """Write the best trial's configuration of study NAME."""
+    from studies import export_best, load_study, resolve_storage, write_export
+
+    text = export_best(load_study(name, resolve_storage(storage, home)), fmt)  # type: ignore[arg-type]
+    write_export(text, output)
+    err.print(f"wrote {output} ({fmt} format)")
+
+
+# ---------------------------------------------------------------------------- server
+
+
+@cli.group(cls=SalsweepGroup)
+def server() -> None:
+    """The local MLflow tracking server (SQLite in the data dir)."""
+
+
+@server.command("start")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+@_home_option
+def server_start(host: str, port: int, home: Path) -> None:
+    """Start the server in the background (no-op when it already runs)."""
+    from studies import start_server
+
+    info = start_server(home, host=host, port=port)
+    out.print(f"MLflow server running at {info.url} (pid {info.pid}); UI: {info.url}")
+
+
+@server.command("stop")
+@_home_option
+def server_stop(home: Path) -> None:
+    """Stop the server and every process it started."""
+    from studies import stop_server
+
+    out.print("stopped" if stop_server(home) else "no server was running")
+
+
+@server.command("status")
+@_home_option
+def server_status_cmd(home: Path) -> None:
+    """Exit 0 and print the address when the server is running and healthy, else exit 1."""
+    from studies import server_status
+
+    info = server_status(home)
+    if info is None:
+        raise click.ClickException(f"no MLflow server is running for {home}")
+    out.print(f"MLflow server running at {info.url} (pid {info.pid})")
+
+
+# ---------------------------------------------------------------------------- train, loss
+
+
+@cli.command("train")
+@click.argument(
+    "config_path", metavar="CONFIG", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default=None,
+    help="Override the config's device.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Override the config's output folder (previews, best checkpoint).",
+)
+def train(config_path: Path, device: str | None, output_dir: Path | None) -> None:
+    """One training run from a YAML TrainConfig (e.g. an exported best.yaml)."""
+    from trainer import fit, load_train_config
+
+    config = load_train_config(config_path)
+    updates: dict[str, object] = {}
+    if device is not None:
+        updates["device"] = device
+    if output_dir is not None:
+        updates["output_dir"] = output_dir
+    config = config.model_copy(update=updates)
+
+    with _progress() as progress:
+        task = progress.add_task("epoch 1", total=config.epochs * config.steps_per_epoch)
+
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            progress.console.print(
+                f"epoch {epoch}/{config.epochs}: train/total_loss="
+                f"{metrics.get('train/total_loss', math.nan):.4f} "
+                f"val/abs_rel={metrics.get('val/abs_rel', math.nan):.4f} "
+                f"({metrics['epoch_time_s']:.1f}s)"
+            )
+            progress.update(task, description=f"epoch {min(epoch + 1, config.epochs)}")
+
+        result = fit(config, on_epoch_end, on_step=lambda _s, _n: progress.advance(task))
+    table = Table(
+        "metric",
+        "final",
+        f"best (epoch {result.best_epoch})",
+        title=f"{config_path} on {result.device}",
+    )
+    for key in sorted(result.final):
+        table.add_row(key, f"{result.final[key]:.6g}", f"{result.best[key]:.6g}")
+    out.print(table)
+    if result.checkpoint is not None:
+        out.print(f"best checkpoint: {result.checkpoint}")
+
+
+@cli.group(cls=SalsweepGroup)
+def loss() -> None:
+    """Check the loss functions."""
+
+
+@loss.command("check")
+@click.option("--seed", type=int, default=0, show_default=True)
+def loss_check(seed: int) -> None:
+    """The seed's quick check: random (2,1,192,640) inverse depths through the loss."""
+    from loss import quick_check
+
+    result = quick_check(seed)
+    table = Table("metric", "value", title="scale-adaptive loss, random (2,1,192,640) input")
+    for key, value in result.metrics.items():
+        table.add_row(key, f"{float(value):.6g}")
+    out.print(table)
+    out.print(f"total: {float(result.total):.6g} (finite: {math.isfinite(float(result.total))})")
+
 
 def main() -> None:
-    raise SystemExit("salsweep: not implemented yet")
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="salsweep")
+    except KeyboardInterrupt:  # raised outside a command (e.g. while importing)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -83,8 +83,8 @@ class DataConfig(_Frozen):
     scan_lines: int = Field(
         24, ge=1, le=512, description="Synthetic sparse ground truth: number of scan lines."
     )
-    num_train: int = Field(64, ge=1, le=100_000, description="Synthetic: training scenes.")
-    num_val: int = Field(16, ge=1, le=100_000, description="Synthetic: validation scenes.")
+    num_train: int = Field(1000, ge=1, le=100_000, description="Synthetic: training scenes.")
+    num_val: int = Field(32, ge=1, le=100_000, description="Synthetic: validation scenes.")
     val_fraction: float = Field(
         0.2, gt=0.0, lt=1.0, description="kitti/nyu/folder: fraction of samples held out."
     )

@@ -1,0 +1,170 @@
+"""Tensor building blocks of the losses: working domain, masked per-image statistics,
+Sobel gradient magnitude, resizing. Pure functions, no state.
+
+Invalid pixels: their input values are replaced with ``torch.where`` before any
+arithmetic (``select``), so every tensor a loss computes is finite at every pixel and no
+inf or NaN can arise there. Reductions over the valid pixels then weight by the 0/1 mask
+in the working dtype (``weight``): that multiplies finite numbers only (never
+``inf * 0``), and on CPU a float multiply is 10-20 times faster than ``torch.where`` on a
+bool mask (0.1 ms against 1.4 ms for 4x192x640, torch 2.13; see docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+__all__ = [
+    "downscale",
+    "inv2depth",
+    "masked_sum",
+    "normalise",
+    "safe_divide",
+    "select",
+    "sobel_l1",
+]
+
+
+def select(x: torch.Tensor, valid: torch.Tensor | None, fill: float) -> torch.Tensor:
+    """[B,1,H,W]: ``x`` at valid pixels, ``fill`` elsewhere (``x`` itself when all valid).
+
+    The gradient reaching ``x`` at an invalid pixel is exactly 0."""
+    return x if valid is None else torch.where(valid, x, fill)
+
+
+def inv2depth(inv: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] inverse depth -> depth: ``1 / x`` where ``x > 0``, else 0 (never inf)."""
+    positive = inv > 0
+    return torch.where(positive, torch.reciprocal(torch.where(positive, inv, 1.0)), 0.0)
+
+
+def safe_divide(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` where ``den > 0``, else ``num`` unchanged (callers pass a zero ``num``
+    there, so an empty image or batch gives 0, not NaN, and no NaN gradient either)."""
+    return num / torch.where(den > 0, den, 1.0)
+
+
+def masked_sum(x: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """[B,1,H,W] -> [B,1,1,1]: per-image sum of ``x`` over the valid pixels.
+
+    x: finite everywhere; weight: [B,1,H,W] 1.0 at valid pixels, 0.0 elsewhere, or None
+    when every pixel is valid.
+    """
+    if weight is not None:
+        x = x * weight
+    return x.sum(dim=(2, 3), keepdim=True)
+
+
+def normalise(
+    d: torch.Tensor, weight: torch.Tensor | None, count: torch.Tensor, epsilon: float
+) -> torch.Tensor:
+    """Per-image ``(d - mu) / (s + epsilon)`` with mean ``mu`` and mean absolute deviation
+    ``s`` over the valid pixels.
+
+    d: [B,1,H,W] working-domain values, finite everywhere.
+    weight: [B,1,H,W] 0/1 valid pixels in d's dtype, or None for every pixel.
+    count: [B,1,1,1] valid pixels per image (0 allowed: that image gets ``mu = s = 0``).
+    Returns [B,1,H,W]; values at invalid pixels are finite and meaningless.
+    """
+    mu = safe_divide(masked_sum(d, weight), count)
+    centred = d - mu
+    mad = safe_divide(masked_sum(centred.abs(), weight), count)
+    # MAD + epsilon is 0 only when epsilon = 0 and every valid value is equal, i.e. the
+    # centred values are all 0 there: any divisor gives 0, take 1 to stay finite.
+    return safe_divide(centred, mad + epsilon)
+
+
+def downscale(r: torch.Tensor, k: int) -> torch.Tensor:
+    """[B,1,H,W] -> [B,1,floor(H/2^(k-1)),floor(W/2^(k-1))]: scale k of the gradient term.
+
+    Bilinear, ``align_corners=False``, with the scale factor itself (not the output size)
+    deciding where samples fall, as the seed's ``F.interpolate(scale_factor=...)`` does.
+    """
+    if k == 1:
+        return r
+    return F.interpolate(r, scale_factor=1.0 / 2 ** (k - 1), mode="bilinear", align_corners=False)
+
+
+def _smooth_diff(p: torch.Tensor, smooth_dim: int, diff_dim: int) -> torch.Tensor:
+    # Sobel is separable: [1,2,1] smoothing along one axis, central difference along the
+    # other. Slices and adds instead of a convolution: on CPU about twice as fast as one
+    # 2-output-channel conv2d (see docs/BENCHMARKS.md).
+    n = p.shape[smooth_dim]
+    s = torch.add(p.narrow(smooth_dim, 0, n - 2), p.narrow(smooth_dim, 1, n - 2), alpha=2.0)
+    s += p.narrow(smooth_dim, 2, n - 2)
+    m = s.shape[diff_dim]
+    return s.narrow(diff_dim, 2, m - 2) - s.narrow(diff_dim, 0, m - 2)
+
+
+def _smooth_diff_adjoint(
+    sign: torch.Tensor, out: torch.Tensor, smooth_dim: int, diff_dim: int
+) -> None:
+    # Adds the adjoint of _smooth_diff applied to ``sign`` into ``out`` (the padded map's
+    # gradient): the transposed difference, then the transposed [1,2,1] smoothing.
+    shape = list(sign.shape)
+    shape[diff_dim] += 2
+    t = sign.new_zeros(shape, dtype=out.dtype)
+    m = shape[diff_dim]
+    t.narrow(diff_dim, 2, m - 2).add_(sign)
+    t.narrow(diff_dim, 0, m - 2).sub_(sign)
+    n = out.shape[smooth_dim]
+    out.narrow(smooth_dim, 0, n - 2).add_(t)
+    out.narrow(smooth_dim, 1, n - 2).add_(t, alpha=2.0)
+    out.narrow(smooth_dim, 2, n - 2).add_(t)
+
+
+def _unpad_replicate(grad_p: torch.Tensor) -> torch.Tensor:
+    # Adjoint of F.pad(r, (1, 1, 1, 1), mode="replicate"): every padded pixel hands its
+    # gradient back to the border pixel it copies (corners to the corner pixels).
+    g = grad_p[..., 1:-1, 1:-1].clone()
+    g[..., 0, :] += grad_p[..., 0, 1:-1]
+    g[..., -1, :] += grad_p[..., -1, 1:-1]
+    g[..., :, 0] += grad_p[..., 1:-1, 0]
+    g[..., :, -1] += grad_p[..., 1:-1, -1]
+    g[..., 0, 0] += grad_p[..., 0, 0]
+    g[..., 0, -1] += grad_p[..., 0, -1]
+    g[..., -1, 0] += grad_p[..., -1, 0]
+    g[..., -1, -1] += grad_p[..., -1, -1]
+    return g
+
+
+class _SobelL1(torch.autograd.Function):
+    """sum(|Sobel_x r| + |Sobel_y r|) with a hand-written backward.
+
+    Autograd through the slices of ``_smooth_diff`` would allocate and zero one
+    full-size gradient per slice (ten per scale); here the backward writes into two
+    buffers, and only the signs of the gradients are kept (int8: 2 bytes a pixel).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, r: torch.Tensor) -> torch.Tensor:
+        p = F.pad(r, (1, 1, 1, 1), mode="replicate")
+        gx = _smooth_diff(p, smooth_dim=2, diff_dim=3)
+        gy = _smooth_diff(p, smooth_dim=3, diff_dim=2)
+        if ctx.needs_input_grad[0]:  # not under no_grad (validation)
+            ctx.save_for_backward(torch.sign(gx).to(torch.int8), torch.sign(gy).to(torch.int8))
+        return gx.abs().sum() + gy.abs().sum()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        sx, sy = ctx.saved_tensors
+        batch, channels, height, width = sx.shape
+        grad_p = grad.new_zeros((batch, channels, height + 2, width + 2))
+        _smooth_diff_adjoint(sx, grad_p, smooth_dim=2, diff_dim=3)
+        _smooth_diff_adjoint(sy, grad_p, smooth_dim=3, diff_dim=2)
+        return _unpad_replicate(grad_p) * grad
+
+
+def sobel_l1(r: torch.Tensor) -> torch.Tensor:
+    """[B,1,h,w] -> []: ``sum(|Sobel_x r| + |Sobel_y r|)`` with replicate padding.
+
+    The 3x3 Sobel kernels ``[[-1,0,1],[-2,0,2],[-1,0,1]]`` and its transpose, as a
+    cross-correlation (``conv2d``) over the replicate-padded map. Differentiable once
+    (the gradient of ``|x|`` at 0 is 0, as autograd's).
+    """
+    out: torch.Tensor = _SobelL1.apply(r)
+    return out

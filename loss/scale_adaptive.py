@@ -1,0 +1,177 @@
+"""The Scale-Adaptive Loss of G2-MonoDepth, dense and sparse (see DESIGN.md, "The loss").
+
+    d       = 1/x (0 where x <= 0), or x itself with use_inv_depth
+    m       = valid pixels: dense: all (or mask); sparse: gt_inv > 0 (and mask)
+    n(d)    = (d - mu) / (s + epsilon), mu and s = mean and mean absolute deviation of d
+              over the image's valid pixels
+    r       = m * (n(pred) - n(gt))
+    rel     = sum |r| / sum m                                      (over the batch)
+    abs     = sum m |pred_d - gt_d| / sum m      when use_absolute and (mask or sparse)
+    g_k     = sum(|Sobel_x r_k| + |Sobel_y r_k|) / N_k,  r_k = r resized by 1/2^(k-1)
+    total   = rel + abs + lambda_sg * mean_k g_k
+
+Differences from the seed's code, on purpose (the seed's defects, see seed/README.md):
+statistics over valid pixels only, the residual zeroed at invalid pixels before the
+gradient operator, no NaN from ``1/0`` or ``inf * 0``, the absolute term reported only when
+it is computed, no printing. On dense inputs without a mask the two agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from loss.ops import (
+    downscale,
+    inv2depth,
+    masked_sum,
+    normalise,
+    safe_divide,
+    select,
+    sobel_l1,
+)
+from loss.output import LossOutput
+from loss.validation import (
+    check_bool,
+    check_image_size,
+    check_inputs,
+    check_non_negative,
+    check_num_scales,
+)
+
+__all__ = ["ScaleAdaptiveLoss"]
+
+
+@dataclass(frozen=True)
+class ScaleAdaptiveLoss:
+    """Scale-Adaptive Loss ``L_sa + lambda_sg * L_sg``; immutable, a call changes nothing.
+
+    Args:
+        lambda_sg: weight of the multi-scale gradient term, >= 0.
+        epsilon: added to the mean absolute deviation before dividing, >= 0.
+        num_scales: scales K of the gradient term, >= 1 (and 2^(K-1) <= min(H, W)).
+        use_absolute: add the mean absolute error of the working-domain values over the
+            valid pixels; only with a mask or the sparse method (as in the seed).
+        use_inv_depth: work on inverse depth directly instead of depth.
+        sparse: method ``sparse-scale-adaptive``: only pixels with ``gt_inv > 0`` count,
+            and ``N_k`` follows the valid count instead of the pixel count.
+
+    Metrics, in this order: ``scale_adaptive/relative``, ``scale_adaptive/absolute``
+    (only when the absolute term is active), ``gradient/scale_1`` .. ``gradient/scale_K``,
+    ``total_loss``, ``loss_sa``, ``loss_sg``.
+    """
+
+    lambda_sg: float = 0.5
+    epsilon: float = 1e-8
+    num_scales: int = 4
+    use_absolute: bool = True
+    use_inv_depth: bool = False
+    sparse: bool = False
+
+    def __post_init__(self) -> None:
+        # frozen: normalised values are written once, here, through object.__setattr__.
+        object.__setattr__(self, "lambda_sg", check_non_negative("lambda_sg", self.lambda_sg))
+        object.__setattr__(self, "epsilon", check_non_negative("epsilon", self.epsilon))
+        check_num_scales(self.num_scales)
+        check_bool("use_absolute", self.use_absolute)
+        check_bool("use_inv_depth", self.use_inv_depth)
+        check_bool("sparse", self.sparse)
+
+    @property
+    def method(self) -> str:
+        """The packnet-style method name: ``scale-adaptive`` or ``sparse-scale-adaptive``."""
+        return "sparse-scale-adaptive" if self.sparse else "scale-adaptive"
+
+    def metric_names(self, with_mask: bool) -> tuple[str, ...]:
+        """The metric names of a call with (``with_mask``) or without a mask, in order."""
+        absolute = self.use_absolute and (with_mask or self.sparse)
+        return (
+            "scale_adaptive/relative",
+            *(("scale_adaptive/absolute",) if absolute else ()),
+            *(f"gradient/scale_{k}" for k in range(1, self.num_scales + 1)),
+            "total_loss",
+            "loss_sa",
+            "loss_sg",
+        )
+
+    def __call__(
+        self,
+        pred_inv: torch.Tensor,
+        gt_inv: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> LossOutput:
+        """The loss of a batch.
+
+        Args:
+            pred_inv: [B,1,H,W] predicted inverse depth, > 0, float32 or float64.
+            gt_inv: [B,1,H,W] ground-truth inverse depth, >= 0 (0 = no measurement).
+            mask: [B,1,H,W] bool or 0/1, or None: pixels that count.
+
+        Returns:
+            ``LossOutput(total, metrics)``: ``total`` a [] tensor with autograd history,
+            ``metrics`` detached [] tensors named as in the class docstring.
+
+        Raises:
+            ValueError: wrong shape, dtype, device or values, or ``num_scales`` too large
+                for the image size.
+        """
+        pred, gt, valid = check_inputs(pred_inv, gt_inv, mask)
+        check_image_size(self.num_scales, pred.shape)
+        if self.sparse:
+            has_gt = gt > 0
+            valid = has_gt if valid is None else valid & has_gt
+
+        batch, _, height, width = pred.shape
+        dtype, device = pred.dtype, pred.device
+        if valid is None:
+            weight = None
+            count = torch.full((batch, 1, 1, 1), float(height * width), dtype=dtype, device=device)
+        else:
+            weight = valid.to(dtype)
+            count = weight.sum(dim=(2, 3), keepdim=True)
+        total_count = count.sum()
+
+        # Invalid pixels get a neutral 1 before any arithmetic (see loss.ops).
+        pred_d = select(pred, valid, 1.0)
+        gt_d = select(gt, valid, 1.0)
+        if not self.use_inv_depth:
+            pred_d = torch.reciprocal(pred_d)  # pred > 0: finite
+            # Sparse: every valid pixel has gt > 0. Dense: gt = 0 means depth 0 (DESIGN).
+            gt_d = torch.reciprocal(gt_d) if self.sparse else inv2depth(gt_d)
+
+        # Normalised once and shared by the relative and the gradient terms.
+        diff = normalise(pred_d, weight, count, self.epsilon)
+        diff = diff - normalise(gt_d, weight, count, self.epsilon)
+        residual = diff if weight is None else diff * weight
+
+        metrics: dict[str, torch.Tensor] = {}
+        relative = safe_divide(residual.abs().sum(), total_count)
+        metrics["scale_adaptive/relative"] = relative
+        loss_sa = relative
+        if self.use_absolute and weight is not None:
+            error = masked_sum((pred_d - gt_d).abs(), weight).sum()
+            absolute = safe_divide(error, total_count)
+            metrics["scale_adaptive/absolute"] = absolute
+            loss_sa = relative + absolute
+
+        scale_terms = []
+        for k in range(1, self.num_scales + 1):
+            r_k = downscale(residual, k)
+            h_k, w_k = r_k.shape[2], r_k.shape[3]
+            if self.sparse:
+                # sum(m) / 4^(k-1), written as the exact area ratio so that an all-valid
+                # sparse batch equals the dense method also when H or W is not divisible.
+                n_k = total_count * (h_k * w_k / (height * width))
+            else:
+                n_k = torch.full((), float(batch * h_k * w_k), dtype=dtype, device=device)
+            term = safe_divide(sobel_l1(r_k), n_k)
+            metrics[f"gradient/scale_{k}"] = term
+            scale_terms.append(term)
+        loss_sg = torch.stack(scale_terms).mean()
+
+        total = loss_sa + self.lambda_sg * loss_sg
+        metrics["total_loss"] = total
+        metrics["loss_sa"] = loss_sa
+        metrics["loss_sg"] = loss_sg
+        return LossOutput(total, {name: value.detach() for name, value in metrics.items()})

@@ -1,0 +1,173 @@
+"""Export the best trial's configuration as YAML: runnable again, or in packnet-sfm's layout.
+
+Contract with the objective (studies/objective.py, studies/sweep.py): a finished trial has
+the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``), ``mlflow_run_id``
+and ``baseline``; the study has ``spec`` (the spec's JSON dump), ``objective_metric``,
+``direction``, ``mlflow_experiment_id`` and ``mlflow_parent_run_id``. A trial without a
+stored config is rebuilt from the stored spec and its params.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import yaml
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from studies.search_space import is_baseline
+from sweeps import SpecError, parse_spec
+from trainer.config import TrainConfig
+from trainer.io import dump_train_config
+
+__all__ = ["ExportError", "ExportFormat", "best_trial", "export_best", "write_export"]
+
+ExportFormat = Literal["trainer", "packnet"]
+
+
+class ExportError(ValueError):
+    """Nothing to export: no complete trial yet, or a trial without a usable config."""
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial:
+    """The best COMPLETE trial that is not the SSI baseline (lowest number on a tie)."""
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not is_baseline(t) and t.value is not None and math.isfinite(t.value)
+    ]
+    if not trials:
+        counts: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
+        raise ExportError(
+            f"study {study.study_name!r} has no complete trial to export yet ({shown}; "
+            "the baseline does not count)"
+        )
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    return min(trials, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
+
+def _baseline(study: optuna.Study) -> FrozenTrial | None:
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return next((t for t in done if is_baseline(t)), None)
+
+
+def _config(study: optuna.Study, trial: FrozenTrial) -> TrainConfig:
+    stored = trial.user_attrs.get("config")
+    if stored is not None:
+        return TrainConfig.model_validate(stored)
+    spec_data = study.user_attrs.get("spec")
+    if spec_data is None:
+        raise ExportError(
+            f"trial {trial.number} of study {study.study_name!r} has no stored config and the "
+            "study has no spec to rebuild it from"
+        )
+    try:
+        spec = parse_spec(spec_data, f"study {study.study_name}")
+        return spec.config_for(trial.params, baseline=is_baseline(trial))
+    except SpecError as exc:
+        raise ExportError(f"cannot rebuild the config of trial {trial.number}: {exc}") from None
+
+
+def _header(study: optuna.Study, trial: FrozenTrial, fmt: ExportFormat, filename: str) -> list[str]:
+    metric = str(study.user_attrs.get("objective_metric", "objective"))
+    direction = study.direction.name.lower()
+    spec = study.user_attrs.get("spec") or {}
+    reduce = (spec.get("objective") or {}).get("reduce")
+    how = f"{direction}, {reduce} epoch" if reduce else direction
+    lines = [
+        f"# salsweep: best trial of study {study.study_name!r} ({fmt} format)",
+        f"# study: {study.study_name}",
+        f"# trial: {trial.number}",
+        f"# objective: {metric} = {trial.value:.6g} ({how})",
+    ]
+    base = _baseline(study)
+    if base is not None and base.value is not None:
+        method = (base.user_attrs.get("config") or {}).get("loss", {}).get("method", "ssi")
+        lines.append(f"# baseline: {method} (trial {base.number}): {metric} = {base.value:.6g}")
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    experiment = study.user_attrs.get("mlflow_experiment_id")
+    where = f" (experiment {experiment})" if experiment is not None else ""
+    lines.append(f"# mlflow run: {run_id or '-'}{where}")
+    if fmt == "trainer":
+        lines.append(f"# reproduce: salsweep train {filename}")
+    else:
+        lines += [
+            f"# reproduce (in packnet-sfm): python scripts/train.py {filename}",
+            "# merge into your packnet-sfm config: depth_net and the data set paths and",
+            "# splits are not part of the sweep",
+        ]
+    return lines
+
+
+def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:
+    """The seed's packnet-sfm YAML layout (model.params holds the supervised loss)."""
+    loss = config.loss
+    params: dict[str, Any] = {
+        "supervised_method": loss.method,
+        # The sweep trains with ground truth only: the supervised loss has the full weight.
+        "supervised_loss_weight": 1.0,
+        **loss.loss_params(),
+    }
+    return {
+        "name": name,
+        "model": {
+            "name": "SemiSupModel",
+            "params": params,
+            "optimizer": {
+                "name": "AdamW",
+                "depth": {"lr": config.lr, "weight_decay": config.weight_decay},
+            },
+        },
+        "datasets": {"train": {"batch_size": config.batch_size}},
+        # packnet-sfm reads the epoch count from arch.max_epochs (the seed wrote trainer:).
+        "arch": {"max_epochs": config.epochs},
+    }
+
+
+def export_best(
+    study: optuna.Study, fmt: ExportFormat = "trainer", *, filename: str = "best.yaml"
+) -> str:
+    """YAML text of the best non-baseline trial's configuration, with a comment header.
+
+    ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
+    the seed's packnet-sfm layout. ``filename`` only appears in the reproduce command.
+    Raises `ExportError` when there is no complete non-baseline trial.
+    """
+    if fmt not in ("trainer", "packnet"):
+        raise ValueError(f"unknown export format {fmt!r} (valid: trainer, packnet)")
+    trial = best_trial(study)
+    config = _config(study, trial)
+    header = "\n".join(_header(study, trial, fmt, filename)) + "\n"
+    if fmt == "trainer":
+        return header + dump_train_config(config)
+    body = _packnet(config, f"{study.study_name}-trial-{trial.number}")
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+def write_export(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, then a rename,
+    so that an interrupted write never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

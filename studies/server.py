@@ -1,0 +1,398 @@
+"""The local MLflow tracking server: SQLite and artifacts in the data dir.
+
+``start_server`` runs ``mlflow server`` in the background, in its own process session,
+so that one signal to its process group reaches every process it starts: the uvicorn
+server, MLflow's job runner and its huey consumers (set
+``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` in the environment to run without the
+latter two; salsweep does not need them). Files under ``home``:
+
+- ``mlflow.db``          the tracking store (SQLite)
+- ``mlartifacts/``       artifacts; clients upload them over HTTP (``--serve-artifacts``)
+- ``mlflow-server.log``  the server's stdout and stderr
+- ``mlflow-server.json`` pid, process group, address and start time of the running server
+
+The UI's table of training runs is at ``<url>/#/experiments/<id>/runs``
+(:func:`studies.urls.runs_page_url`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from studies.urls import port_in_use
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "ServerError",
+    "ServerInfo",
+    "is_healthy",
+    "server_command",
+    "server_status",
+    "start_server",
+    "stop_server",
+    "wait_healthy",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+STATE_FILE = "mlflow-server.json"
+LOG_FILE = "mlflow-server.log"
+DB_FILE = "mlflow.db"
+ARTIFACTS_DIR = "mlartifacts"
+# Lines of the server log quoted when it fails to start.
+LOG_TAIL_LINES = 15
+
+# Loopback requests must not go through an HTTP proxy set in the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class ServerError(RuntimeError):
+    """The MLflow server cannot be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """A running server, as recorded in ``<home>/mlflow-server.json``."""
+
+    pid: int
+    pgid: int
+    host: str
+    port: int
+    url: str
+    started_at: str  # ISO 8601, UTC
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def is_healthy(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``GET <url>/health`` answers 200."""
+    try:
+        with _OPENER.open(f"{url.rstrip('/')}/health", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):  # URLError, HTTPError, timeouts, refused connections
+        return False
+
+
+def wait_healthy(
+    url: str,
+    timeout: float,
+    *,
+    proc: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
+    """Poll ``<url>/health`` until it answers 200.
+
+    Raises ServerError when ``timeout`` seconds pass first, or at once when ``proc``
+    (the server process, if we started it) exits; the message quotes ``log``'s tail.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if is_healthy(url):
+            return
+        if proc is not None and proc.poll() is not None:
+            raise ServerError(
+                f"the MLflow server exited during start-up (exit code {proc.returncode})"
+                + _tail(log)
+            )
+        if time.monotonic() >= deadline:
+            raise ServerError(
+                f"the MLflow server at {url} was not healthy after {timeout:.0f} s" + _tail(log)
+            )
+        time.sleep(0.25)
+
+
+def _tail(log: Path | None) -> str:
+    if log is None or not log.is_file():
+        return ""
+    lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    quoted = "\n".join(f"  {line}" for line in lines)
+    return f"; last lines of {log}:\n{quoted}" if lines else f"; {log} is empty"
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, pgrp) of a process from /proc, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may itself contain spaces or ')'.
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def _live_pids() -> dict[int, tuple[int, int]]:
+    """Every live (not zombie) process: pid -> (ppid, pgrp)."""
+    out: dict[int, tuple[int, int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat is not None and stat[0] != "Z":
+                out[int(entry)] = (stat[1], stat[2])
+    return out
+
+
+def _server_processes(pid: int, pgid: int) -> set[int]:
+    """Live processes of the server: its process group plus every descendant of ``pid``.
+
+    Descendants are included because a child may start its own session (MLflow's local
+    job executor does) and so leave the group.
+    """
+    procs = _live_pids()
+    found = {p for p, (_, pgrp) in procs.items() if pgrp == pgid}
+    frontier = {pid} | found
+    while frontier:
+        children = {p for p, (ppid, _) in procs.items() if ppid in frontier} - found
+        found |= children
+        frontier = children
+    if pid in procs:
+        found.add(pid)
+    return found
+
+
+# Servers this process started, kept so their exit status is collected (no zombie, and no
+# "subprocess still running" warning when a Popen object is dropped).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is our child, so it does not stay a zombie."""
+    proc = _CHILDREN.get(pid)
+    if proc is not None and proc.poll() is not None:
+        del _CHILDREN[pid]
+
+
+def _is_our_server(info: ServerInfo) -> bool:
+    """The recorded pid is alive and still an mlflow server (pids get reused)."""
+    _reap(info.pid)
+    stat = _stat(info.pid)
+    return (
+        stat is not None
+        and stat[0] != "Z"
+        and stat[2] == info.pgid
+        and "mlflow" in _cmdline(info.pid)
+    )
+
+
+def _signal_all(info: ServerInfo, pids: set[int], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(info.pgid, sig)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _wait_gone(info: ServerInfo, timeout: float) -> set[int]:
+    """Wait until no process of the server is left; return the ones still alive."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _reap(info.pid)
+        left = _server_processes(info.pid, info.pgid)
+        if not left:
+            # The leader may have exited after the _reap above: collect it now, or it
+            # stays a zombie that keeps the process group alive.
+            proc = _CHILDREN.pop(info.pid, None)
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5.0)
+            return left
+        if time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _terminate(info: ServerInfo, timeout: float) -> None:
+    """SIGTERM the server's group and descendants, then SIGKILL whatever outlives ``timeout``."""
+    pids = _server_processes(info.pid, info.pgid)
+    _signal_all(info, pids, signal.SIGTERM)
+    left = _wait_gone(info, timeout)
+    if left:
+        _signal_all(info, left, signal.SIGKILL)
+        left = _wait_gone(info, 5.0)
+    if left:
+        raise ServerError(f"processes of the MLflow server survived SIGKILL: {sorted(left)}")
+    # Children whose parent exited first are zombies until init collects them; they hold
+    # nothing, but wait briefly so that the process group is gone when we return.
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(info.pgid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            return  # the group id now belongs to someone else's processes
+        time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------- state file
+
+
+def _read_state(home: Path) -> ServerInfo | None:
+    path = home / STATE_FILE
+    try:
+        data = json.loads(path.read_text())
+        return ServerInfo(**data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        # Unreadable or from another version: treat as stale.
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _write_state(home: Path, info: ServerInfo) -> None:
+    path = home / STATE_FILE
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
+    os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+
+def _clear_stale(home: Path, info: ServerInfo) -> None:
+    """Remove a state file whose server is gone, and stop leftovers of its group."""
+    stat = _stat(info.pid)
+    if stat is None or stat[0] == "Z" or "mlflow" in _cmdline(info.pid):
+        leftovers = {
+            p
+            for p in _server_processes(info.pid, info.pgid)
+            if "mlflow" in _cmdline(p) or "uvicorn" in _cmdline(p)
+        }
+        if leftovers:
+            _terminate(info, timeout=10.0)
+    (home / STATE_FILE).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def server_command(home: Path, host: str, port: int) -> list[str]:
+    """The ``mlflow server`` command line for the data dir ``home``."""
+    home = home.resolve()
+    return [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{home / DB_FILE}",
+        "--serve-artifacts",
+        "--artifacts-destination", str(home / ARTIFACTS_DIR),
+        "--host", host,
+        "--port", str(port),
+        # One uvicorn worker: a sweep sends one request at a time, and the machine's
+        # cores belong to training.
+        "--workers", "1",
+    ]  # fmt: skip
+
+
+def server_status(home: Path) -> ServerInfo | None:
+    """The server recorded in ``home`` when it is running and healthy, else None."""
+    info = _read_state(home)
+    if info is None or not _is_our_server(info) or not is_healthy(info.url):
+        return None
+    return info
+
+
+def start_server(
+    home: Path, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, timeout: float = 120.0
+) -> ServerInfo:
+    """Start the data dir's MLflow server in the background and wait until it is healthy.
+
+    Returns the running one when ``home`` already has a healthy server (whatever its
+    port). A state file left by a server that died is cleaned up. Raises ServerError when
+    the port is taken, when the server exits during start-up (quoting its log) or when it
+    is not healthy within ``timeout`` seconds (it is stopped then).
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    existing = _read_state(home)
+    if existing is not None:
+        if _is_our_server(existing):
+            # Healthy, or still starting (another command launched it a moment ago).
+            wait_healthy(existing.url, timeout, log=home / LOG_FILE)
+            return existing
+        _clear_stale(home, existing)
+
+    if port_in_use(host, port):
+        raise ServerError(
+            f"port {port} on {host} is in use by another program; choose another with --port"
+        )
+    log_path = home / LOG_FILE
+    url = f"http://{_url_host(host)}:{port}"
+    with log_path.open("ab") as log:
+        log.write(f"\n--- salsweep: starting mlflow server at {url} ---\n".encode())
+        log.flush()
+        try:
+            proc = subprocess.Popen(
+                server_command(home, host, port),
+                cwd=home,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own session and process group: killpg reaches all
+            )
+        except OSError as exc:
+            raise ServerError(f"cannot run mlflow server: {exc}") from None
+    _CHILDREN[proc.pid] = proc
+    info = ServerInfo(
+        pid=proc.pid,
+        pgid=proc.pid,  # a session leader leads its process group
+        host=host,
+        port=port,
+        url=url,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _write_state(home, info)
+    try:
+        wait_healthy(url, timeout, proc=proc, log=log_path)
+    except BaseException:
+        with contextlib.suppress(ServerError):
+            _terminate(info, timeout=10.0)
+        (home / STATE_FILE).unlink(missing_ok=True)
+        raise
+    return info
+
+
+def stop_server(home: Path, *, timeout: float = 20.0) -> bool:
+    """Stop the data dir's server and every process it started; False if none ran.
+
+    SIGTERM goes to the server's process group (and any descendant that left it); what
+    is still alive after ``timeout`` seconds gets SIGKILL. Returns once no process of
+    the server is left, and removes the state file.
+    """
+    info = _read_state(home)
+    if info is None:
+        return False
+    if not _is_our_server(info):
+        _clear_stale(home, info)
+        return False
+    _terminate(info, timeout)
+    (home / STATE_FILE).unlink(missing_ok=True)
+    return True
+
+
+def _url_host(host: str) -> str:
+    """The address clients use: a wildcard bind is reached through loopback."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

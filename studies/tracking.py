@@ -1,0 +1,301 @@
+"""MLflow tracking of a sweep: the only owner of an ``MlflowClient`` in salsweep.
+
+Layout (DESIGN.md, "Tracking layout"): experiment = study name; a parent run ``sweep``
+holding the spec as params and ``sweep.yaml``; one child run ``trial-<n>`` per trial with
+its parameters, per-epoch metrics (``step`` = epoch), tags ``optuna.study``,
+``optuna.trial``, ``optuna.state`` and its artifacts.
+
+Requests are few and batched: a single ``log_metric`` costs tens of milliseconds against
+an SQLite-backed server, so :meth:`Tracker.log_epoch` sends one ``log-batch`` request per
+epoch, and parameters go in batches of 100 (MLflow's limit per request).
+
+Non-finite metric values (a diverged loss) are logged as NaN: a NaN in a run's history
+tells a diverged epoch from a missing one, and the UI's charts skip it. (MLflow would store
++-inf as +-1.8e308, which flattens every chart of the sweep, so infinities become NaN too.)
+
+Every failure to reach or use the server becomes a :class:`TrackingError` with one line
+naming the server (credentials hidden). The MLflow client retries failed requests with
+back-off for a few minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``); a server that does not
+answer at all is detected up front by :meth:`Tracker.ensure_experiment`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from mlflow.entities import LifecycleStage, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from studies.urls import redact_url, runs_page_url
+
+__all__ = [
+    "PARENT_RUN_NAME",
+    "ChildState",
+    "ParamValue",
+    "RunEnd",
+    "Tracker",
+    "TrackingError",
+    "redact_text",
+]
+
+PARENT_RUN_NAME = "sweep"
+SPEC_ARTIFACT = "sweep.yaml"
+# MLflow's per-request limits (mlflow.utils.validation).
+MAX_PARAMS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+# Marks the parent run, so that it is found again without parsing run names.
+ROLE_TAG = "salsweep.role"
+PARENT_ROLE = "sweep-parent"
+STUDY_TAG = "optuna.study"
+TRIAL_TAG = "optuna.trial"
+STATE_TAG = "optuna.state"
+# The trial's objective value, as a metric so the runs table can sort by it.
+VALUE_METRIC = "optuna.value"
+
+ParamValue = str | float | int | bool
+ChildState = Literal["COMPLETE", "PRUNED", "FAIL"]
+RunEnd = Literal["FINISHED", "KILLED", "FAILED"]
+# Optuna's trial state -> MLflow's run status.
+CHILD_STATUS: dict[ChildState, RunEnd] = {
+    "COMPLETE": "FINISHED",
+    "PRUNED": "KILLED",
+    "FAIL": "FAILED",
+}
+T = TypeVar("T")
+
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking server cannot be reached or refused a request."""
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of every URL in it hidden (see ``redact_url``)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _finite_or_nan(value: float) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else math.nan
+
+
+def _health_url(tracking_uri: str) -> str:
+    """``<server>/health`` without the URL's credentials (urllib cannot use them)."""
+    parts = urllib.parse.urlsplit(tracking_uri)
+    netloc = parts.netloc.rpartition("@")[2]
+    path = parts.path.rstrip("/") + "/health"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, path, "", ""))
+
+
+class Tracker:
+    """Sweep-shaped access to one MLflow tracking server (``http(s)://`` or any URI
+    MLflow accepts). Holds no run state: every method takes the ids it works on."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.shown_uri = redact_url(tracking_uri)
+        # MlflowClient.set_terminated prints "View run ... at" lines to stdout (and fetches
+        # the run for them); salsweep prints the runs page itself.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        """Turn the client's exceptions into one-line TrackingErrors."""
+        try:
+            yield
+        except MlflowException as exc:
+            raise TrackingError(self._message(what, exc.message)) from exc
+        except OSError as exc:  # requests' errors derive from OSError; so do file errors
+            raise TrackingError(self._message(what, str(exc) or type(exc).__name__)) from exc
+
+    def _message(self, what: str, detail: str) -> str:
+        line = next((ln.strip() for ln in str(detail).splitlines() if ln.strip()), "")
+        line = redact_text(line)
+        if len(line) > 300:
+            line = line[:297] + "..."
+        return f"MLflow server {self.shown_uri}: cannot {what}: {line}"
+
+    def _check_reachable(self) -> None:
+        """Fail fast (instead of minutes of client retries) when no server answers."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return
+        try:
+            with _OPENER.open(_health_url(self.tracking_uri), timeout=10):
+                return
+        except urllib.error.HTTPError:
+            return  # something answers (a proxy, an auth layer): let the client go on
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingError(
+                f"no MLflow server answers at {self.shown_uri} ({reason}); start one with "
+                "`salsweep server start` or point MLFLOW_TRACKING_URI at a running one"
+            ) from None
+
+    def _log_params(self, run_id: str, params: Mapping[str, ParamValue]) -> None:
+        items = [Param(key, str(value)) for key, value in params.items()]
+        for batch in _chunks(items, MAX_PARAMS_PER_BATCH):
+            self._client.log_batch(run_id, params=batch, synchronous=True)
+
+    # ------------------------------------------------------------------ experiment, parent
+
+    def ensure_experiment(self, name: str) -> str:
+        """The id of experiment ``name``, created when missing, restored when deleted."""
+        self._check_reachable()
+        with self._calling(f"open experiment {name!r}"):
+            experiment = self._client.get_experiment_by_name(name)
+            if experiment is None:
+                return str(self._client.create_experiment(name))
+            if experiment.lifecycle_stage == LifecycleStage.DELETED:
+                self._client.restore_experiment(experiment.experiment_id)
+            return str(experiment.experiment_id)
+
+    def find_or_create_parent(
+        self,
+        experiment_id: str,
+        study_name: str,
+        params: Mapping[str, ParamValue],
+        spec_yaml: str,
+    ) -> str:
+        """The run id of the study's parent run ``sweep``, created (with ``params`` and
+        ``sweep.yaml``) when the experiment has none. A reused parent is set RUNNING again.
+
+        Two workers launching at once may both create one; the older wins and the other
+        deletes its own, so the study keeps a single parent.
+        """
+        with self._calling(f"open the parent run of study {study_name!r}"):
+            existing = self._parents(experiment_id, study_name)
+            if existing:
+                run_id = existing[0]
+                self._client.update_run(run_id, status="RUNNING")
+                return run_id
+            run = self._client.create_run(
+                experiment_id,
+                run_name=PARENT_RUN_NAME,
+                tags={ROLE_TAG: PARENT_ROLE, STUDY_TAG: study_name},
+            )
+            run_id = run.info.run_id
+            winner = self._parents(experiment_id, study_name)[0]
+            if winner != run_id:
+                self._client.delete_run(run_id)
+                self._client.update_run(winner, status="RUNNING")
+                return winner
+            self._log_params(run_id, params)
+            self._client.log_text(run_id, spec_yaml, SPEC_ARTIFACT)
+            return run_id
+
+    def _parents(self, experiment_id: str, study_name: str) -> list[str]:
+        """Parent runs of the study, oldest first."""
+        runs = self._client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = '{PARENT_ROLE}'",
+            max_results=100,
+        )
+        mine = [r for r in runs if r.data.tags.get(STUDY_TAG) == study_name]
+        mine.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
+        return [r.info.run_id for r in mine]
+
+    def end_parent(self, run_id: str, status: RunEnd) -> None:
+        """Close the parent run with ``status``."""
+        with self._calling(f"close parent run {run_id}"):
+            self._client.set_terminated(run_id, status=status, end_time=_now_ms())
+
+    # ------------------------------------------------------------------ child runs
+
+    def start_child(
+        self,
+        experiment_id: str,
+        parent_run_id: str,
+        trial_number: int,
+        params: Mapping[str, ParamValue],
+        study_name: str,
+    ) -> str:
+        """Open run ``trial-<n>`` under the parent and log the trial's ``params``."""
+        with self._calling(f"open the run of trial {trial_number}"):
+            run = self._client.create_run(
+                experiment_id,
+                run_name=f"trial-{trial_number}",
+                tags={
+                    "mlflow.parentRunId": parent_run_id,
+                    STUDY_TAG: study_name,
+                    TRIAL_TAG: str(trial_number),
+                    STATE_TAG: "RUNNING",
+                },
+            )
+            self._log_params(run.info.run_id, params)
+            return str(run.info.run_id)
+
+    def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Log one epoch's metrics at ``step=epoch``: one request (up to 1000 metrics).
+
+        NaN and +-inf are logged as NaN.
+        """
+        stamp = _now_ms()
+        items = [Metric(key, _finite_or_nan(value), stamp, epoch) for key, value in metrics.items()]
+        with self._calling(f"log epoch {epoch} of run {run_id}"):
+            for batch in _chunks(items, MAX_METRICS_PER_BATCH):
+                self._client.log_batch(run_id, metrics=batch, synchronous=True)
+
+    def end_child(self, run_id: str, state: ChildState, value: float | None) -> None:
+        """Close a trial's run: status FINISHED / KILLED / FAILED for COMPLETE / PRUNED /
+        FAIL, tag ``optuna.state``, and the objective ``value`` as metric ``optuna.value``."""
+        metrics = [] if value is None else [Metric(VALUE_METRIC, float(value), _now_ms(), 0)]
+        with self._calling(f"close run {run_id}"):
+            self._client.log_batch(
+                run_id, metrics=metrics, tags=[RunTag(STATE_TAG, state)], synchronous=True
+            )
+            self._client.set_terminated(run_id, status=CHILD_STATUS[state], end_time=_now_ms())
+
+    # ------------------------------------------------------------------ tags, artifacts
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        """Set ``tags`` on a run in one request."""
+        items = [RunTag(key, str(value)) for key, value in tags.items()]
+        with self._calling(f"set tags on run {run_id}"):
+            for batch in _chunks(items, MAX_PARAMS_PER_BATCH):
+                self._client.log_batch(run_id, tags=batch, synchronous=True)
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        """Upload one file to the run's artifacts (under ``artifact_path`` when given)."""
+        with self._calling(f"upload {path} to run {run_id}"):
+            self._client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_artifacts(self, run_id: str, directory: Path, artifact_path: str | None) -> None:
+        """Upload a folder's files to the run's artifacts."""
+        with self._calling(f"upload {directory} to run {run_id}"):
+            self._client.log_artifacts(run_id, str(directory), artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Store ``text`` as the artifact ``artifact_file`` (e.g. ``config.yaml``)."""
+        with self._calling(f"upload {artifact_file} to run {run_id}"):
+            self._client.log_text(run_id, text, artifact_file)
+
+    # ------------------------------------------------------------------ addresses
+
+    def experiment_ui_url(self, experiment_id: str) -> str:
+        """The UI's training-runs table: ``<server>/#/experiments/<id>/runs``."""
+        return runs_page_url(self.tracking_uri, experiment_id)

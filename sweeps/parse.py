@@ -1,0 +1,266 @@
+"""Read a sweep spec from YAML, reporting every problem at once with its key path.
+
+Each part of the file is validated on its own, so that an error in ``base`` does not hide
+one in ``search``; the checks across parts run on the parts that are valid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
+from sweeps.params import Choices, FloatRange, IntRange, SearchParam
+from sweeps.paths import PathError, check_value, field_kind, resolve_field
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.spec import SweepSpec, semantic_problems
+from trainer.config import TrainConfig
+
+__all__ = ["load_spec", "parse_spec"]
+
+_RANGE_KEYS = frozenset({"low", "high", "log", "step"})
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "budget": Budget,
+    "objective": ObjectiveSpec,
+    "sampler": SamplerSpec,
+    "pruner": PrunerSpec,
+}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that records duplicate keys (safe_load keeps the last silently)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, int]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, str | int | float | bool) and key in seen:
+                self.duplicates.append((str(key), key_node.start_mark.line + 1))
+            seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str, source: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(source, [SpecProblem("", f"{where}invalid YAML: {problem}")]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise SpecError(
+            source,
+            [
+                SpecProblem("", f"line {n}: duplicate key {k!r}")
+                for k, n in sorted(loader.duplicates, key=lambda d: d[1])
+            ],
+        )
+    return data
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Load and validate a sweep spec; ``name`` defaults to the file's stem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(str(path), [SpecProblem("", "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), [SpecProblem("", f"cannot read: {exc}")]) from None
+    return parse_spec(_yaml(text, str(path)), str(path), default_name=path.stem)
+
+
+def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = None) -> SweepSpec:
+    """Validate a mapping (parsed YAML, or a spec's JSON dump) as a `SweepSpec`.
+
+    Raises `SpecError` listing every problem, each with its key path.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        found = type(data).__name__
+        raise SpecError(source, [SpecProblem("(top level)", f"expected a mapping, got {found}")])
+    problems: list[SpecProblem] = []
+    for key in data:
+        if key not in SweepSpec.model_fields:
+            problems.append(SpecProblem(str(key), unknown_key(str(key), SweepSpec.model_fields)))
+
+    parts: dict[str, Any] = {}
+    name = data.get("name", default_name)
+    parts["name"] = _field("name", name, problems) if name is not None else None
+    if name is None:
+        problems.append(SpecProblem("name", "required (the default study name)"))
+    parts["base"] = _base(data.get("base"), problems)
+    parts["search"], complete = _search(data.get("search"), problems)
+    for key, model in _SECTIONS.items():
+        parts[key] = _section(key, model, data[key] if key in data else {}, problems)
+    parts["baseline"] = _field("baseline", data.get("baseline", False), problems)
+
+    problems += semantic_problems(
+        parts["base"],
+        parts["search"],
+        parts["budget"],
+        parts["objective"],
+        parts["sampler"],
+        parts["pruner"],
+        parts["baseline"],
+        search_complete=complete,
+    )
+    if problems:
+        raise SpecError(source, problems)
+    return SweepSpec.model_validate(parts, context={"checked": True})
+
+
+def _field(key: str, value: Any, problems: list[SpecProblem]) -> Any:
+    """One top-level scalar, checked against its field in `SweepSpec` (bounds included)."""
+    field = SweepSpec.model_fields[key]
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[field.annotation, field])
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, SweepSpec, key)
+        return None
+
+
+def _base(value: Any, problems: list[SpecProblem]) -> TrainConfig | None:
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        found = type(value).__name__
+        problems.append(SpecProblem("base", f"expected a mapping of TrainConfig, got {found}"))
+        return None
+    try:
+        return TrainConfig.model_validate(value)
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, TrainConfig, "base")
+        return None
+
+
+def _section(key: str, model: type[BaseModel], value: Any, problems: list[SpecProblem]) -> Any:
+    if value is None and key == "pruner":
+        # `pruner: null` reads as "no pruning" but would mean the default (median).
+        problems.append(
+            SpecProblem(
+                key,
+                "null is ambiguous: write `pruner: none` for no "
+                "pruning, or leave the key out for the default",
+            )
+        )
+        return None
+    if value is None:
+        value = {}
+    if isinstance(value, str) and key in ("sampler", "pruner"):
+        value = {"type": value}  # shorthand: `sampler: random`, `pruner: none`
+    if not isinstance(value, dict):
+        found = type(value).__name__
+        problems.append(SpecProblem(key, f"expected a mapping, got {found}"))
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, model, key)
+        return None
+
+
+def _search(value: Any, problems: list[SpecProblem]) -> tuple[dict[str, SearchParam] | None, bool]:
+    """The params that parsed, and whether all did."""
+    if value is None:
+        problems.append(SpecProblem("search", "required: the settings to search"))
+        return None, False
+    if not isinstance(value, dict):
+        problems.append(SpecProblem("search", f"expected a mapping, got {type(value).__name__}"))
+        return None, False
+    search: dict[str, SearchParam] = {}
+    ok = True
+    for key, raw in value.items():
+        path = str(key)
+        found: list[SpecProblem] = []
+        param = _param(path, raw, found)
+        problems += found
+        if found:
+            ok = False
+        else:
+            search[path] = param
+    return search, ok
+
+
+def _param(path: str, raw: Any, problems: list[SpecProblem]) -> SearchParam:
+    where = join_path("search", path)
+    try:
+        field = resolve_field(path)
+    except PathError as exc:
+        problems.append(SpecProblem(where, str(exc)))
+        return None
+    kind = field_kind(field)
+    if raw == "bool" and isinstance(raw, str) and kind != "other":
+        if kind == "bool":
+            return Choices(choices=[True, False])
+        problems.append(
+            SpecProblem(where, f"the shorthand `bool` is for true/false settings, not {kind}")
+        )
+        return None
+    if isinstance(raw, list):
+        raw = {"choices": raw}  # shorthand: a list is its choices
+    if not isinstance(raw, dict):
+        value, why = check_value(path, raw)
+        if why is not None:
+            problems.append(SpecProblem(where, why))
+        return value  # type: ignore[no-any-return]
+    if "choices" in raw:
+        return _choices(path, raw, problems)
+    if kind not in ("int", "float"):
+        problems.append(
+            SpecProblem(
+                where,
+                f"a range needs a number setting ({path} is {field.annotation}); "
+                "use choices: [...] or a fixed value",
+            )
+        )
+        return None
+    model: type[FloatRange | IntRange] = IntRange if kind == "int" else FloatRange
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        found = problems_from_validation(exc, model, where)
+        for p in found:
+            if p.message.startswith("unknown key"):
+                # Say which keys a range takes (and that choices do not mix with them).
+                p = SpecProblem(
+                    p.path,
+                    f"unknown key (a range takes {', '.join(sorted(_RANGE_KEYS))}; "
+                    "or give choices alone)",
+                )
+            problems.append(p)
+        return None
+
+
+def _choices(path: str, raw: dict[str, Any], problems: list[SpecProblem]) -> SearchParam:
+    where = join_path("search", path)
+    for key in raw:
+        if key != "choices":
+            problems.append(
+                SpecProblem(join_path(where, str(key)), "unknown key (choices take no other keys)")
+            )
+    try:
+        choices = Choices.model_validate({"choices": raw["choices"]})
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, Choices, where)
+        return None
+    values = []
+    for i, value in enumerate(choices.choices):
+        checked, why = check_value(path, value)
+        if why is not None:
+            problems.append(SpecProblem(join_path(where, "choices", i), why))
+        values.append(checked)
+    return Choices(choices=values)

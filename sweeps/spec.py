@@ -1,0 +1,201 @@
+"""`SweepSpec`: one sweep, as the YAML file in sweeps/ describes it (see sweeps/default.yaml)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+
+from sweeps import checks
+from sweeps.errors import SpecError, SpecProblem, problems_from_validation
+from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched, snap
+from sweeps.paths import apply_values, get_value
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
+from trainer.config import LossMethod, TrainConfig
+
+__all__ = [
+    "NAME_PATTERN",
+    "Distribution",
+    "SweepSpec",
+    "baseline_method",
+    "semantic_problems",
+    "spec_json_schema",
+    "spec_to_yaml",
+]
+
+# Study, MLflow experiment and folder name alike: no spaces, slashes or leading dots.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+Distribution = FloatRange | IntRange | Choices
+
+
+def baseline_method(method: str) -> LossMethod:
+    """The SSI counterpart of a loss: sparse-ssi for the sparse- methods, else ssi."""
+    return "sparse-ssi" if method.startswith("sparse-") else "ssi"
+
+
+def semantic_problems(
+    base: TrainConfig | None,
+    search: Mapping[str, SearchParam] | None,
+    budget: Budget | None,
+    objective: ObjectiveSpec | None,
+    sampler: SamplerSpec | None,
+    pruner: PrunerSpec | None,
+    baseline: bool | None,
+    *,
+    search_complete: bool = True,
+) -> list[SpecProblem]:
+    """Every check across keys, on the parts that are valid by themselves (None = invalid).
+
+    ``search_complete``: False when some search entries did not parse (``search`` holds
+    the others): each param is still checked, but not the params together.
+    """
+    out: list[SpecProblem] = []
+    if objective is not None:
+        out += checks.objective_problems(objective)
+    if search is None:
+        return out
+    if search_complete and not any(is_searched(p) for p in search.values()):
+        out.append(SpecProblem("search", "needs at least one searched setting (range or choices)"))
+    bad_ranges = set()
+    for path, param in search.items():
+        found = checks.range_problems(path, param)
+        if found:
+            bad_ranges.add(path)
+        out += found
+    ranges_ok = not bad_ranges and search_complete
+    if base is None:
+        return out
+    for path, param in search.items():
+        if not is_searched(param):
+            out += checks.value_problems(base, path, param)
+    try:
+        effective = apply_values(base, {p: v for p, v in search.items() if not is_searched(v)})
+    except ValidationError as exc:
+        if not out:  # each fixed value is fine alone: they clash together
+            out += problems_from_validation(exc, TrainConfig, "search")
+        return out
+    searched_ok = True
+    for path, param in search.items():
+        if is_searched(param) and path not in bad_ranges:
+            found = checks.value_problems(effective, path, param)
+            searched_ok = searched_ok and not found
+            out += found
+    if ranges_ok and searched_ok:
+        out += checks.combination_problems(effective, search)
+    if not search_complete:
+        return out
+    out += checks.method_problems(effective, search)
+    if baseline is not None:
+        out += checks.baseline_problems(effective, search, baseline)
+    if sampler is not None and budget is not None and ranges_ok:
+        out += checks.budget_problems(search, sampler, budget, bool(baseline))
+    if pruner is not None:
+        out += checks.pruner_problems(effective, search, pruner)
+    return out
+
+
+class SweepSpec(BaseModel):
+    """A sweep: the base training run, the searched settings, budget, objective, sampler."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=NAME_PATTERN,
+        description="Default study (and MLflow experiment) name; --study-name overrides it.",
+    )
+    base: TrainConfig = Field(
+        default_factory=TrainConfig,
+        description="The training run every trial starts from (TrainConfig; defaults filled).",
+    )
+    search: dict[str, SearchParam] = Field(
+        min_length=1,
+        max_length=64,
+        description="Dotted TrainConfig path -> range, choices, or fixed value.",
+    )
+    budget: Budget = Field(default_factory=Budget, description="Number of trials and time.")
+    objective: ObjectiveSpec = Field(
+        default_factory=ObjectiveSpec, description="The metric a trial is scored by."
+    )
+    sampler: SamplerSpec = Field(
+        default_factory=SamplerSpec, description="How the next trial is proposed."
+    )
+    pruner: PrunerSpec = Field(
+        default_factory=PrunerSpec, description="When a running trial is stopped early."
+    )
+    baseline: bool = Field(
+        False,
+        strict=True,
+        description="Run the base config with the SSI loss first, reported next to the best.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo) -> SweepSpec:
+        if info.context and info.context.get("checked"):
+            return self  # parse_spec has just run these checks
+        problems = semantic_problems(
+            self.base,
+            self.search,
+            self.budget,
+            self.objective,
+            self.sampler,
+            self.pruner,
+            self.baseline,
+        )
+        if problems:
+            # One "key.path: problem" line each: sweeps.errors keeps the key paths.
+            raise ValueError("\n".join(str(p) for p in problems))
+        return self
+
+    def searched(self) -> dict[str, Distribution]:
+        """The searched params (ranges and choices), in file order."""
+        return {p: v for p, v in self.search.items() if isinstance(v, Distribution)}
+
+    def fixed(self) -> dict[str, Any]:
+        """The fixed values of ``search`` (applied to every trial, baseline included)."""
+        return {p: v for p, v in self.search.items() if not is_searched(v)}
+
+    def method(self) -> str | None:
+        """The loss method of every trial; None when it is searched."""
+        return checks.method_of(self.base, self.search)
+
+    def max_epochs(self) -> int:
+        """The most epochs a trial runs (reported steps are epochs 1..max)."""
+        return checks.max_epochs(self.base, self.search)
+
+    def config_for(self, values: Mapping[str, Any], *, baseline: bool = False) -> TrainConfig:
+        """The base config with the fixed values and ``values`` (dotted paths) applied.
+
+        ``baseline``: the loss becomes the SSI counterpart of the method (ssi / sparse-ssi).
+        Raises `SpecError` when the values give an invalid config.
+        """
+        merged = {**self.fixed(), **values}
+        if baseline:
+            merged["loss.method"] = baseline_method(self.method() or self.base.loss.method)
+        try:
+            return apply_values(self.base, merged)
+        except ValidationError as exc:
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            raise SpecError(
+                f"{self.name}: config for {shown or 'the base'}",
+                problems_from_validation(exc, TrainConfig),
+            ) from None
+
+    def baseline_values(self) -> dict[str, Any]:
+        """Values of the searched params for the baseline trial: the base's own value, or the
+        nearest value inside the search space when the base's lies outside it."""
+        effective = apply_values(self.base, self.fixed())
+        return {p: snap(d, get_value(effective, p)) for p, d in self.searched().items()}
+
+
+def spec_to_yaml(spec: SweepSpec) -> str:
+    """The spec resolved (defaults filled) as YAML that `load_spec` reads back equal."""
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def spec_json_schema() -> dict[str, Any]:
+    """JSON Schema of a sweep spec file (from the field types, bounds and descriptions)."""
+    return SweepSpec.model_json_schema()

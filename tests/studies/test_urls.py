@@ -1,0 +1,71 @@
+"""studies.urls: credentials never shown, free ports, the UI's runs page."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from studies.tracking import redact_text
+from studies.urls import free_port, port_in_use, redact_url, runs_page_url
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql+psycopg2://alice:s3cret@db.example:5432/optuna",
+            "postgresql+psycopg2://alice:***@db.example:5432/optuna",
+        ),
+        # A password may contain '/', ':' and URL-escaped characters.
+        ("postgresql://bob:a/b:c%40d@10.0.0.2/optuna", "postgresql://bob:***@10.0.0.2/optuna"),
+        ("mysql+pymysql://:only-password@host/db", "mysql+pymysql://***@host/db"),
+        # A database user name alone is kept: it helps, and it is not a secret.
+        ("postgresql://root@127.0.0.1:5432/test", "postgresql://root@127.0.0.1:5432/test"),
+        ("https://user:token@mlflow.example/", "https://user:***@mlflow.example/"),
+        # A lone user part of an HTTP URL is usually a token.
+        ("https://ghp_abcdef@mlflow.example", "https://***@mlflow.example"),
+        (
+            "postgresql://u@h/db?sslmode=require&password=hunter2",
+            "postgresql://u@h/db?sslmode=require&password=***",
+        ),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("sqlite:////tmp/a b/optuna.db", "sqlite:////tmp/a b/optuna.db"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_url(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+@pytest.mark.parametrize("secret", ["s3cret", "a/b:c", "p@ss"])
+def test_redacted_url_never_contains_the_password(secret: str) -> None:
+    url = f"postgresql+psycopg2://alice:{secret}@db:5432/optuna"
+    assert secret not in redact_url(url)
+    assert "alice" in redact_url(url)
+
+
+def test_redact_text_hides_every_url_in_a_message() -> None:
+    text = "API request to http://u:pw1@h:5000/api failed; storage postgresql://v:pw2@db/x refused"
+    shown = redact_text(text)
+    assert "pw1" not in shown and "pw2" not in shown
+    assert "http://u:***@h:5000/api" in shown and "postgresql://v:***@db/x" in shown
+
+
+def test_free_port_is_bindable_and_port_in_use_sees_a_listener() -> None:
+    port = free_port()
+    assert 1024 <= port <= 65535
+    assert not port_in_use("127.0.0.1", port)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+        assert port_in_use("127.0.0.1", port)
+
+
+def test_runs_page_url() -> None:
+    assert (
+        runs_page_url("http://127.0.0.1:5000/", "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
+    )
+    assert runs_page_url("https://u:pw@mlflow.example", "12") == (
+        "https://u:***@mlflow.example/#/experiments/12/runs"
+    )

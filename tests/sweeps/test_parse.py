@@ -1,0 +1,124 @@
+"""Reading good sweep specs: the shipped files, shorthands, defaults, round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sweeps import (
+    SPEC_DIR,
+    Choices,
+    FloatRange,
+    IntRange,
+    SweepSpec,
+    load_spec,
+    parse_spec,
+    spec_json_schema,
+    spec_to_yaml,
+)
+
+
+def test_default_spec() -> None:
+    spec = load_spec(SPEC_DIR / "default.yaml")
+    assert spec.name == "salsweep-default"
+    assert spec.search == {
+        "loss.lambda_sg": FloatRange(low=0.05, high=2.0, log=True),
+        "loss.num_scales": IntRange(low=1, high=4),
+        "loss.use_inv_depth": Choices(choices=[True, False]),
+    }
+    assert (spec.base.data.height, spec.base.data.width, spec.base.epochs) == (64, 192, 3)
+    assert spec.base.loss.method == "scale-adaptive"
+    assert spec.sampler.type == "tpe" and spec.sampler.seed == 0
+    assert spec.pruner.type == "median"
+    assert 6 <= spec.budget.n_trials <= 8
+    assert spec.baseline is True
+    assert spec.objective.metric == "val/abs_rel" and spec.objective.direction == "minimize"
+
+
+def test_seed_grid_spec() -> None:
+    spec = load_spec(SPEC_DIR / "seed-grid.yaml")
+    assert spec.sampler.type == "grid"
+    assert spec.search == {
+        "loss.lambda_sg": Choices(choices=[0.3, 0.5, 0.7]),
+        "loss.num_scales": Choices(choices=[2, 4, 5]),
+        "loss.use_inv_depth": Choices(choices=[True, False]),
+    }
+    assert spec.base.loss.method == "sparse-scale-adaptive"
+    assert spec.base.data.sparse is True
+    assert spec.budget.n_trials == 3 * 3 * 2 + 1  # the grid + the baseline
+    # Every grid point is a valid config (5 scales fit the image).
+    for scales in (2, 4, 5):
+        assert spec.config_for({"loss.num_scales": scales}).loss.num_scales == scales
+
+
+def test_defaults_filled(good: dict[str, Any]) -> None:
+    del good["budget"]
+    spec = parse_spec(good, "t")
+    assert spec.budget.n_trials == 8 and spec.budget.timeout is None
+    assert spec.objective.reduce == "best"
+    assert spec.sampler.type == "tpe" and spec.sampler.seed is None
+    assert spec.pruner.type == "median" and spec.baseline is False
+    assert spec.base.lr == 1e-3  # TrainConfig defaults in the base
+
+
+def test_name_defaults_to_file_stem(good: dict[str, Any], tmp_path: Path) -> None:
+    del good["name"]
+    path = tmp_path / "my-sweep.yaml"
+    path.write_text(yaml.safe_dump(good), encoding="utf-8")
+    assert load_spec(path).name == "my-sweep"
+
+
+def test_shorthands_and_fixed_values(good: dict[str, Any]) -> None:
+    good["search"] = {
+        "loss.lambda_sg": [1, 0.5],  # a list = choices; ints taken as floats
+        "lr": {"low": 1e-4, "high": 1e-2, "log": True},
+        "loss.num_scales": {"low": 1, "high": 3, "step": 2},
+        "loss.epsilon": {"low": 0, "high": 1e-3, "step": 1e-4},
+        "loss.use_absolute": False,  # fixed: applied to every trial, not searched
+        "lr_schedule": {"choices": ["none", "cosine"]},
+    }
+    good["sampler"] = "random"  # shorthand for {type: random}
+    good["pruner"] = "none"
+    spec = parse_spec(good, "t")
+    assert spec.search["loss.lambda_sg"] == Choices(choices=[1.0, 0.5])
+    assert isinstance(spec.search["loss.lambda_sg"].choices[0], float)
+    assert spec.search["loss.epsilon"] == FloatRange(low=0.0, high=1e-3, step=1e-4)
+    assert spec.fixed() == {"loss.use_absolute": False}
+    assert set(spec.searched()) == set(good["search"]) - {"loss.use_absolute"}
+    assert spec.sampler.type == "random" and spec.pruner.type == "none"
+    assert spec.config_for({}).loss.use_absolute is False
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "seed-grid.yaml"])
+def test_round_trips(name: str) -> None:
+    spec = load_spec(SPEC_DIR / name)
+    assert parse_spec(yaml.safe_load(spec_to_yaml(spec)), "yaml") == spec
+    assert parse_spec(spec.model_dump(mode="json"), "json") == spec
+    # Direct model validation (no parse_spec) gives the same spec and runs the checks.
+    assert SweepSpec.model_validate(spec.model_dump(mode="json")) == spec
+
+
+def test_direct_validation_runs_the_checks(good: dict[str, Any]) -> None:
+    data = parse_spec(good, "t").model_dump(mode="json")
+    data["search"]["loss.lambda_sg"] = {"low": 2.0, "high": 0.5, "log": False, "step": None}
+    with pytest.raises(ValueError, match=r"search\.loss\.lambda_sg\.low: must be < high"):
+        SweepSpec.model_validate(data)
+
+
+def test_json_schema_describes_every_field() -> None:
+    schema = spec_json_schema()
+    props = schema["properties"]
+    assert set(props) == set(SweepSpec.model_fields)
+    assert all(props[k].get("description") for k in props)
+    budget = schema["$defs"]["Budget"]["properties"]["n_trials"]
+    assert budget["minimum"] == 1 and budget["description"]
+    assert schema["$defs"]["FloatRange"]["additionalProperties"] is False
+
+
+def test_comment_only_base_is_the_default(write: Callable[[str], Path]) -> None:
+    path = write("name: x\nbase:\nsearch:\n  lr: {low: 0.0001, high: 0.01, log: true}\n")
+    assert load_spec(path).base.data.height == 96

@@ -1,0 +1,89 @@
+"""SweepSpec helpers: configs from values, the baseline, grids, snapping into the space."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sweeps import (
+    Choices,
+    FloatRange,
+    IntRange,
+    SpecError,
+    baseline_method,
+    grid_values,
+    parse_spec,
+)
+from sweeps.params import snap
+
+
+def test_config_for_applies_values_and_fixed(good: dict[str, Any]) -> None:
+    good["search"]["loss.use_absolute"] = False
+    spec = parse_spec(good, "t")
+    config = spec.config_for(
+        {"loss.lambda_sg": 0.25, "loss.num_scales": 3, "loss.use_inv_depth": True}
+    )
+    assert config.loss.lambda_sg == 0.25 and config.loss.num_scales == 3
+    assert config.loss.use_inv_depth is True and config.loss.use_absolute is False
+    assert config.loss.method == spec.base.loss.method == "sparse-scale-adaptive"
+    assert config.data == spec.base.data and config.epochs == 3
+
+
+def test_config_for_validates(good: dict[str, Any]) -> None:
+    spec = parse_spec(good, "t")
+    with pytest.raises(SpecError) as info:
+        spec.config_for({"loss.num_scales": 8})  # 64 px cannot take 8 scales
+    assert "loss.num_scales=8 is too large for a 64x192 image" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("method", "ssi"),
+    [("scale-adaptive", "ssi"), ("sparse-scale-adaptive", "sparse-ssi")],
+)
+def test_baseline_uses_the_matching_ssi_loss(good: dict[str, Any], method: str, ssi: str) -> None:
+    assert baseline_method(method) == ssi
+    good["base"]["loss"] = {"method": method}
+    spec = parse_spec(good, "t")
+    config = spec.config_for(spec.baseline_values(), baseline=True)
+    assert config.loss.method == ssi
+    assert config.loss.num_scales == spec.base.loss.num_scales == 4
+
+
+def test_baseline_values_are_the_base_or_the_nearest_in_space(good: dict[str, Any]) -> None:
+    spec = parse_spec(good, "t")
+    assert spec.baseline_values() == {
+        "loss.lambda_sg": 0.5,
+        "loss.num_scales": 4,
+        "loss.use_inv_depth": False,
+    }
+    good["search"]["loss.lambda_sg"] = [0.3, 0.7]
+    good["search"]["loss.num_scales"] = {"low": 1, "high": 3}
+    assert parse_spec(good, "t").baseline_values() == {
+        "loss.lambda_sg": 0.3,  # 0.5 is not a choice: the first choice
+        "loss.num_scales": 3,  # 4 is above the range: its high end
+        "loss.use_inv_depth": False,
+    }
+
+
+def test_grid_values() -> None:
+    assert grid_values(FloatRange(low=0.3, high=0.7, step=0.2)) == [0.3, 0.5, 0.7]
+    assert grid_values(FloatRange(low=0.1, high=0.4, step=0.1)) == [0.1, 0.2, 0.3, 0.4]
+    assert grid_values(IntRange(low=2, high=8, step=3)) == [2, 5, 8]
+    assert grid_values(Choices(choices=[True, False])) == [True, False]
+    with pytest.raises(ValueError, match="continuous"):
+        grid_values(FloatRange(low=0.1, high=0.4))
+
+
+def test_snap() -> None:
+    assert snap(FloatRange(low=0.1, high=1.0, log=True), 5.0) == 1.0
+    assert snap(FloatRange(low=0.3, high=0.7, step=0.2), 0.45) == 0.5
+    assert snap(IntRange(low=2, high=10, step=4), 7) == 6
+    assert snap(IntRange(low=2, high=10, step=4), 100) == 10
+    assert snap(Choices(choices=["a", "b"]), "b") == "b"
+
+
+def test_max_epochs_follows_a_searched_epochs(good: dict[str, Any]) -> None:
+    assert parse_spec(good, "t").max_epochs() == 3
+    good["search"]["epochs"] = [2, 6]
+    assert parse_spec(good, "t").max_epochs() == 6

@@ -1,0 +1,179 @@
+"""Depth metrics against values computed by hand on tiny images."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainer.metrics import (
+    METRIC_NAMES,
+    DepthMetricAccumulator,
+    depth_metrics_per_image,
+    garg_crop_mask,
+)
+
+
+def _t(rows: list[list[float]]) -> torch.Tensor:
+    """One [1,1,H,W] float32 depth map."""
+    return torch.tensor(rows, dtype=torch.float32)[None, None]
+
+
+def _expected(gt: list[float], pred: list[float]) -> list[float]:
+    """The seven metrics of already-valid, already-clamped pixel lists, in plain Python."""
+    n = len(gt)
+    ratio = [max(g / p, p / g) for g, p in zip(gt, pred, strict=True)]
+    return [
+        sum(abs(g - p) / g for g, p in zip(gt, pred, strict=True)) / n,
+        sum((g - p) ** 2 / g for g, p in zip(gt, pred, strict=True)) / n,
+        math.sqrt(sum((g - p) ** 2 for g, p in zip(gt, pred, strict=True)) / n),
+        math.sqrt(sum(math.log(g / p) ** 2 for g, p in zip(gt, pred, strict=True)) / n),
+        sum(r < 1.25 for r in ratio) / n,
+        sum(r < 1.25**2 for r in ratio) / n,
+        sum(r < 1.25**3 for r in ratio) / n,
+    ]
+
+
+def _metrics(pred: torch.Tensor, gt: torch.Tensor, **kwargs: bool) -> list[float]:
+    values, valid = depth_metrics_per_image(pred, gt, min_depth=1.0, max_depth=80.0, **kwargs)
+    assert values.dtype == torch.float64
+    assert valid.tolist() == [True] * len(valid)
+    return values[0].tolist()
+
+
+# gt 0 (missing) and 100 (> max_depth) are not evaluated; 2 m and 4 m are.
+GT = _t([[2.0, 4.0], [0.0, 100.0]])
+PRED = _t([[1.8, 7.0], [5.0, 5.0]])
+
+
+def test_raw_metrics_by_hand() -> None:
+    got = _metrics(PRED, GT)
+    # abs_rel = (0.2/2 + 3/4) / 2; sq_rel = (0.04/2 + 9/4) / 2; rmse = sqrt((0.04 + 9) / 2);
+    # ratios 1.11 and 1.75: a1 = a2 = 1/2, a3 = 1.
+    hand = [0.425, 1.135, math.sqrt(4.52), None, 0.5, 0.5, 1.0]
+    rmse_log = math.sqrt((math.log(2 / 1.8) ** 2 + math.log(4 / 7) ** 2) / 2)
+    hand[3] = rmse_log
+    assert got == pytest.approx(hand, rel=1e-6)
+    assert got == pytest.approx(_expected([2.0, 4.0], [1.8, 7.0]), rel=1e-6)
+
+
+def test_median_scaling_uses_the_lower_median_as_packnet() -> None:
+    # torch.median of [2, 4] is 2 and of [1.8, 7] is 1.8: pred *= 2 / 1.8.
+    scaled = [1.8 * 2 / 1.8, 7.0 * 2 / 1.8]
+    got = _metrics(PRED, GT, median_scaling=True)
+    assert got == pytest.approx(_expected([2.0, 4.0], scaled), rel=1e-6)
+    assert got[0] == pytest.approx((0 + (7 * 2 / 1.8 - 4) / 4) / 2, rel=1e-6)
+
+
+def test_prediction_is_clamped_after_median_scaling() -> None:
+    gt, pred = _t([[2.0, 50.0]]), _t([[0.5, 200.0]])
+    # Raw: clamped to [1, 80].
+    assert _metrics(pred, gt) == pytest.approx(_expected([2.0, 50.0], [1.0, 80.0]), rel=1e-6)
+    assert _metrics(pred, gt)[0] == pytest.approx((0.5 + 0.6) / 2)
+    # Scaled by 2 / 0.5 = 4 to [2, 800], then clamped to [2, 80]: abs_rel = (0 + 0.6) / 2.
+    # (Clamping first would give [1, 80] * 2 = [2, 160] and abs_rel 1.1.)
+    got = _metrics(pred, gt, median_scaling=True)
+    assert got == pytest.approx(_expected([2.0, 50.0], [2.0, 80.0]), rel=1e-6)
+    assert got[0] == pytest.approx(0.3)
+
+
+def test_prediction_is_resized_bilinearly_with_aligned_corners() -> None:
+    # [[1, 2], [3, 4]] -> 4 x 4 with align_corners=True: 1 + i/3 + 2j/3 at row j, column i
+    # (align_corners=False would give 1, 1.25, 1.75, 2 along the first row).
+    pred = _t([[1.0, 2.0], [3.0, 4.0]])
+    resized = [1.0 + i / 3 + 2 * j / 3 for j in range(4) for i in range(4)]
+    gt = torch.tensor(resized).reshape(1, 1, 4, 4) + 0.5
+    values, valid = depth_metrics_per_image(pred, gt, min_depth=0.5, max_depth=10.0)
+    assert valid.tolist() == [True]
+    expected = _expected([r + 0.5 for r in resized], resized)
+    assert values[0].tolist() == pytest.approx(expected, rel=1e-6)
+    exact, _ = depth_metrics_per_image(pred, gt - 0.5, min_depth=0.5, max_depth=10.0)
+    assert exact[0].tolist() == pytest.approx([0, 0, 0, 0, 1, 1, 1], abs=1e-6)
+
+
+def test_garg_crop_bounds() -> None:
+    # 10 x 30: rows int(4.08)=4 .. int(9.92)=9 (exclusive), cols int(1.08)=1 .. int(28.92)=28.
+    mask = garg_crop_mask(10, 30)
+    hand = torch.zeros(10, 30, dtype=torch.bool)
+    hand[4:9, 1:28] = True
+    assert torch.equal(mask, hand)
+    # KITTI's 375 x 1242: rows int(153.04) .. int(371.96) = 153..370 inclusive, columns
+    # int(44.65) .. int(1197.35) = 44..1196 inclusive.
+    rows, cols = torch.nonzero(garg_crop_mask(375, 1242), as_tuple=True)
+    bounds = (int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max()))
+    assert bounds == (153, 370, 44, 1196)
+
+
+def test_garg_crop_restricts_the_evaluated_pixels() -> None:
+    gt = torch.full((1, 1, 10, 30), 10.0)
+    pred = torch.full((1, 1, 10, 30), 20.0)
+    pred[..., 4:9, 1:28] = 10.0  # exact inside the crop, 100 % off outside it
+    cropped = _metrics(pred, gt, garg_crop=True)
+    assert cropped == pytest.approx([0, 0, 0, 0, 1, 1, 1], abs=1e-12)
+    outside = 300 - 5 * 27
+    assert _metrics(pred, gt)[0] == pytest.approx(outside / 300)
+
+
+def test_image_without_valid_pixels_is_flagged_not_averaged() -> None:
+    gt = torch.cat([GT, _t([[0.0, 0.0], [80.0, 0.5]])])  # 80 and 0.5 are outside (1, 80)
+    pred = torch.cat([PRED, _t([[5.0, 5.0], [5.0, 5.0]])])
+    values, valid = depth_metrics_per_image(pred, gt, min_depth=1.0, max_depth=80.0)
+    assert valid.tolist() == [True, False]
+    assert torch.isnan(values[1]).all()
+    assert values[0].tolist() == pytest.approx(_expected([2.0, 4.0], [1.8, 7.0]), rel=1e-6)
+
+    acc = DepthMetricAccumulator(1.0, 80.0)
+    acc.update(pred, gt)
+    result = acc.compute()
+    assert result["num_images"] == 1.0
+    assert [result[n] for n in METRIC_NAMES] == pytest.approx(values[0].tolist())
+
+
+def test_accumulator_averages_images_over_batches_raw_and_median() -> None:
+    acc = DepthMetricAccumulator(1.0, 80.0)
+    acc.update(PRED, GT)
+    acc.update(_t([[0.5, 200.0]]), _t([[2.0, 50.0]]))
+    result = acc.compute()
+    assert set(result) == {*METRIC_NAMES, *(n + "_med" for n in METRIC_NAMES), "num_images"}
+    assert result["num_images"] == 2.0
+    first, second = _expected([2.0, 4.0], [1.8, 7.0]), _expected([2.0, 50.0], [1.0, 80.0])
+    for name, a, b in zip(METRIC_NAMES, first, second, strict=True):
+        assert result[name] == pytest.approx((a + b) / 2, rel=1e-6), name
+    first_med = _expected([2.0, 4.0], [2.0, 7.0 * 2 / 1.8])
+    second_med = _expected([2.0, 50.0], [2.0, 80.0])
+    for name, a, b in zip(METRIC_NAMES, first_med, second_med, strict=True):
+        assert result[name + "_med"] == pytest.approx((a + b) / 2, rel=1e-6), name
+    assert result["abs_rel"] == pytest.approx((0.425 + 0.55) / 2, rel=1e-6)
+
+    acc.reset()
+    assert acc.num_images == 0
+    assert math.isnan(acc.compute()["abs_rel"])
+
+
+def test_no_valid_image_at_all_gives_nan_and_zero_count() -> None:
+    acc = DepthMetricAccumulator(1.0, 80.0, garg_crop=True)
+    assert all(math.isnan(v) for k, v in acc.compute().items() if k != "num_images")
+    gt = torch.full((2, 1, 10, 30), 5.0)
+    gt[..., 4:9, 1:28] = 0.0  # measurements only outside the crop
+    acc.update(torch.full_like(gt, 5.0), gt)
+    result = acc.compute()
+    assert result["num_images"] == 0.0
+    assert all(math.isnan(v) for k, v in result.items() if k != "num_images")
+
+
+@pytest.mark.parametrize(
+    ("pred_shape", "gt_shape", "message"),
+    [
+        ((2, 2), (1, 1, 2, 2), "pred_depth must be"),
+        ((1, 1, 2, 2), (1, 2, 2, 2), "gt_depth must be"),
+        ((2, 1, 2, 2), (1, 1, 2, 2), "different batch sizes"),
+    ],
+)
+def test_wrong_shapes_raise(
+    pred_shape: tuple[int, ...], gt_shape: tuple[int, ...], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        depth_metrics_per_image(
+            torch.ones(pred_shape), torch.ones(gt_shape), min_depth=1.0, max_depth=80.0
+        )

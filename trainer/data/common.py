@@ -1,0 +1,178 @@
+"""What every data set shares: the error type, file readers, resizing and the split.
+
+Samples are ``(rgb, depth)`` tuples: ``rgb [3,H,W]`` float32 in [0, 1] and
+``depth [1,H,W]`` float32 metres, 0 = no measurement. Depth outside
+``[min_depth, max_depth]`` (and any non-finite value) is marked missing, for every data
+set alike, because the network cannot predict outside that range and the metrics ignore it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+__all__ = [
+    "DataError",
+    "DatasetSplit",
+    "DepthDataset",
+    "Sample",
+    "read_depth_png16",
+    "read_rgb_image",
+    "resize_depth",
+    "resize_rgb",
+    "split_indices",
+    "to_sample",
+]
+
+Sample = tuple[torch.Tensor, torch.Tensor]
+"""``(rgb [3,H,W] float32 in [0,1], depth [1,H,W] float32 metres, 0 = missing)``."""
+
+# Pillow opens a 16-bit grayscale PNG as one of these modes (version and byte order).
+_DEPTH16_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+class DataError(ValueError):
+    """A data set cannot be read: missing path, empty folder, corrupt or mismatched file.
+
+    The message starts with the offending path, then says what is wrong with it.
+    """
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+class DepthDataset(Dataset[Sample], ABC):
+    """A sized map-style data set of samples: ``len(ds)`` and ``ds[i] -> (rgb, depth)``."""
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> Sample: ...
+
+
+class DatasetSplit(DepthDataset):
+    """The items ``indices`` of ``dataset``, in that order (a typed ``Subset``)."""
+
+    def __init__(self, dataset: DepthDataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.dataset[self.indices[index]]
+
+
+def _open_image(path: Path) -> Image.Image:
+    """Open and decode an image file, turning every decoding failure into a DataError."""
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(path, f"cannot decode image ({exc})") from exc
+
+
+def read_rgb_image(path: Path) -> npt.NDArray[np.uint8]:
+    """Read an 8-bit colour (or grayscale / palette) image -> ``[H,W,3]`` uint8."""
+    img = _open_image(path)
+    if img.mode not in ("RGB", "RGBA", "L", "P", "LA"):
+        raise DataError(path, f"expected an 8-bit RGB image, got pixel mode {img.mode!r}")
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def read_depth_png16(path: Path) -> npt.NDArray[np.float64]:
+    """Read a 16-bit grayscale PNG -> ``[H,W]`` stored values as float64 (not yet scaled)."""
+    img = _open_image(path)
+    if img.mode not in _DEPTH16_MODES:
+        raise DataError(
+            path, f"expected a 16-bit grayscale depth PNG (mode I;16), got pixel mode {img.mode!r}"
+        )
+    values = np.asarray(img).astype(np.float64)
+    if values.ndim != 2:
+        raise DataError(path, f"expected a 2-D depth image, got shape {values.shape}")
+    return values
+
+
+def resize_rgb(rgb: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``rgb [3,h,w]`` float -> ``[3,height,width]``: area when shrinking, bilinear when growing.
+
+    Area resampling averages every source pixel a target pixel covers (no aliasing);
+    an axis that grows is then interpolated bilinearly.
+    """
+    h, w = rgb.shape[-2:]
+    out = rgb[None]
+    if height < h or width < w:
+        out = F.interpolate(out, size=(min(h, height), min(w, width)), mode="area")
+    if out.shape[-2:] != (height, width):
+        out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False)
+    return out[0].clamp(0.0, 1.0)
+
+
+def resize_depth(depth: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``depth [1,h,w]`` -> ``[1,height,width]`` by nearest neighbour.
+
+    Never interpolate depth: averaging across an edge or a missing (0) pixel invents
+    depths that were never measured.
+    """
+    if depth.shape[-2:] == (height, width):
+        return depth
+    return F.interpolate(depth[None], size=(height, width), mode="nearest-exact")[0]
+
+
+def to_sample(
+    rgb: npt.NDArray[np.generic],
+    depth: npt.NDArray[np.generic],
+    *,
+    height: int,
+    width: int,
+    min_depth: float,
+    max_depth: float,
+) -> Sample:
+    """Decoded arrays -> a sample of the requested size.
+
+    ``rgb``: ``[h,w,3]`` uint8 (0..255) or float in [0,1]; ``depth``: ``[h,w]`` metres.
+    Returns ``rgb [3,height,width]`` float32 in [0,1] and ``depth [1,height,width]``
+    float32, 0 where missing, non-finite or outside ``[min_depth, max_depth]``.
+    """
+    if rgb.dtype == np.uint8:
+        rgb_t = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255.0
+    else:  # a copy: decoders may hand out read-only buffers
+        rgb_t = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)
+        rgb_t = rgb_t.clamp(0.0, 1.0)
+    d = np.asarray(depth, dtype=np.float64)
+    valid = np.isfinite(d) & (d >= min_depth) & (d <= max_depth)
+    d = np.where(valid, d, 0.0).astype(np.float32)
+    depth_t = torch.from_numpy(d)[None]
+    return resize_rgb(rgb_t.contiguous(), height, width), resize_depth(depth_t, height, width)
+
+
+def split_indices(
+    count: int, val_fraction: float, seed: int, *, source: Path | str
+) -> tuple[list[int], list[int]]:
+    """Shuffle ``range(count)`` with ``seed`` and hold out ``val_fraction`` of it.
+
+    Returns ``(train, val)``, both sorted and non-empty, disjoint, covering every index;
+    the same ``(count, val_fraction, seed)`` always gives the same split.
+    """
+    if count < 2:
+        raise DataError(source, f"found {count} sample(s); a train/val split needs at least 2")
+    order = np.random.default_rng(np.random.SeedSequence([seed, count])).permutation(count)
+    num_val = min(count - 1, max(1, round(count * val_fraction)))
+    val = sorted(int(i) for i in order[:num_val])
+    train = sorted(int(i) for i in order[num_val:])
+    return train, val
