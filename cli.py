@@ -59,7 +59,7 @@ def _tracking_option(func: F) -> F:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that carry a message meant for the user (imported lazily)."""
-    from studies import ServerError, StorageError, StudyMismatch, TrackingError
+    from studies import ExportError, ServerError, StorageError, StudyMismatch, TrackingError
     from sweeps import SpecError
     from trainer import ConfigError, NonFiniteLoss
     from trainer.data import DataError
@@ -67,6 +67,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (
         ConfigError,
         DataError,
+        ExportError,
         NonFiniteLoss,
         ServerError,
         SpecError,
@@ -296,7 +297,7 @@ def _print_study(name: str, storage_url: str) -> None:
     for row in trial_rows(study):
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in row.params.items())
         if row.baseline:
-            params = f"[baseline] {params}"
+            params = f"baseline (SSI) {params}"
         value = "-" if row.value is None else f"{row.value:.5g}"
         duration = "-" if row.duration is None else f"{row.duration:.1f}s"
         table.add_row(str(row.number), row.state, params, value, duration, row.mlflow_run_id or "-")
@@ -337,7 +338,8 @@ def studies_export(name: str, output: Path, fmt: str, storage: str | None, home:
     """Write the best trial's configuration of study NAME."""
     from studies import export_best, load_study, resolve_storage, write_export
 
-    text = export_best(load_study(name, resolve_storage(storage, home)), fmt)  # type: ignore[arg-type]
+    study = load_study(name, resolve_storage(storage, home))
+    text = export_best(study, fmt, filename=str(output))  # type: ignore[arg-type]
     write_export(text, output)
     err.print(f"wrote {output} ({fmt} format)")
 

@@ -6,7 +6,7 @@ The only package that imports optuna and mlflow.
 from __future__ import annotations
 
 from studies.catalog import StudyMismatch, StudySummary, load_study, stored_spec, study_summaries
-from studies.export import export_best, write_export
+from studies.export import ExportError, export_best, write_export
 from studies.objective import Objective, SweepObserver, flatten_config, objective_value
 from studies.reports import TrialRow, save_study_plots, trial_rows
 from studies.server import ServerError, ServerInfo, server_status, start_server, stop_server
@@ -16,6 +16,7 @@ from studies.target import resolve_storage, resolve_tracking
 from studies.tracking import Tracker, TrackingError
 
 __all__ = [
+    "ExportError",
     "Objective",
     "ServerError",
     "ServerInfo",

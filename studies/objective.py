@@ -50,11 +50,15 @@ def flatten_config(config: TrainConfig) -> dict[str, str | int | float | bool]:
     return flat
 
 
-def objective_value(history: list[dict[str, float]], metric: str, direction: str) -> float:
-    """The best value of ``metric`` over the run's epochs (NaN epochs ignored)."""
+def objective_value(
+    history: list[dict[str, float]], metric: str, direction: str, reduce: str = "best"
+) -> float:
+    """``metric`` of the best epoch (``reduce='best'``) or of the last finite one."""
     values = [epoch[metric] for epoch in history if math.isfinite(epoch.get(metric, math.nan))]
     if not values:
         raise ValueError(f"the run never produced a finite {metric!r}")
+    if reduce == "last":
+        return values[-1]
     return min(values) if direction == "minimize" else max(values)
 
 
@@ -104,7 +108,8 @@ class Objective:
         value: float | None = None
         try:
             result = fit(config.model_copy(update={"output_dir": out_dir}), on_epoch_end)
-            value = objective_value(result.history, metric, self.spec.objective.direction)
+            objective = self.spec.objective
+            value = objective_value(result.history, metric, objective.direction, objective.reduce)
             state = "COMPLETE"
             return value
         except optuna.TrialPruned:

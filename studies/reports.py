@@ -85,19 +85,23 @@ def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as oplt
 
+    metric = str(study.user_attrs.get("objective_metric", "Objective Value"))
     sweep = _sweep_trials(study)
     complete = sweep.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     varied = _varied_params(complete)
     plots: dict[str, tuple[bool, Callable[[], Any]]] = {
-        "optimization_history": (bool(complete), lambda: oplt.plot_optimization_history(sweep)),
+        "optimization_history": (
+            bool(complete),
+            lambda: oplt.plot_optimization_history(sweep, target_name=metric),
+        ),
         # Importances need two complete trials and a param that took two values.
         "param_importances": (
             len(complete) >= 2 and bool(varied),
-            lambda: oplt.plot_param_importances(sweep, params=varied),
+            lambda: oplt.plot_param_importances(sweep, params=varied, target_name=metric),
         ),
         "parallel_coordinate": (
             len(complete) >= 2 and bool(varied),
-            lambda: oplt.plot_parallel_coordinate(sweep),
+            lambda: oplt.plot_parallel_coordinate(sweep, target_name=metric),
         ),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

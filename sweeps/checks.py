@@ -140,14 +140,14 @@ def combination_problems(base: TrainConfig, search: Mapping[str, SearchParam]) -
         return []
     bad: list[tuple[dict[str, Any], str]] = []
     for combo in itertools.product(*searched.values()):
-        values = dict(zip(searched, combo, strict=True))
+        point = dict(zip(searched, combo, strict=True))
         try:
-            apply_values(base, values)
+            apply_values(base, point)
         except ValidationError as exc:
-            bad.append((values, _why(exc)))
+            bad.append((point, _why(exc)))
     out = []
-    for values, why in bad[:3]:
-        shown = ", ".join(f"{p}={v!r}" for p, v in values.items())
+    for point, why in bad[:3]:
+        shown = ", ".join(f"{p}={v!r}" for p, v in point.items())
         out.append(SpecProblem("search", f"the combination {shown} is invalid: {why}"))
     if len(bad) > 3:
         out.append(SpecProblem("search", f"... and {len(bad) - 3} more invalid combinations"))

@@ -34,7 +34,8 @@ class SpecError(ValueError):
 
 
 def join_path(*parts: str | int) -> str:
-    """``join_path('search', 'loss.lambda_sg', 'choices', 1)`` -> 'search.loss.lambda_sg.choices[1]'."""
+    """Key path from parts: ``('search', 'loss.lambda_sg', 'choices', 1)`` ->
+    ``search.loss.lambda_sg.choices[1]``; empty parts are skipped."""
     out = ""
     for part in parts:
         if isinstance(part, int):

@@ -150,9 +150,9 @@ def candidate_values(param: SearchParam, limit: int = MAX_CHOICES) -> list[Any]:
     """The values worth building a config with: every value of a small discrete param
     (so that e.g. a height that is not a multiple of 16 inside a range is found), else
     the ends."""
-    if isinstance(param, IntRange | FloatRange) and param.step is not None:
-        if _count(param) <= limit:
-            return grid_values(param)
+    discrete = isinstance(param, IntRange | FloatRange) and param.step is not None
+    if discrete and _count(param) <= limit:  # type: ignore[arg-type]
+        return grid_values(param)
     return [value for _, value in endpoints(param)]
 
 

@@ -40,7 +40,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             if isinstance(key, str | int | float | bool) and key in seen:
                 self.duplicates.append((str(key), key_node.start_mark.line + 1))
             seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
@@ -104,7 +104,7 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
     parts["base"] = _base(data.get("base"), problems)
     parts["search"], complete = _search(data.get("search"), problems)
     for key, model in _SECTIONS.items():
-        parts[key] = _section(key, model, data[key] if key in data else {}, problems)
+        parts[key] = _section(key, model, data.get(key, {}), problems)
     parts["baseline"] = _field("baseline", data.get("baseline", False), problems)
 
     problems += semantic_problems(
@@ -125,7 +125,7 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
 def _field(key: str, value: Any, problems: list[SpecProblem]) -> Any:
     """One top-level scalar, checked against its field in `SweepSpec` (bounds included)."""
     field = SweepSpec.model_fields[key]
-    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[field.annotation, field])
+    adapter: TypeAdapter[Any] = TypeAdapter(Annotated[field.annotation, field])  # type: ignore[arg-type]
     try:
         return adapter.validate_python(value, strict=True)
     except ValidationError as exc:
@@ -216,7 +216,7 @@ def _param(path: str, raw: Any, problems: list[SpecProblem]) -> SearchParam:
         value, why = check_value(path, raw)
         if why is not None:
             problems.append(SpecProblem(where, why))
-        return value  # type: ignore[no-any-return]
+        return value
     if "choices" in raw:
         return _choices(path, raw, problems)
     if kind not in ("int", "float"):

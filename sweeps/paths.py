@@ -86,7 +86,7 @@ def _adapter(path: str) -> TypeAdapter[Any]:
     # Strict, so that "0.5" or 1 are not taken for a float or a bool without a word; paths
     # are written as strings in YAML, which only lax mode turns into a Path.
     strict = not _mentions_path(annotation)
-    return TypeAdapter(annotation, config=ConfigDict(strict=strict))
+    return TypeAdapter(annotation, config=ConfigDict(strict=strict))  # type: ignore[arg-type]
 
 
 def check_value(path: str, value: Any) -> tuple[Any, str | None]:

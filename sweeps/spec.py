@@ -70,11 +70,14 @@ def semantic_problems(
     for path, param in search.items():
         if not is_searched(param):
             out += checks.value_problems(base, path, param)
+    fixed = {p: v for p, v in search.items() if not is_searched(v)}
     try:
-        effective = apply_values(base, {p: v for p, v in search.items() if not is_searched(v)})
+        effective = apply_values(base, fixed)
     except ValidationError as exc:
         if not out:  # each fixed value is fine alone: they clash together
-            out += problems_from_validation(exc, TrainConfig, "search")
+            shown = ", ".join(f"{p}={v!r}" for p, v in fixed.items())
+            why = "; ".join(p.message for p in problems_from_validation(exc, TrainConfig))
+            out.append(SpecProblem("search", f"the fixed values {shown} are invalid: {why}"))
         return out
     searched_ok = True
     for path, param in search.items():

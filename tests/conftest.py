@@ -100,8 +100,10 @@ def mlflow_server(mlflow_home: Path) -> Iterator[ServerInfo]:
     try:
         yield info
     finally:
+        started = time.monotonic()
         stop_server(mlflow_home)
         _assert_group_gone(info.pgid)
+        print(f"\nstopped the session's MLflow server in {time.monotonic() - started:.1f} s")
 
 
 # ---------------------------------------------------------------------------- PostgreSQL

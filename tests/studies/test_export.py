@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 import pytest
@@ -56,7 +56,9 @@ def spec() -> SweepSpec:
     return load_spec(SPEC_DIR / "default.yaml")
 
 
-def make_study(tmp_path: Path, spec: SweepSpec, direction: str = "minimize") -> optuna.Study:
+def make_study(
+    tmp_path: Path, spec: SweepSpec, direction: Literal["minimize", "maximize"] = "minimize"
+) -> optuna.Study:
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path}/s.db", study_name="demo", direction=direction
     )

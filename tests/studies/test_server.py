@@ -120,11 +120,19 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
         other.wait()
 
 
-def test_server_dying_at_start_up_quotes_its_log(tmp_path: Path) -> None:
-    (tmp_path / DB_FILE).mkdir()  # SQLite cannot open a folder: the server exits
+def test_server_dying_at_start_up_quotes_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `mlflow server` refuses to start with this client-only variable set, and does so
+    # before touching its database: a quick, real start-up failure. (A broken database
+    # fails too, but only after two minutes of MLflow's connection retries.)
+    monkeypatch.setenv("MLFLOW_WORKSPACE", "salsweep-test")
     with pytest.raises(ServerError, match="exited during start-up") as caught:
         start_server(tmp_path, port=free_port(), timeout=120.0)
-    assert str(tmp_path / LOG_FILE) in str(caught.value)
+    message = str(caught.value)
+    assert message.splitlines()[0].startswith("the MLflow server exited during start-up")
+    assert str(tmp_path / LOG_FILE) in message
+    assert "MLFLOW_WORKSPACE=salsweep-test is client-only" in message  # from the log's tail
     assert not (tmp_path / STATE_FILE).exists()
 
 

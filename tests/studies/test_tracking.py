@@ -18,7 +18,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from studies.server import ServerInfo
-from studies.tracking import PARENT_RUN_NAME, Tracker, TrackingError
+from studies.tracking import PARENT_RUN_NAME, ChildState, Tracker, TrackingError
 from studies.urls import free_port
 
 EPOCHS = 3
@@ -117,7 +117,7 @@ def test_sweep_layout_reads_back(
     extra = tmp_path / "notes.txt"
     extra.write_text("hello")
 
-    states = {0: "COMPLETE", 1: "PRUNED", 2: "FAIL"}
+    states: dict[int, ChildState] = {0: "COMPLETE", 1: "PRUNED", 2: "FAIL"}
     children = {}
     for trial, state in states.items():
         params = {"loss.lambda_sg": 0.25 * trial, "loss.num_scales": 4, "loss.inv": trial == 1}
@@ -130,7 +130,7 @@ def test_sweep_layout_reads_back(
         tracker.log_artifacts(run_id, previews, "previews")
         tracker.log_artifact(run_id, extra)
         tracker.set_tags(run_id, {"note": f"t{trial}"})
-        tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)  # type: ignore[arg-type]
+        tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)
     tracker.end_parent(parent, "FINISHED")
 
     parent_run = client.get_run(parent)

@@ -22,11 +22,12 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studies.server import ServerInfo
-from studies.tracking import Tracker
+from studies.tracking import ChildState, Tracker
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TRIALS = 3
+STATES: tuple[ChildState, ...] = ("COMPLETE", "PRUNED", "FAIL")  # trial-0, -1, -2
+TRIALS = len(STATES)
 # The React app loads its bundles and then the runs: allow a slow, shared machine.
 WAIT_S = 60
 CHROMIUM_FLAGS = (
@@ -46,6 +47,15 @@ CHROMIUM_FLAGS = (
 def _run_link(name: str) -> str:
     """XPath of the link of the run named ``name`` in the runs table."""
     return f"//a[normalize-space(.)='{name}']"
+
+
+def _close_assistant_panel(browser: WebDriver) -> None:
+    """Close MLflow 3's chat panel, when shown, so the screenshot shows more of the table."""
+    for button in browser.find_elements(
+        By.CSS_SELECTOR, "button[data-component-id='mlflow.assistant.chat_panel.close']"
+    ):
+        if button.is_displayed():
+            button.click()
 
 
 @pytest.fixture
@@ -74,11 +84,13 @@ def test_runs_table_shows_trials_under_the_parent(
     tracker = Tracker(mlflow_server.url)
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {"spec.name": study}, "x: 1\n")
-    for trial, state in enumerate(("COMPLETE", "PRUNED", "FAIL")):
-        run_id = tracker.start_child(experiment_id, parent, trial, {"lambda_sg": 0.1 * trial}, study)
+    for trial, state in enumerate(STATES):
+        run_id = tracker.start_child(
+            experiment_id, parent, trial, {"lambda_sg": 0.1 * trial}, study
+        )
         for epoch in (1, 2):
             tracker.log_epoch(run_id, epoch, {"val/abs_rel": 0.3 - 0.05 * epoch + 0.01 * trial})
-        tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)  # type: ignore[arg-type]
+        tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)
     tracker.end_parent(parent, "FINISHED")
 
     url = tracker.experiment_ui_url(experiment_id)
@@ -88,7 +100,7 @@ def test_runs_table_shows_trials_under_the_parent(
     screenshot = tmp_path / "mlflow-runs.png"
     try:
         parent_link = wait.until(ec.presence_of_element_located((By.XPATH, _run_link("sweep"))))
-        assert parent_link.get_attribute("href").endswith(f"/runs/{parent}")
+        assert str(parent_link.get_attribute("href")).endswith(f"/runs/{parent}")
         # Child runs are folded: the expander is the button in the parent's name cell.
         expander = parent_link.find_element(
             By.XPATH, "./ancestor::div[contains(@class, 'ag-cell')][1]//button"
@@ -99,6 +111,7 @@ def test_runs_table_shows_trials_under_the_parent(
     except TimeoutException:
         browser.save_screenshot(str(screenshot))
         pytest.fail(f"runs did not show at {url}; screenshot: {screenshot}")
+    _close_assistant_panel(browser)
     browser.save_screenshot(str(screenshot))
 
     # A stable copy, overwritten by each session: <pytest tmp root>/salsweep-ui/.

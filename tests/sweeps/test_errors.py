@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sweeps import SpecError, SpecProblem, load_spec, parse_spec
+from sweeps import IntRange, SpecError, SpecProblem, load_spec, parse_spec
 
 
 def problems(data: Any) -> dict[str, str]:
@@ -161,7 +161,7 @@ def test_values_inside_a_range_are_checked(good: dict[str, Any]) -> None:
     assert list(found) == ["search.data.height"]
     assert found["search.data.height"].startswith("60 of the 65 values are invalid, e.g. 65:")
     good["search"]["data.height"] = {"low": 64, "high": 128, "step": 16}
-    assert parse_spec(good, "t").searched()["data.height"].step == 16
+    assert parse_spec(good, "t").search["data.height"] == IntRange(low=64, high=128, step=16)
 
 
 def test_ends_valid_alone_but_not_together(good: dict[str, Any]) -> None:
@@ -174,6 +174,14 @@ def test_ends_valid_alone_but_not_together(good: dict[str, Any]) -> None:
     assert found["search"].startswith(
         "the combination data.min_depth=50.0, data.max_depth=20.0 is invalid"
     )
+
+
+def test_fixed_values_valid_alone_but_not_together(good: dict[str, Any]) -> None:
+    good["search"].update({"data.min_depth": 50.0, "data.max_depth": 40.0})
+    assert problems(good) == {
+        "search": "the fixed values data.min_depth=50.0, data.max_depth=40.0 are invalid: "
+        "max_depth (40.0) must be larger than min_depth (50.0)"
+    }
 
 
 def test_grid_needs_discrete_params(good: dict[str, Any]) -> None:

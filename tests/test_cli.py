@@ -1,0 +1,110 @@
+"""The command line: exit codes, messages, `loss check`, `train`, `sweep validate`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+
+from cli import cli
+from trainer import load_train_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.output
+
+
+def test_loss_check_prints_every_metric() -> None:
+    code, output = run("loss", "check")
+    assert code == 0, output
+    for name in (
+        "scale_adaptive/relative",
+        "scale_adaptive/absolute",
+        "gradient/scale_1",
+        "gradient/scale_4",
+        "loss_sa",
+        "loss_sg",
+        "total_loss",
+    ):
+        assert name in output
+    total = float(re.search(r"total: (\S+)", output).group(1))  # type: ignore[union-attr]
+    assert total > 0
+    assert "finite: True" in output
+
+
+def test_train_runs_a_config(tmp_path: Path) -> None:
+    config = {
+        "data": {"height": 32, "width": 64, "num_train": 8, "num_val": 4},
+        "model": {"base_channels": 4, "num_stages": 2},
+        "loss": {"num_scales": 2},
+        "epochs": 2,
+        "steps_per_epoch": 2,
+        "batch_size": 2,
+        "device": "cpu",
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    code, output = run("train", str(path), "--output-dir", str(tmp_path / "out"))
+    assert code == 0, output
+    assert "epoch 2/2" in output
+    assert "val/abs_rel" in output
+    assert (tmp_path / "out" / "previews" / "epoch_002.png").is_file()
+    assert (tmp_path / "out" / "best.pt").is_file()
+
+
+def test_train_bad_config_lists_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("loss:\n  lambda_sgg: 1\n  num_scales: 0\nepochs: many\n")
+    code, output = run("train", str(path))
+    assert code == 1
+    assert "loss.lambda_sgg: unknown key (valid keys: epsilon, lambda_sg," in output
+    assert "loss.num_scales: Input should be greater than or equal to 1" in output
+    assert "epochs: Input should be a valid integer" in output
+    assert "Traceback" not in output
+
+
+def test_train_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: 2\nloss: [unclosed\n")
+    code, output = run("train", str(path))
+    assert code == 1
+    assert "line 3" in output or "line 2" in output
+    assert "invalid YAML" in output
+
+
+def test_missing_file_is_usage_error(tmp_path: Path) -> None:
+    code, output = run("train", str(tmp_path / "nope.yaml"))
+    assert code == 2
+    assert "does not exist" in output
+
+
+def test_shipped_train_config_loads() -> None:
+    config = load_train_config(ROOT / "trainer" / "configs" / "default.yaml")
+    assert config.loss.method == "sparse-scale-adaptive"
+    assert config.data.kind == "synthetic"
+    assert config.output_dir == Path("runs/default")
+
+
+def test_sweep_validate_shipped_specs() -> None:
+    for name in ("default.yaml", "seed-grid.yaml"):
+        code, output = run("sweep", "validate", str(ROOT / "sweeps" / name))
+        assert code == 0, output
+        assert "valid" in output
+
+
+def test_server_status_without_server(tmp_path: Path) -> None:
+    code, output = run("server", "status", "--home", str(tmp_path))
+    assert code == 1
+    assert "no MLflow server is running" in output
+
+
+def test_unknown_study_is_one_clear_line(tmp_path: Path) -> None:
+    code, output = run("studies", "show", "nope", "--home", str(tmp_path))
+    assert code == 1
+    assert "no study named 'nope'" in output
+    assert "Traceback" not in output
