@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SPEC ?= sweeps/default.yaml
-STUDY ?= default
+STUDY ?= salsweep-default
 export SALSWEEP_HOME ?= $(CURDIR)/.salsweep
 
 .PHONY: all setup sweep test lint typecheck pytest server server-stop bench clean

@@ -157,8 +157,15 @@ def _run(
     n_trials: int | None,
     create: bool,
 ) -> None:
-    from studies import SweepTarget, resolve_storage, resolve_tracking, run_sweep
+    from studies import (
+        SweepTarget,
+        quiet_optuna_logs,
+        resolve_storage,
+        resolve_tracking,
+        run_sweep,
+    )
 
+    quiet_optuna_logs()
     tracking = resolve_tracking(tracking_uri, home)
     if tracking.started_here:
         err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
@@ -361,7 +368,7 @@ def server_start(host: str, port: int, home: Path) -> None:
     from studies import start_server
 
     info = start_server(home, host=host, port=port)
-    out.print(f"MLflow server running at {info.url} (pid {info.pid}); UI: {info.url}")
+    out.print(f"MLflow server running at {info.url} (pid {info.pid})")
 
 
 @server.command("stop")

@@ -5,7 +5,14 @@ The only package that imports optuna and mlflow.
 
 from __future__ import annotations
 
-from studies.catalog import StudyMismatch, StudySummary, load_study, stored_spec, study_summaries
+from studies.catalog import (
+    StudyMismatch,
+    StudySummary,
+    load_study,
+    quiet_optuna_logs,
+    stored_spec,
+    study_summaries,
+)
 from studies.export import ExportError, export_best, write_export
 from studies.objective import Objective, SweepObserver, flatten_config, objective_value
 from studies.reports import TrialRow, save_study_plots, trial_rows
@@ -35,6 +42,7 @@ __all__ = [
     "load_study",
     "objective_value",
     "open_storage",
+    "quiet_optuna_logs",
     "remaining_trials",
     "resolve_storage",
     "resolve_tracking",

@@ -12,7 +12,19 @@ from studies.search_space import build_pruner, build_sampler
 from studies.storage import open_storage
 from sweeps import SweepSpec, parse_spec
 
-__all__ = ["StudyMismatch", "StudySummary", "load_study", "stored_spec", "study_summaries"]
+__all__ = [
+    "StudyMismatch",
+    "StudySummary",
+    "load_study",
+    "quiet_optuna_logs",
+    "stored_spec",
+    "study_summaries",
+]
+
+
+def quiet_optuna_logs() -> None:
+    """Keep Optuna's own INFO lines off the terminal (the CLI draws its own progress)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 class StudyMismatch(ValueError):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +90,8 @@ class Objective:
             self.study_name,
         )
         trial.set_user_attr("mlflow_run_id", run_id)
+        # Which machine and process ran it: several workers may share one study.
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         # The stored config is the runnable one: no output folder of this sweep inside.
         trial.set_user_attr("config", config.model_dump(mode="json"))
         self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def run_sweep(
     if baseline is not None and not study.get_trials(deepcopy=False):
         study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs)
 
+    _close_dead_trials(study, tracker)
     todo = remaining_trials(study, budget)
     try:
         if todo:
@@ -178,6 +180,21 @@ def run_sweep(
         ran=objective.finished,
         ui_url=tracker.experiment_ui_url(objective.experiment_id),
     )
+
+
+def _close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
+    """Fail the trials whose worker died (no heartbeat) and close their MLflow runs.
+
+    Optuna re-queues each such trial once (see studies.storage); its MLflow run would
+    otherwise stay RUNNING forever.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
 
 
 def _summarise(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> None:

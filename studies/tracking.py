@@ -169,7 +169,15 @@ class Tracker:
         with self._calling(f"open experiment {name!r}"):
             experiment = self._client.get_experiment_by_name(name)
             if experiment is None:
-                return str(self._client.create_experiment(name))
+                try:
+                    return str(self._client.create_experiment(name))
+                except MlflowException as exc:
+                    # Another worker created it between our look-up and our create.
+                    if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    experiment = self._client.get_experiment_by_name(name)
+                    if experiment is None:
+                        raise
             if experiment.lifecycle_stage == LifecycleStage.DELETED:
                 self._client.restore_experiment(experiment.experiment_id)
             return str(experiment.experiment_id)
@@ -269,6 +277,15 @@ class Tracker:
                 run_id, metrics=metrics, tags=[RunTag(STATE_TAG, state)], synchronous=True
             )
             self._client.set_terminated(run_id, status=CHILD_STATUS[state], end_time=_now_ms())
+
+    def close_orphan(self, run_id: str) -> bool:
+        """Mark a trial's run FAILED if it is still RUNNING (its worker died); True if so."""
+        with self._calling(f"read run {run_id}"):
+            status = self._client.get_run(run_id).info.status
+        if status != "RUNNING":
+            return False
+        self.end_child(run_id, "FAIL", None)
+        return True
 
     # ------------------------------------------------------------------ tags, artifacts
 

@@ -6,10 +6,26 @@ The trainer knows nothing of Optuna or MLflow: `fit` takes a callback
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from trainer.config import DataConfig, LossConfig, LossMethod, ModelConfig, TrainConfig
 from trainer.io import ConfigError, dump_train_config, load_train_config, parse_train_config
-from trainer.loop import BEST_METRIC, NonFiniteLoss, RunResult, fit, resolve_device
 from trainer.validation import describe_validation_error
+
+if TYPE_CHECKING:
+    from trainer.loop import BEST_METRIC, NonFiniteLoss, RunResult, fit, resolve_device
+
+# The loop imports torch (seconds); configs and YAML do not. Load the loop on first use so
+# that `salsweep sweep validate` and other config-only work stay fast.
+_LOOP_NAMES = frozenset({"BEST_METRIC", "NonFiniteLoss", "RunResult", "fit", "resolve_device"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOOP_NAMES:
+        return getattr(importlib.import_module("trainer.loop"), name)
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+
 
 __all__ = [
     "BEST_METRIC",
