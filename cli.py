@@ -22,7 +22,9 @@ from rich.table import Table
 
 __all__ = ["cli", "main"]
 
-out = Console()
+# Piped or captured output has no terminal width: use a wide one rather than wrapping
+# tables of trials into unreadable columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -137,11 +139,14 @@ class _RichObserver:
             self.epochs, completed=epoch, description=f"trial {number} abs_rel={abs_rel:.4f}"
         )
 
-    def trial_finished(self, number: int, state: str, value: float | None) -> None:
+    def trial_finished(
+        self, number: int, state: str, value: float | None, reason: str | None
+    ) -> None:
         self.progress.advance(self.trials)
         self.progress.update(self.epochs, visible=False)
         shown = "" if value is None else f" value={value:.5g}"
-        self.progress.console.print(f"trial {number}: {state}{shown}")
+        why = f" ({reason})" if reason and state != "COMPLETE" else ""
+        self.progress.console.print(f"trial {number}: {state}{shown}{why}", markup=False)
 
 
 def _fmt(value: object) -> str:

@@ -23,8 +23,9 @@ __all__ = [
 
 
 def quiet_optuna_logs() -> None:
-    """Keep Optuna's own INFO lines off the terminal (the CLI draws its own progress)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    """Keep Optuna's own log lines off the terminal: the CLI draws its own progress and
+    reports each failed trial's reason (Optuna would print a traceback)."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 class StudyMismatch(ValueError):

@@ -32,7 +32,9 @@ class SweepObserver(Protocol):
 
     def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None: ...
 
-    def trial_finished(self, number: int, state: str, value: float | None) -> None: ...
+    def trial_finished(
+        self, number: int, state: str, value: float | None, reason: str | None
+    ) -> None: ...
 
 
 def flatten_config(config: TrainConfig) -> dict[str, str | int | float | bool]:
@@ -123,12 +125,14 @@ class Objective:
             # Runs on success, pruning, errors and Ctrl-C alike: the child run is never
             # left RUNNING, and whatever previews exist are kept. A tracking error while
             # another exception is on its way must not hide that exception.
-            in_flight = sys.exc_info()[1] is not None and state != "PRUNED"
+            error = sys.exc_info()[1]
+            in_flight = error is not None and state != "PRUNED"
             with contextlib.suppress(TrackingError) if in_flight else contextlib.nullcontext():
                 self._close(run_id, out_dir, state, value)
             self.finished += 1
             if self.observer is not None:
-                self.observer.trial_finished(trial.number, state, value)
+                reason = None if error is None else (str(error) or type(error).__name__)
+                self.observer.trial_finished(trial.number, state, value, reason)
 
     def _close(self, run_id: str, out_dir: Path, state: TrialEnd, value: float | None) -> None:
         previews = out_dir / "previews"

@@ -218,6 +218,7 @@ class _InterruptAt:
 
     def __init__(self, trial: int) -> None:
         self.trial = trial
+        self.finished: list[tuple[int, str, str | None]] = []
 
     def sweep_started(self, ui_url: str) -> None:
         assert "#/experiments/" in ui_url
@@ -229,8 +230,10 @@ class _InterruptAt:
         if number == self.trial:
             raise KeyboardInterrupt
 
-    def trial_finished(self, number: int, state: str, value: float | None) -> None:
-        pass
+    def trial_finished(
+        self, number: int, state: str, value: float | None, reason: str | None
+    ) -> None:
+        self.finished.append((number, state, reason))
 
 
 def test_interrupt_then_resume_runs_only_the_rest(
@@ -238,8 +241,14 @@ def test_interrupt_then_resume_runs_only_the_rest(
 ) -> None:
     target = SweepTarget(f"sqlite:///{tmp_path / 'optuna.db'}", mlflow_server.url, tmp_path)
     spec = tiny_spec("resume", n_trials=4)
+    observer = _InterruptAt(2)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(spec, "resume", target, observer=_InterruptAt(2))
+        run_sweep(spec, "resume", target, observer=observer)
+    assert observer.finished == [
+        (0, "COMPLETE", None),
+        (1, "COMPLETE", None),
+        (2, "FAIL", "KeyboardInterrupt"),
+    ]
     study = load_study("resume", target.storage_url)
     states = [t.state for t in study.get_trials()]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.FAIL]
@@ -287,3 +296,60 @@ def test_malformed_spec_creates_nothing(tmp_path: Path, text: str, code: int, me
     assert "Traceback" not in result.output
     # nothing created: no storage file, no data dir
     assert not home.exists()
+
+
+def test_ctrl_c_exits_130_and_resume_finishes(mlflow_server: ServerInfo, tmp_path: Path) -> None:
+    """A real SIGINT to a running `salsweep sweep launch`, then `salsweep sweep resume`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    data = tiny_spec("ctrlc", n_trials=3).model_dump(mode="json")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "SALSWEEP_HOME": str(tmp_path / "home"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [sys.executable, str(root / "cli.py")]
+    proc = subprocess.Popen(
+        [*cmd, "sweep", "launch", str(spec)],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # wait until trial 1 has started, then press Ctrl-C
+        seen.append(line)
+        if line.startswith("trial 1:"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.communicate(timeout=120)[0]
+    output = "".join(seen) + rest
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    assert "Traceback" not in output
+
+    storage = f"sqlite:///{tmp_path / 'home' / 'optuna.db'}"
+    states = [t.state for t in load_study("ctrlc", storage).get_trials()]
+    assert states[:1] == [TrialState.COMPLETE]
+    assert states[-1] == TrialState.FAIL
+
+    resumed = subprocess.run(
+        [*cmd, "sweep", "resume", "ctrlc"],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    states = [t.state for t in load_study("ctrlc", storage).get_trials()]
+    assert states.count(TrialState.COMPLETE) == 3

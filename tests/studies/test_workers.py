@@ -147,7 +147,8 @@ def test_killed_worker_trial_is_failed_and_retried(
     assert study is not None
     dead = study.get_trials()[0]
     assert dead.state == TrialState.RUNNING  # nobody has noticed yet
-    time.sleep(2.5)  # past the grace period (2 x 1 s heartbeat)
+    # Past the grace period (2 x 1 s heartbeat); SQLite clocks tick in whole seconds.
+    time.sleep(4.5)
 
     target = SweepTarget(storage, mlflow_server.url, tmp_path, heartbeat_interval=1)
     outcome = run_sweep(parse_spec(data, "spec"), "crash", target, create=False)
