@@ -130,7 +130,7 @@ def test_size_mismatch_names_both_files(tmp_path: Path) -> None:
     write_frame(tmp_path, "0000000005", seed=0)
     rgb_file = tmp_path / "train" / DRIVE / "image_02" / "data" / "0000000005.png"
     Image.fromarray(np.zeros((17, 40, 3), dtype=np.uint8)).save(rgb_file)
-    with pytest.raises(DataError, match=r"depth map is 40x16 px but its RGB frame .* 40x17") as e:
+    with pytest.raises(DataError, match=r"depth map is 40x16 px but its image .* 40x17") as e:
         kitti(tmp_path)[0]
     assert str(depth_dir(tmp_path) / "0000000005.png") in str(e.value)
     assert str(rgb_file) in str(e.value)

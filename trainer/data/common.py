@@ -161,6 +161,58 @@ def to_sample(
     return resize_rgb(rgb_t.contiguous(), height, width), resize_depth(depth_t, height, width)
 
 
+class PairedFiles(DepthDataset):
+    """RGB files paired with depth files; items ``(rgb [3,H,W], depth [1,H,W])``.
+
+    Pairing is checked when the data set is built; decoding, dtype and size checks happen
+    on access and raise :class:`DataError` naming the file. Subclasses say how a depth
+    file is read (``read_depth``); stored value / ``depth_scale`` = metres.
+    """
+
+    def __init__(
+        self,
+        pairs: list[tuple[Path, Path]],
+        *,
+        depth_scale: float,
+        height: int,
+        width: int,
+        min_depth: float,
+        max_depth: float,
+    ) -> None:
+        if depth_scale <= 0:
+            raise ValueError(f"depth_scale must be > 0, got {depth_scale}")
+        self.pairs = pairs
+        self.depth_scale = depth_scale
+        self.height, self.width = height, width
+        self.min_depth, self.max_depth = min_depth, max_depth
+
+    def read_depth(self, path: Path) -> npt.NDArray[np.float64]:
+        """Stored depth values [H,W] of one file (16-bit PNG unless overridden)."""
+        return read_depth_png16(path)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> Sample:
+        rgb_path, depth_path = self.pairs[index]
+        rgb = read_rgb_image(rgb_path)
+        stored = self.read_depth(depth_path)
+        if rgb.shape[:2] != stored.shape:
+            raise DataError(
+                depth_path,
+                f"depth map is {stored.shape[1]}x{stored.shape[0]} px but its image "
+                f"{rgb_path} is {rgb.shape[1]}x{rgb.shape[0]} px",
+            )
+        return to_sample(
+            rgb,
+            stored / self.depth_scale,
+            height=self.height,
+            width=self.width,
+            min_depth=self.min_depth,
+            max_depth=self.max_depth,
+        )
+
+
 def split_indices(
     count: int, val_fraction: float, seed: int, *, source: Path | str
 ) -> tuple[list[int], list[int]]:

@@ -18,11 +18,8 @@ import numpy.typing as npt
 
 from trainer.data.common import (
     DataError,
-    DepthDataset,
-    Sample,
+    PairedFiles,
     read_depth_png16,
-    read_rgb_image,
-    to_sample,
 )
 
 __all__ = ["DepthFolder", "find_folder_pairs", "read_depth_npy"]
@@ -80,12 +77,8 @@ def read_depth_npy(path: Path) -> npt.NDArray[np.float64]:
     return values.astype(np.float64)
 
 
-class DepthFolder(DepthDataset):
-    """Pairs of ``rgb/`` and ``depth/`` files; items ``(rgb [3,H,W], depth [1,H,W])``.
-
-    Pairing is checked when the data set is built; decoding, dtype and size checks
-    happen on access and raise :class:`DataError` naming the file.
-    """
+class DepthFolder(PairedFiles):
+    """Pairs of ``rgb/`` and ``depth/`` files (PNG or ``.npy``, matched by stem)."""
 
     def __init__(
         self,
@@ -97,35 +90,17 @@ class DepthFolder(DepthDataset):
         min_depth: float,
         max_depth: float,
     ) -> None:
-        if depth_scale <= 0:
-            raise ValueError(f"depth_scale must be > 0, got {depth_scale}")
         self.root = Path(root)
-        self.pairs = find_folder_pairs(self.root)
-        self.depth_scale = depth_scale
-        self.height, self.width = height, width
-        self.min_depth, self.max_depth = min_depth, max_depth
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> Sample:
-        rgb_path, depth_path = self.pairs[index]
-        rgb = read_rgb_image(rgb_path)
-        if depth_path.suffix.lower() == ".npy":
-            stored = read_depth_npy(depth_path)
-        else:
-            stored = read_depth_png16(depth_path)
-        if rgb.shape[:2] != stored.shape:
-            raise DataError(
-                depth_path,
-                f"depth map is {stored.shape[1]}x{stored.shape[0]} px but its image "
-                f"{rgb_path} is {rgb.shape[1]}x{rgb.shape[0]} px",
-            )
-        return to_sample(
-            rgb,
-            stored / self.depth_scale,
-            height=self.height,
-            width=self.width,
-            min_depth=self.min_depth,
-            max_depth=self.max_depth,
+        super().__init__(
+            find_folder_pairs(self.root),
+            depth_scale=depth_scale,
+            height=height,
+            width=width,
+            min_depth=min_depth,
+            max_depth=max_depth,
         )
+
+    def read_depth(self, path: Path) -> npt.NDArray[np.float64]:
+        if path.suffix.lower() == ".npy":
+            return read_depth_npy(path)
+        return read_depth_png16(path)

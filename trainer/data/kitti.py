@@ -23,11 +23,7 @@ from pathlib import Path
 
 from trainer.data.common import (
     DataError,
-    DepthDataset,
-    Sample,
-    read_depth_png16,
-    read_rgb_image,
-    to_sample,
+    PairedFiles,
 )
 
 __all__ = ["KITTI_DEPTH_SCALE", "KittiDepth", "find_kitti_pairs"]
@@ -78,12 +74,8 @@ def find_kitti_pairs(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-class KittiDepth(DepthDataset):
-    """KITTI frames with their annotated depth; items ``(rgb [3,H,W], depth [1,H,W])``.
-
-    Files are paired when the data set is built and decoded on access; a corrupt file or
-    an RGB frame whose size differs from its depth map's raises :class:`DataError` then.
-    """
+class KittiDepth(PairedFiles):
+    """KITTI frames with their annotated depth (16-bit PNG, metres x 256)."""
 
     def __init__(
         self,
@@ -95,28 +87,11 @@ class KittiDepth(DepthDataset):
         max_depth: float,
     ) -> None:
         self.root = Path(root)
-        self.pairs = find_kitti_pairs(self.root)
-        self.height, self.width = height, width
-        self.min_depth, self.max_depth = min_depth, max_depth
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, index: int) -> Sample:
-        rgb_path, depth_path = self.pairs[index]
-        rgb = read_rgb_image(rgb_path)
-        stored = read_depth_png16(depth_path)
-        if rgb.shape[:2] != stored.shape:
-            raise DataError(
-                depth_path,
-                f"depth map is {stored.shape[1]}x{stored.shape[0]} px but its RGB frame "
-                f"{rgb_path} is {rgb.shape[1]}x{rgb.shape[0]} px",
-            )
-        return to_sample(
-            rgb,
-            stored / KITTI_DEPTH_SCALE,
-            height=self.height,
-            width=self.width,
-            min_depth=self.min_depth,
-            max_depth=self.max_depth,
+        super().__init__(
+            find_kitti_pairs(self.root),
+            depth_scale=KITTI_DEPTH_SCALE,
+            height=height,
+            width=width,
+            min_depth=min_depth,
+            max_depth=max_depth,
         )
