@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,53 +24,8 @@ from studies import (
     write_export,
 )
 from studies.server import ServerInfo
-from sweeps import SweepSpec, parse_spec
+from tests.studies.sweep_helpers import N_TRIALS, Sweep, tiny_spec
 from trainer import fit, load_train_config
-
-N_TRIALS = 4  # the SSI baseline + 3 searched trials
-
-
-def tiny_spec(name: str, n_trials: int = N_TRIALS, **extra: Any) -> SweepSpec:
-    data: dict[str, Any] = {
-        "name": name,
-        "base": {
-            "loss": {"method": "sparse-scale-adaptive"},
-            "data": {"height": 32, "width": 64, "num_train": 16, "num_val": 4},
-            "model": {"base_channels": 4, "num_stages": 2},
-            "epochs": 2,
-            "steps_per_epoch": 2,
-            "batch_size": 2,
-            "device": "cpu",
-        },
-        "search": {
-            "loss.lambda_sg": {"low": 0.1, "high": 1.0, "log": True},
-            "loss.num_scales": {"low": 1, "high": 3},
-            "loss.use_inv_depth": "bool",
-        },
-        "budget": {"n_trials": n_trials},
-        "sampler": {"type": "tpe", "seed": 0},
-        "pruner": {"type": "none"},
-        "baseline": True,
-    }
-    data.update(extra)
-    return parse_spec(data, "test")
-
-
-@dataclass(frozen=True)
-class Sweep:
-    name: str
-    target: SweepTarget
-    experiment_id: str
-    parent_run_id: str
-    ran: int
-
-
-@pytest.fixture(scope="module")
-def sweep(mlflow_server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
-    home = tmp_path_factory.mktemp("sweep-home")
-    target = SweepTarget(f"sqlite:///{home / 'optuna.db'}", mlflow_server.url, home)
-    outcome = run_sweep(tiny_spec("e2e"), "e2e", target)
-    return Sweep("e2e", target, outcome.experiment_id, outcome.parent_run_id, outcome.ran)
 
 
 def children(client: MlflowClient, sweep: Sweep) -> dict[str, Any]:

@@ -21,8 +21,10 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from studies import load_study
 from studies.server import ServerInfo
 from studies.tracking import ChildState, Tracker
+from tests.studies.sweep_helpers import Sweep
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -95,9 +97,41 @@ def test_runs_table_shows_trials_under_the_parent(
 
     url = tracker.experiment_ui_url(experiment_id)
     assert url.endswith(f"/#/experiments/{experiment_id}/runs")
+    names = [f"trial-{trial}" for trial in range(TRIALS)]
+    screenshot = _show_trials(browser, url, parent, names, tmp_path)
+
+    # A stable copy, overwritten by each session: <pytest tmp root>/salsweep-ui/.
+    stable = tmp_path_factory.getbasetemp().parent / "salsweep-ui" / "mlflow-runs.png"
+    stable.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(screenshot, stable)
+    print(f"MLflow runs table screenshot: {stable}")
+
+
+def test_real_sweep_page_lists_its_trials(
+    sweep: Sweep,
+    browser: WebDriver,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The address a real sweep prints shows that sweep's trial runs."""
+    study = load_study(sweep.name, sweep.target.storage_url)
+    names = [f"trial-{t.number}" for t in study.get_trials()]
+    url = Tracker(sweep.target.tracking_uri).experiment_ui_url(sweep.experiment_id)
+    screenshot = _show_trials(browser, url, sweep.parent_run_id, names, tmp_path)
+    stable = tmp_path_factory.getbasetemp().parent / "salsweep-ui" / "sweep-runs.png"
+    stable.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(screenshot, stable)
+    print(f"MLflow runs table of a real sweep: {stable}")
+
+
+def _show_trials(
+    browser: WebDriver, url: str, parent: str, names: list[str], out_dir: Path
+) -> Path:
+    """Open ``url``, unfold the parent run ``sweep``, check every run in ``names`` shows;
+    returns the screenshot."""
     browser.get(url)
     wait = WebDriverWait(browser, WAIT_S)
-    screenshot = tmp_path / "mlflow-runs.png"
+    screenshot = out_dir / "mlflow-runs.png"
     try:
         parent_link = wait.until(ec.presence_of_element_located((By.XPATH, _run_link("sweep"))))
         assert str(parent_link.get_attribute("href")).endswith(f"/runs/{parent}")
@@ -106,21 +140,15 @@ def test_runs_table_shows_trials_under_the_parent(
             By.XPATH, "./ancestor::div[contains(@class, 'ag-cell')][1]//button"
         )
         wait.until(ec.element_to_be_clickable(expander)).click()
-        for trial in range(TRIALS):
-            wait.until(ec.visibility_of_element_located((By.XPATH, _run_link(f"trial-{trial}"))))
+        for name in names:
+            wait.until(ec.visibility_of_element_located((By.XPATH, _run_link(name))))
     except TimeoutException:
         browser.save_screenshot(str(screenshot))
         pytest.fail(f"runs did not show at {url}; screenshot: {screenshot}")
     _close_assistant_panel(browser)
     browser.save_screenshot(str(screenshot))
-
-    # A stable copy, overwritten by each session: <pytest tmp root>/salsweep-ui/.
-    stable = tmp_path_factory.getbasetemp().parent / "salsweep-ui" / "mlflow-runs.png"
-    stable.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(screenshot, stable)
-    print(f"MLflow runs table screenshot: {stable}")
     assert screenshot.stat().st_size > 10_000  # a rendered page, not a blank one
-
     body = browser.find_element(By.TAG_NAME, "body").text
-    for trial in range(TRIALS):
-        assert f"trial-{trial}" in body
+    for name in names:
+        assert name in body
+    return screenshot

@@ -1,0 +1,18 @@
+"""Fixtures of the studies tests: one real sweep per session, shared by the end-to-end
+and browser tests (a sweep costs tens of seconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from studies import SweepTarget, run_sweep
+from studies.server import ServerInfo
+from tests.studies.sweep_helpers import Sweep, tiny_spec
+
+
+@pytest.fixture(scope="session")
+def sweep(mlflow_server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+    home = tmp_path_factory.mktemp("sweep-home")
+    target = SweepTarget(f"sqlite:///{home / 'optuna.db'}", mlflow_server.url, home)
+    outcome = run_sweep(tiny_spec("e2e"), "e2e", target)
+    return Sweep("e2e", target, outcome.experiment_id, outcome.parent_run_id, outcome.ran)
