@@ -142,9 +142,11 @@ def run_sweep(
 
     ``n_trials`` overrides the spec's budget (total trials of the study, all workers).
     """
+    # Check the server before the storage: a sweep that cannot be tracked creates nothing.
+    tracker = Tracker(target.tracking_uri)
+    tracker.check_reachable()
     storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
     study = _optuna_study(spec, name, storage, create=create)
-    tracker = Tracker(target.tracking_uri)
     objective = _prepare(study, spec, tracker, name, target.home / "studies" / name, observer)
     if observer is not None:
         observer.sweep_started(tracker.experiment_ui_url(objective.experiment_id))

@@ -140,7 +140,7 @@ class Tracker:
             line = line[:297] + "..."
         return f"MLflow server {self.shown_uri}: cannot {what}: {line}"
 
-    def _check_reachable(self) -> None:
+    def check_reachable(self) -> None:
         """Fail fast (instead of minutes of client retries) when no server answers."""
         if not self.tracking_uri.startswith(("http://", "https://")):
             return
@@ -165,7 +165,7 @@ class Tracker:
 
     def ensure_experiment(self, name: str) -> str:
         """The id of experiment ``name``, created when missing, restored when deleted."""
-        self._check_reachable()
+        self.check_reachable()
         with self._calling(f"open experiment {name!r}"):
             experiment = self._client.get_experiment_by_name(name)
             if experiment is None:

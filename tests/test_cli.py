@@ -108,3 +108,32 @@ def test_unknown_study_is_one_clear_line(tmp_path: Path) -> None:
     assert code == 1
     assert "no study named 'nope'" in output
     assert "Traceback" not in output
+
+
+def test_unreachable_tracking_server_creates_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    code, output = run(
+        "sweep",
+        "launch",
+        str(ROOT / "sweeps" / "default.yaml"),
+        "--home",
+        str(home),
+        "--tracking-uri",
+        "http://127.0.0.1:9",
+    )
+    assert code == 1
+    assert "no MLflow server answers at http://127.0.0.1:9" in output
+    assert "Traceback" not in output
+    assert not (home / "optuna.db").exists()
+
+
+def test_storage_password_is_never_printed() -> None:
+    code, output = run(
+        "studies",
+        "list",
+        "--storage",
+        "postgresql+psycopg2://bob:s3cretpw@127.0.0.1:1/x",
+    )
+    assert code == 1
+    assert "cannot open the Optuna storage" in output
+    assert "s3cretpw" not in output
