@@ -274,6 +274,9 @@ def test_ctrl_c_exits_130_and_resume_finishes(mlflow_server: ServerInfo, tmp_pat
     cmd = [sys.executable, str(root / "cli.py")]
     proc = subprocess.Popen(
         [*cmd, "sweep", "launch", str(spec)],
+        # A shell that runs the tests in the background (as CI may) starts them with SIGINT
+        # ignored, and a child inherits that: give the sweep the default Ctrl-C handling.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env=env,
         text=True,
         stdout=subprocess.PIPE,
