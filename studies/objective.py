@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 import optuna
 
 from studies.search_space import suggest_config
-from studies.tracking import Tracker, TrackingError
+from studies.tracking import ParamValue, Tracker, TrackingError, flatten_params
 from sweeps import SweepSpec
 from trainer import TrainConfig, dump_train_config, fit
 
@@ -37,21 +37,9 @@ class SweepObserver(Protocol):
     ) -> None: ...
 
 
-def flatten_config(config: TrainConfig) -> dict[str, str | int | float | bool]:
+def flatten_config(config: TrainConfig) -> dict[str, ParamValue]:
     """Every leaf of the config as ``dotted.key: value`` (MLflow params)."""
-    flat: dict[str, str | int | float | bool] = {}
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, dict):
-            for key, child in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), child)
-        elif isinstance(value, str | int | float | bool):
-            flat[prefix] = value
-        else:
-            flat[prefix] = "null" if value is None else str(value)
-
-    walk("", config.model_dump(mode="json"))
-    return flat
+    return flatten_params(config.model_dump(mode="json"))
 
 
 def objective_value(

@@ -7,7 +7,6 @@ tracking server): the trial budget is counted in the storage, not per process.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from studies.objective import Objective, SweepObserver
 from studies.reports import save_study_plots
 from studies.search_space import baseline_params, build_pruner, build_sampler
 from studies.storage import HEARTBEAT_INTERVAL_S, open_storage
-from studies.tracking import Tracker, TrackingError
+from studies.tracking import Tracker, TrackingError, flatten_params
 from sweeps import SweepSpec, spec_to_yaml
 from trainer import NonFiniteLoss
 
@@ -96,7 +95,7 @@ def _prepare(
             "run `salsweep sweep resume` to continue it or pick another --study-name"
         )
     experiment_id = tracker.ensure_experiment(name)
-    params = {f"spec.{k}": v for k, v in _flat(spec_json).items()}
+    params = flatten_params(spec_json, "spec")
     parent = tracker.find_or_create_parent(experiment_id, name, params, spec_to_yaml(spec))
     if stored is None:
         study.set_user_attr("spec", spec_json)
@@ -113,20 +112,6 @@ def _prepare(
         trials_dir=trials_dir,
         observer=observer,
     )
-
-
-def _flat(data: object, prefix: str = "") -> dict[str, str | int | float | bool]:
-    out: dict[str, str | int | float | bool] = {}
-    if isinstance(data, dict):
-        for key, value in data.items():
-            out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(data, list):
-        out[prefix] = json.dumps(data)
-    elif isinstance(data, str | int | float | bool):
-        out[prefix] = data
-    else:
-        out[prefix] = "null"
-    return out
 
 
 def run_sweep(
@@ -173,8 +158,8 @@ def run_sweep(
         with contextlib.suppress(TrackingError):
             tracker.end_parent(objective.parent_run_id, "KILLED")
         raise
-    tracker.end_parent(objective.parent_run_id, "FINISHED")
     _summarise(study, tracker, objective.parent_run_id)
+    tracker.end_parent(objective.parent_run_id, "FINISHED")
     return SweepOutcome(
         study_name=name,
         experiment_id=objective.experiment_id,

@@ -22,6 +22,7 @@ answer at all is detected up front by :meth:`Tracker.ensure_experiment`.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
@@ -76,6 +77,21 @@ T = TypeVar("T")
 
 _URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def flatten_params(data: object, prefix: str = "") -> dict[str, ParamValue]:
+    """A nested mapping as MLflow params: ``{"loss": {"lambda_sg": 0.5}}`` ->
+    ``{"loss.lambda_sg": 0.5}``; lists as JSON, None as ``"null"``."""
+    if isinstance(data, dict):
+        flat: dict[str, ParamValue] = {}
+        for key, value in data.items():
+            flat.update(flatten_params(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(data, list):
+        return {prefix: json.dumps(data)}
+    if isinstance(data, str | int | float | bool):
+        return {prefix: data}
+    return {prefix: "null" if data is None else str(data)}
 
 
 class TrackingError(RuntimeError):
