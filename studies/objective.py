@@ -79,28 +79,29 @@ class Objective:
             flatten_config(config),
             self.study_name,
         )
-        trial.set_user_attr("mlflow_run_id", run_id)
-        # Which machine and process ran it: several workers may share one study.
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        # The stored config is the runnable one: no output folder of this sweep inside.
-        trial.set_user_attr("config", config.model_dump(mode="json"))
-        self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")
-        if self.observer is not None:
-            self.observer.trial_started(trial.number, dict(trial.params), config.epochs)
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
             self.tracker.log_epoch(run_id, epoch, metrics)
             if self.observer is not None:
                 self.observer.epoch_finished(trial.number, epoch, metrics)
-            value = metrics.get(metric, math.nan)
-            if math.isfinite(value):
-                trial.report(value, epoch)
+            current = metrics.get(metric, math.nan)
+            if math.isfinite(current):
+                trial.report(current, epoch)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric}={value:.4g})")
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric}={current:.4g})")
 
         state: TrialEnd = "FAIL"
         value: float | None = None
         try:
+            trial.set_user_attr("mlflow_run_id", run_id)
+            # Which machine and process ran it: several workers may share one study.
+            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            # The stored config is the runnable one: no output folder of this sweep inside.
+            trial.set_user_attr("config", config.model_dump(mode="json"))
+            self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")
+            if self.observer is not None:
+                self.observer.trial_started(trial.number, dict(trial.params), config.epochs)
+
             result = fit(config.model_copy(update={"output_dir": out_dir}), on_epoch_end)
             objective = self.spec.objective
             value = objective_value(result.history, metric, objective.direction, objective.reduce)
