@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler
 
-from loss import LossOutput, get_loss
+from loss import LossFunction, get_loss
 from trainer.config import TrainConfig
-from trainer.data import build_datasets
+from trainer.data import DepthDataset, Sample, build_datasets
 from trainer.metrics import DepthMetricAccumulator
 from trainer.model import DepthNet
 from trainer.previews import save_preview
@@ -103,9 +103,7 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return contextlib.nullcontext()
 
 
-def _batches(
-    loader: DataLoader[tuple[torch.Tensor, torch.Tensor]], device: torch.device
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(loader: DataLoader[Sample], device: torch.device) -> Iterator[Sample]:
     for rgb, depth in loader:
         yield rgb.to(device, non_blocking=True), depth.to(device, non_blocking=True)
 
@@ -154,14 +152,14 @@ def fit(
         num_samples=config.steps_per_epoch * config.batch_size,
         generator=order,
     )
-    train_loader: DataLoader[tuple[torch.Tensor, torch.Tensor]] = DataLoader(
+    train_loader: DataLoader[Sample] = DataLoader(
         train_set,
         batch_size=config.batch_size,
         sampler=sampler,
         drop_last=True,
         num_workers=config.num_workers,
     )
-    val_loader: DataLoader[tuple[torch.Tensor, torch.Tensor]] = DataLoader(
+    val_loader: DataLoader[Sample] = DataLoader(
         val_set, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers
     )
 
@@ -205,7 +203,7 @@ def fit(
         train_time = time.perf_counter() - start
 
         metrics = {f"train/{k}": v / max(steps, 1) for k, v in sums.items()}
-        metrics.update(_validate(model, loss_fn, val_set, val_loader, config, device))
+        metrics.update(_validate(model, loss_fn, val_loader, config, device))
         metrics["lr"] = optimizer.param_groups[0]["lr"]
         metrics["epoch_time_s"] = time.perf_counter() - start
         metrics["samples_per_s"] = steps * config.batch_size / max(train_time, 1e-9)
@@ -240,9 +238,8 @@ def fit(
 @torch.no_grad()
 def _validate(
     model: DepthNet,
-    loss_fn: Callable[..., LossOutput],
-    val_set: Dataset[tuple[torch.Tensor, torch.Tensor]],
-    loader: DataLoader[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: LossFunction,
+    loader: DataLoader[Sample],
     config: TrainConfig,
     device: torch.device,
 ) -> dict[str, float]:
@@ -269,7 +266,7 @@ def _validate(
 @torch.no_grad()
 def _preview(
     model: DepthNet,
-    val_set: Dataset[tuple[torch.Tensor, torch.Tensor]],
+    val_set: DepthDataset,
     config: TrainConfig,
     device: torch.device,
     out_dir: Path,
