@@ -38,7 +38,7 @@ from mlflow.entities import LifecycleStage, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from studies.urls import redact_url, runs_page_url
+from studies.urls import SHARED_VIEW_TAG_PREFIX, redact_url, runs_page_url, sweep_view_state
 
 __all__ = [
     "PARENT_RUN_NAME",
@@ -63,6 +63,8 @@ TRIAL_TAG = "optuna.trial"
 STATE_TAG = "optuna.state"
 # The trial's objective value, as a metric so the runs table can sort by it.
 VALUE_METRIC = "optuna.value"
+# The experiment's shared view of the sweep: tag mlflow.sharedViewState.<key>.
+SWEEP_VIEW_KEY = "salsweep-sweep"
 
 ParamValue = str | float | int | bool
 ChildState = Literal["COMPLETE", "PRUNED", "FAIL"]
@@ -330,5 +332,44 @@ class Tracker:
     # ------------------------------------------------------------------ addresses
 
     def experiment_ui_url(self, experiment_id: str) -> str:
-        """The UI's training-runs table: ``<server>/#/experiments/<id>/runs``."""
+        """The UI's runs table in the model-training layout:
+        ``<server>/#/experiments/<id>/runs?workflowType=machine_learning``."""
         return runs_page_url(self.tracking_uri, experiment_id)
+
+    def share_sweep_view(
+        self, experiment_id: str, searched: Sequence[str], metric: str, ascending: bool
+    ) -> str:
+        """Store the sweep's view of its runs table on the experiment and return its URL.
+
+        The view shows the ``searched`` params (dotted TrainConfig paths, as logged), the
+        objective value ``optuna.value`` and the objective ``metric`` (its last epoch) as
+        columns, every trial listed flat, best first: ordered by ``optuna.value``,
+        ``ascending`` for a minimised objective. Storing it again replaces it.
+        """
+        state = sweep_view_state(searched, [VALUE_METRIC, metric], VALUE_METRIC, ascending)
+        with self._calling(f"store the runs view of experiment {experiment_id}"):
+            self._client.set_experiment_tag(
+                experiment_id, SHARED_VIEW_TAG_PREFIX + SWEEP_VIEW_KEY, json.dumps(state)
+            )
+        return runs_page_url(self.tracking_uri, experiment_id, SWEEP_VIEW_KEY)
+
+    # ------------------------------------------------------------------ runs outside the search
+
+    def start_replicate(
+        self,
+        experiment_id: str,
+        parent_run_id: str,
+        run_name: str,
+        params: Mapping[str, ParamValue],
+        tags: Mapping[str, str],
+    ) -> str:
+        """Open run ``run_name`` under the parent (the SSI baseline's search run or a
+        confirmation replicate) with ``tags`` (``salsweep.role`` ...) and its ``params``."""
+        with self._calling(f"open run {run_name}"):
+            run = self._client.create_run(
+                experiment_id,
+                run_name=run_name,
+                tags={"mlflow.parentRunId": parent_run_id, STATE_TAG: "RUNNING", **tags},
+            )
+            self._log_params(run.info.run_id, params)
+            return str(run.info.run_id)

@@ -3,16 +3,47 @@
 Every URL that salsweep prints or logs (Optuna storage, MLflow tracking URI, server
 address) goes through :func:`redact_url` first, so a password never reaches a terminal,
 a log file or an MLflow tag.
+
+The runs page of MLflow 3.17's UI (its JS bundle, read for this) takes from the address:
+
+- ``workflowType=machine_learning``: the model-training layout (else the GenAI one,
+  unless the browser remembers another choice);
+- ``viewStateShareKey=KEY``: a view stored in the experiment tag
+  ``mlflow.sharedViewState.KEY``, JSON with search facets (``orderByKey``, ``orderByAsc``,
+  ``searchFilter`` ...) and table state (``selectedColumns``, ``columnOrder``, ``groupBy``
+  ...; ``runsExpanded`` is not taken from it). It is ignored when the address already
+  carries a search facet. Column keys read ``params.`loss.lambda_sg```,
+  ``metrics.`val/abs_rel```, ``attributes.`Source```.
+
+Child runs fold under their parent only while the table is ordered by start time and
+unfiltered: ordered by a metric it lists every run flat, so a view sorted by the objective
+shows the trials without a click (the parent run, without the metric, comes last).
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["free_port", "port_in_use", "redact_url", "runs_page_url"]
+__all__ = [
+    "SHARED_VIEW_TAG_PREFIX",
+    "free_port",
+    "port_in_use",
+    "redact_url",
+    "runs_page_url",
+    "sweep_view_state",
+]
 
 MASK = "***"
+# Experiment tag prefix of a view that the UI opens from ``viewStateShareKey``.
+SHARED_VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+# The UI's default width (100 px) cuts names such as "loss.num_scales" and Optuna's floats
+# (17 significant digits); 160 px shows those at the table's 13 px font.
+MIN_COLUMN_PX = 160
+MAX_COLUMN_PX = 320
 
 # scheme://[user[:password]@]rest. The credentials run to the LAST '@' before any '?' or
 # '#': a password may contain '/', ':' and even an unescaped '@'. When a URL is ambiguous
@@ -71,11 +102,41 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def runs_page_url(tracking_uri: str, experiment_id: str) -> str:
-    """The MLflow UI's training-runs table of an experiment (credentials hidden).
-
-    MLflow 3 opens an experiment on its GenAI overview; the table of runs, with child
-    runs folded under their parent, is ``<server>/#/experiments/<id>/runs``.
-    """
+def runs_page_url(tracking_uri: str, experiment_id: str, view_key: str | None = None) -> str:
+    """The MLflow UI's runs table of an experiment in the model-training layout
+    (credentials hidden): ``<server>/#/experiments/<id>/runs?workflowType=machine_learning``,
+    plus ``&viewStateShareKey=<view_key>`` to open the view stored under that key."""
     base = redact_url(tracking_uri).rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}/runs"
+    query = {"workflowType": "machine_learning"}
+    if view_key is not None:
+        query["viewStateShareKey"] = view_key
+    return f"{base}/#/experiments/{experiment_id}/runs?{urllib.parse.urlencode(query)}"
+
+
+def _column(kind: str, key: str) -> str:
+    """The UI's canonical column key: ``params.`loss.lambda_sg```."""
+    return f"{kind}.`{key}`"
+
+
+def sweep_view_state(
+    searched: Sequence[str], metrics: Sequence[str], order_by: str, ascending: bool
+) -> dict[str, Any]:
+    """The shared view of a sweep's runs table (JSON for ``SHARED_VIEW_TAG_PREFIX + key``):
+    columns ``searched`` params then ``metrics``, rows ordered by metric ``order_by``
+    (``ascending`` for a minimised objective), which also lists the trials flat."""
+    names = {_column("params", p): p for p in searched}
+    names |= {_column("metrics", m): m for m in metrics}
+    columns = list(names)
+    return {
+        "orderByKey": _column("metrics", order_by),
+        "orderByAsc": ascending,
+        "selectedColumns": columns,
+        "columnOrder": columns,
+        "columnWidths": {c: _column_width(name) for c, name in names.items()},
+    }
+
+
+def _column_width(name: str) -> int:
+    """Pixels for a column headed ``name`` (13 px font, sort icon and padding) holding a
+    float."""
+    return min(MAX_COLUMN_PX, max(MIN_COLUMN_PX, 7 * len(name) + 40))

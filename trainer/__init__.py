@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from trainer.config import DataConfig, LossConfig, LossMethod, ModelConfig, TrainConfig
 from trainer.io import ConfigError, dump_train_config, load_train_config, parse_train_config
+from trainer.selection import DEFAULT_SELECTION, EpochSelection
 from trainer.validation import describe_validation_error
 
 if TYPE_CHECKING:
-    from trainer.loop import BEST_METRIC, NonFiniteLoss, RunResult, fit, resolve_device
+    from trainer.loop import NonFiniteLoss, RunResult, fit, loss_input_scale, resolve_device
 
 # The loop imports torch (seconds); configs and YAML do not. Load the loop on first use so
 # that `salsweep sweep validate` and other config-only work stay fast.
-_LOOP_NAMES = frozenset({"BEST_METRIC", "NonFiniteLoss", "RunResult", "fit", "resolve_device"})
+_LOOP_NAMES = frozenset({"NonFiniteLoss", "RunResult", "fit", "loss_input_scale", "resolve_device"})
 
 
 def __getattr__(name: str) -> Any:
@@ -28,9 +29,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "BEST_METRIC",
+    "DEFAULT_SELECTION",
     "ConfigError",
     "DataConfig",
+    "EpochSelection",
     "LossConfig",
     "LossMethod",
     "ModelConfig",
@@ -41,6 +43,7 @@ __all__ = [
     "dump_train_config",
     "fit",
     "load_train_config",
+    "loss_input_scale",
     "parse_train_config",
     "resolve_device",
 ]

@@ -85,8 +85,24 @@ class DataConfig(_Frozen):
     )
     num_train: int = Field(1000, ge=1, le=100_000, description="Synthetic: training scenes.")
     num_val: int = Field(32, ge=1, le=100_000, description="Synthetic: validation scenes.")
+    num_test: int = Field(64, ge=1, le=100_000, description="Synthetic: test scenes.")
     val_fraction: float = Field(
-        0.2, gt=0.0, lt=1.0, description="kitti/nyu/folder: fraction of samples held out."
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="kitti/nyu/folder: fraction of samples for validation (whole groups).",
+    )
+    test_fraction: float = Field(
+        0.1,
+        gt=0.0,
+        lt=1.0,
+        description="kitti/nyu/folder: fraction of samples for test (whole groups).",
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        description="Data seed: which scenes exist and which are validation and test; "
+        "independent of the training seed.",
     )
     depth_scale: float = Field(
         256.0, gt=0.0, description="folder: stored value / depth_scale = metres (PNG and .npy)."
@@ -101,6 +117,11 @@ class DataConfig(_Frozen):
             )
         if self.kind != "synthetic" and self.path is None:
             raise ValueError(f"data kind {self.kind!r} needs a path")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(
+                f"val_fraction ({self.val_fraction}) + test_fraction ({self.test_fraction}) "
+                "must be below 1: nothing would be left to train on"
+            )
         return self
 
 
@@ -137,7 +158,9 @@ class TrainConfig(_Frozen):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="auto = CUDA (bf16 autocast) when available, else CPU."
     )
-    seed: int = Field(0, ge=0, description="Seed for data, model initialisation and order.")
+    seed: int = Field(
+        0, ge=0, description="Training seed: model initialisation and sample order (not data)."
+    )
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes.")
     output_dir: Path | None = Field(
         None, description="Folder for previews and the best checkpoint; none = keep nothing."

@@ -3,6 +3,11 @@
 The loop knows nothing of Optuna or MLflow. After each epoch it calls
 ``on_epoch_end(epoch, metrics)``; that callback may raise any exception to stop the run
 (a pruned trial does), and the exception reaches the caller unchanged.
+
+``fit`` is set-up (:func:`_setup` -> :class:`_Run`), then per epoch
+:func:`_train_epoch` and :func:`_evaluate` on the validation split, the epoch selection
+(:class:`_Selected`), and optionally one :func:`_evaluate` of the selected weights on the
+test split.
 """
 
 from __future__ import annotations
@@ -18,28 +23,28 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from loss import LossFunction, get_loss
-from trainer.config import TrainConfig
-from trainer.data import DepthDataset, Sample, build_datasets
+from loss import LossFunction, LossOutput, get_loss
+from trainer.config import DataConfig, LossConfig, TrainConfig
+from trainer.data import DataSplits, DepthDataset, Sample, build_datasets
 from trainer.metrics import DepthMetricAccumulator
 from trainer.model import DepthNet
 from trainer.previews import save_preview
+from trainer.selection import DEFAULT_SELECTION, EpochSelection
 
 __all__ = [
-    "BEST_METRIC",
     "EpochCallback",
     "NonFiniteLoss",
     "RunResult",
     "StepCallback",
     "fit",
+    "loss_input_scale",
     "resolve_device",
 ]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 StepCallback = Callable[[int, int], None]
 
-# The checkpoint kept is the epoch with the lowest validation abs_rel.
-BEST_METRIC = "val/abs_rel"
+StateDict = dict[str, torch.Tensor]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -57,7 +62,12 @@ class NonFiniteLoss(RuntimeError):
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one run produced. ``history[i]`` holds the metrics of epoch ``i + 1``."""
+    """What one run produced. ``history[i]`` holds the metrics of epoch ``i + 1``.
+
+    ``best_epoch`` is the epoch ``selection`` picked; ``checkpoint`` (``best.pt``) holds its
+    weights. ``test`` holds ``test/<metric>`` of those weights on the test split, or is
+    empty when the run was not asked to evaluate it.
+    """
 
     config: TrainConfig
     device: str
@@ -65,6 +75,8 @@ class RunResult:
     best_epoch: int = 0
     checkpoint: Path | None = None
     previews: list[Path] = field(default_factory=list)
+    selection: EpochSelection = DEFAULT_SELECTION
+    test: dict[str, float] = field(default_factory=dict)
 
     @property
     def final(self) -> dict[str, float]:
@@ -82,6 +94,262 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
+
+
+def loss_input_scale(loss: LossConfig, data: DataConfig) -> float:
+    """Factor ``c`` by which the loop multiplies ``pred_inv`` and ``gt_inv`` before the loss.
+
+    The loss's working domain then lies in ``[min_depth / max_depth, 1]``:
+
+    - depth mode (scale-adaptive, ``use_inv_depth`` False): ``c = max_depth``, so the loss's
+      depth ``1 / (c x)`` is depth / max_depth;
+    - inverse-depth mode (``use_inv_depth`` True): ``c = min_depth``, inverse depth times
+      min_depth;
+    - SSI (``ssi``, ``sparse-ssi``, which work on inverse depth): ``c = min_depth`` as well.
+
+    Why: in metres the absolute term ``mean |pred_d - gt_d|`` is 7-10 times the
+    normalised relative term at initialisation and rules the loss, while in raw inverse
+    depth (1/m) it is a small fraction of it, so ``use_inv_depth`` also flipped which term
+    ruled (issue 7.3a); scaled, it is a tenth of the relative term or less in both modes.
+    With both modes in the same unit-sized domain the comparison is between the modes, not
+    their units.
+    The relative and gradient terms are invariant to the factor (each image is normalised
+    by its own mean and mean absolute deviation). SSI is invariant to the prediction's
+    scale but not the ground truth's (its data term grows as ``c^2`` and its gradient term
+    as ``c``, which would re-weight its ``alpha``): its domain is inverse depth, put in
+    ``(0, 1]`` the same way as the inverse-depth mode (with the default ``min_depth`` of
+    1 m the factor is 1 and SSI is unchanged).
+    """
+    if loss.method in ("ssi", "sparse-ssi") or loss.use_inv_depth:
+        return data.min_depth
+    return data.max_depth
+
+
+@dataclass
+class _Run:
+    """Everything one run holds, built once by :func:`_setup`."""
+
+    config: TrainConfig
+    device: torch.device
+    splits: DataSplits
+    model: DepthNet
+    loss_fn: LossFunction
+    loss_scale: float  # loss_input_scale(config.loss, config.data)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    train_loader: DataLoader[Sample]
+    val_loader: DataLoader[Sample]
+
+    def loss(self, pred_inv: torch.Tensor, depth: torch.Tensor) -> LossOutput:
+        """Loss of pred_inv [B,1,H,W] against depth [B,1,H,W] metres (0 = missing), on the
+        scaled inputs of :func:`loss_input_scale`."""
+        c = self.loss_scale
+        return self.loss_fn(pred_inv * c, _inverse(depth) * c, depth > 0)
+
+
+def _setup(config: TrainConfig) -> _Run:
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    splits = build_datasets(config.data)
+    data_cfg = config.data
+
+    model = DepthNet(config.model, data_cfg.min_depth, data_cfg.max_depth).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    order = torch.Generator().manual_seed(config.seed)
+    sampler = RandomSampler(
+        splits.train,
+        replacement=False,
+        num_samples=config.steps_per_epoch * config.batch_size,
+        generator=order,
+    )
+    train_loader: DataLoader[Sample] = DataLoader(
+        splits.train,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=config.num_workers,
+    )
+    return _Run(
+        config=config,
+        device=device,
+        splits=splits,
+        model=model,
+        loss_fn=get_loss(config.loss.method, **config.loss.loss_params()),
+        loss_scale=loss_input_scale(config.loss, data_cfg),
+        optimizer=optimizer,
+        scheduler=_scheduler(config, optimizer),
+        train_loader=train_loader,
+        val_loader=_eval_loader(splits.val, config),
+    )
+
+
+@dataclass
+class _Selected:
+    """The epoch chosen so far by an :class:`EpochSelection`, with an in-memory copy of its
+    weights (and ``best.pt`` in ``out_dir`` when there is one)."""
+
+    selection: EpochSelection
+    out_dir: Path | None
+    epoch: int = 0
+    value: float | None = None  # None: no epoch with a finite value yet
+    state: StateDict = field(default_factory=dict)
+    checkpoint: Path | None = None
+
+    def offer(self, epoch: int, metrics: dict[str, float], model: torch.nn.Module) -> None:
+        """Consider the epoch just validated; keep its weights when it is selected."""
+        metric = self.selection.metric
+        if metric not in metrics:
+            raise ValueError(
+                f"the epoch selection metric {metric!r} is not among the epoch's metrics: "
+                f"{', '.join(sorted(metrics))}"
+            )
+        value = metrics[metric]
+        if not self.selection.prefers(value, self.value):
+            return
+        self.epoch = epoch
+        self.value = value if math.isfinite(value) else None
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.out_dir is not None:
+            self.checkpoint = self.out_dir / "best.pt"
+            torch.save(self.state, self.checkpoint)
+
+
+def fit(
+    config: TrainConfig,
+    on_epoch_end: EpochCallback | None = None,
+    *,
+    on_step: StepCallback | None = None,
+    select: EpochSelection = DEFAULT_SELECTION,
+    evaluate_test: bool = False,
+) -> RunResult:
+    """Train ``config.epochs`` x ``config.steps_per_epoch`` steps, validating every epoch.
+
+    Per epoch the metrics hold
+
+    - ``train/<loss component>`` averaged over the epoch's steps (the loss's own names:
+      ``train/total_loss``, ``train/loss_sa``, ``train/loss_sg``, ``train/gradient/scale_k``
+      ...), computed on the inputs scaled by :func:`loss_input_scale`;
+    - ``val/<depth metric>`` for ``abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3``: raw
+      (``val/abs_rel``), median-scaled (``val/abs_rel_med``) and least-squares scale and
+      shift aligned in inverse depth (``val/abs_rel_align``), see :mod:`trainer.metrics`;
+      ``val/num_images`` and ``val/total_loss``;
+    - ``lr``, ``epoch_time_s``, ``samples_per_s``, ``peak_memory_mb``.
+
+    ``select`` picks the epoch whose weights are kept (``best.pt`` under
+    ``config.output_dir``, ``RunResult.best_epoch``); its metric must be one of the above.
+    With ``evaluate_test``, those weights are evaluated once on the whole test split after
+    the last epoch: ``RunResult.test`` holds ``test/<depth metric>`` (the same names as
+    ``val/``) and ``test/total_loss``. Selection never sees the test split.
+
+    ``on_step(step, steps_per_epoch)`` is called after every optimiser step (progress).
+    """
+    run = _setup(config)
+    out_dir = config.output_dir
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    history: list[dict[str, float]] = []
+    previews: list[Path] = []
+    selected = _Selected(select, out_dir)
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        metrics = _train_epoch(run, epoch, on_step)
+        val = _evaluate(run, run.val_loader, config.val_batches)
+        metrics.update({f"val/{k}": v for k, v in val.items()})
+        metrics["lr"] = run.optimizer.param_groups[0]["lr"]
+        metrics["epoch_time_s"] = time.perf_counter() - start
+        metrics["peak_memory_mb"] = _peak_memory_mb(run.device)
+        history.append(metrics)
+        selected.offer(epoch, metrics, run.model)
+        if out_dir is not None and config.previews:
+            previews.append(_preview(run, out_dir, epoch))
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, dict(metrics))
+
+    test: dict[str, float] = {}
+    if evaluate_test:
+        run.model.load_state_dict(selected.state)
+        test_loader = _eval_loader(run.splits.test, config)
+        test = {f"test/{k}": v for k, v in _evaluate(run, test_loader, 0).items()}
+    return RunResult(
+        config=config,
+        device=str(run.device),
+        history=history,
+        best_epoch=selected.epoch,
+        checkpoint=selected.checkpoint,
+        previews=previews,
+        selection=select,
+        test=test,
+    )
+
+
+def _train_epoch(run: _Run, epoch: int, on_step: StepCallback | None) -> dict[str, float]:
+    """``config.steps_per_epoch`` optimiser steps: ``train/<loss metric>`` epoch means and
+    ``samples_per_s``. Raises :class:`NonFiniteLoss` when the run diverges."""
+    config = run.config
+    start = time.perf_counter()
+    run.model.train()
+    sums: dict[str, float] = {}
+    steps = 0
+    for step, (rgb, depth) in enumerate(_batches(run.train_loader, run.device), start=1):
+        with _autocast(run.device):
+            pred_inv = run.model(rgb)
+        pred_inv = pred_inv.float()
+        # A diverged network gives NaN predictions, which the loss refuses as bad input:
+        # report it as what it is, a run that stopped being finite at this step.
+        if not bool(torch.isfinite(pred_inv).all()):
+            raise NonFiniteLoss(epoch, step, math.nan)
+        out = run.loss(pred_inv, depth)
+        value = float(out.total.detach())
+        if not math.isfinite(value):
+            raise NonFiniteLoss(epoch, step, value)
+        run.optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        run.optimizer.step()
+        if run.scheduler is not None:
+            run.scheduler.step()
+        for name, metric in out.metrics.items():
+            sums[name] = sums.get(name, 0.0) + float(metric)
+        steps += 1
+        if on_step is not None:
+            on_step(step, config.steps_per_epoch)
+    train_time = time.perf_counter() - start
+    metrics = {f"train/{k}": v / max(steps, 1) for k, v in sums.items()}
+    metrics["samples_per_s"] = steps * config.batch_size / max(train_time, 1e-9)
+    return metrics
+
+
+@torch.no_grad()
+def _evaluate(run: _Run, loader: DataLoader[Sample], max_batches: int) -> dict[str, float]:
+    """Depth metrics (``trainer.metrics.metric_keys()``) and ``total_loss`` (mean over
+    batches) of the current weights on ``loader``; ``max_batches`` 0 = all of it."""
+    run.model.eval()
+    data_cfg = run.config.data
+    acc = DepthMetricAccumulator(
+        data_cfg.min_depth, data_cfg.max_depth, garg_crop=data_cfg.garg_crop
+    )
+    loss_sum, batches = 0.0, 0
+    for i, (rgb, depth) in enumerate(_batches(loader, run.device)):
+        if max_batches and i >= max_batches:
+            break
+        with _autocast(run.device):
+            pred_inv = run.model(rgb).float()
+        loss_sum += float(run.loss(pred_inv, depth).total)
+        batches += 1
+        acc.update(1.0 / pred_inv, depth)
+    metrics = acc.compute()
+    metrics["total_loss"] = loss_sum / max(batches, 1)
+    return metrics
+
+
+def _eval_loader(dataset: DepthDataset, config: TrainConfig) -> DataLoader[Sample]:
+    return DataLoader(
+        dataset, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers
+    )
 
 
 def _inverse(depth: torch.Tensor) -> torch.Tensor:
@@ -120,168 +388,18 @@ def _scheduler(
     return None
 
 
-def fit(
-    config: TrainConfig,
-    on_epoch_end: EpochCallback | None = None,
-    *,
-    on_step: StepCallback | None = None,
-) -> RunResult:
-    """Train ``config.epochs`` x ``config.steps_per_epoch`` steps, validating every epoch.
-
-    Per epoch the metrics hold ``train/<loss component>`` (averaged over the epoch),
-    ``val/<depth metric>`` (raw and ``_med``), ``val/total_loss``, ``lr``,
-    ``epoch_time_s``, ``samples_per_s`` and ``peak_memory_mb``.
-    ``on_step(step, steps_per_epoch)`` is called after every optimiser step (progress).
-    """
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    train_set, val_set = build_datasets(config.data, config.seed)
-    data_cfg = config.data
-
-    model = DepthNet(config.model, data_cfg.min_depth, data_cfg.max_depth).to(device)
-    loss_fn = get_loss(config.loss.method, **config.loss.loss_params())
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-    )
-    scheduler = _scheduler(config, optimizer)
-
-    order = torch.Generator().manual_seed(config.seed)
-    sampler = RandomSampler(
-        train_set,
-        replacement=False,
-        num_samples=config.steps_per_epoch * config.batch_size,
-        generator=order,
-    )
-    train_loader: DataLoader[Sample] = DataLoader(
-        train_set,
-        batch_size=config.batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=config.num_workers,
-    )
-    val_loader: DataLoader[Sample] = DataLoader(
-        val_set, batch_size=config.batch_size, shuffle=False, num_workers=config.num_workers
-    )
-
-    out_dir = config.output_dir
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    history: list[dict[str, float]] = []
-    previews: list[Path] = []
-    best_epoch, best_value = 0, math.inf
-    checkpoint: Path | None = None
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        for step, (rgb, depth) in enumerate(_batches(train_loader, device), start=1):
-            with _autocast(device):
-                pred_inv = model(rgb)
-            pred_inv = pred_inv.float()
-            # A diverged network gives NaN predictions, which the loss refuses as bad input:
-            # report it as what it is, a run that stopped being finite at this step.
-            if not bool(torch.isfinite(pred_inv).all()):
-                raise NonFiniteLoss(epoch, step, math.nan)
-            out = loss_fn(pred_inv, _inverse(depth), depth > 0)
-            value = float(out.total.detach())
-            if not math.isfinite(value):
-                raise NonFiniteLoss(epoch, step, value)
-            optimizer.zero_grad(set_to_none=True)
-            out.total.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            for name, metric in out.metrics.items():
-                sums[name] = sums.get(name, 0.0) + float(metric)
-            steps += 1
-            if on_step is not None:
-                on_step(step, config.steps_per_epoch)
-        train_time = time.perf_counter() - start
-
-        metrics = {f"train/{k}": v / max(steps, 1) for k, v in sums.items()}
-        metrics.update(_validate(model, loss_fn, val_loader, config, device))
-        metrics["lr"] = optimizer.param_groups[0]["lr"]
-        metrics["epoch_time_s"] = time.perf_counter() - start
-        metrics["samples_per_s"] = steps * config.batch_size / max(train_time, 1e-9)
-        metrics["peak_memory_mb"] = _peak_memory_mb(device)
-        history.append(metrics)
-
-        current = metrics.get(BEST_METRIC, math.nan)
-        improved = math.isfinite(current) and current < best_value
-        if improved or best_epoch == 0:
-            best_epoch = epoch
-            best_value = current if improved else best_value
-        if out_dir is not None:
-            if config.previews:
-                previews.append(_preview(model, val_set, config, device, out_dir, epoch))
-            if improved:
-                checkpoint = out_dir / "best.pt"
-                torch.save(model.state_dict(), checkpoint)
-
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, dict(metrics))
-
-    return RunResult(
-        config=config,
-        device=str(device),
-        history=history,
-        best_epoch=best_epoch,
-        checkpoint=checkpoint,
-        previews=previews,
-    )
-
-
 @torch.no_grad()
-def _validate(
-    model: DepthNet,
-    loss_fn: LossFunction,
-    loader: DataLoader[Sample],
-    config: TrainConfig,
-    device: torch.device,
-) -> dict[str, float]:
-    model.eval()
-    data_cfg = config.data
-    acc = DepthMetricAccumulator(
-        data_cfg.min_depth, data_cfg.max_depth, garg_crop=data_cfg.garg_crop
-    )
-    loss_sum, batches = 0.0, 0
-    for i, (rgb, depth) in enumerate(_batches(loader, device)):
-        if config.val_batches and i >= config.val_batches:
-            break
-        with _autocast(device):
-            pred_inv = model(rgb).float()
-        out = loss_fn(pred_inv, _inverse(depth), depth > 0)
-        loss_sum += float(out.total)
-        batches += 1
-        acc.update(1.0 / pred_inv, depth)
-    metrics = {f"val/{k}": v for k, v in acc.compute().items()}
-    metrics["val/total_loss"] = loss_sum / max(batches, 1)
-    return metrics
-
-
-@torch.no_grad()
-def _preview(
-    model: DepthNet,
-    val_set: DepthDataset,
-    config: TrainConfig,
-    device: torch.device,
-    out_dir: Path,
-    epoch: int,
-) -> Path:
-    model.eval()
-    rgb, depth = val_set[0]
-    with _autocast(device):
-        pred_inv = model(rgb.unsqueeze(0).to(device)).float()
+def _preview(run: _Run, out_dir: Path, epoch: int) -> Path:
+    run.model.eval()
+    rgb, depth = run.splits.val[0]
+    with _autocast(run.device):
+        pred_inv = run.model(rgb.unsqueeze(0).to(run.device)).float()
     return save_preview(
         out_dir / "previews" / f"epoch_{epoch:03d}.png",
         rgb,
         depth,
         (1.0 / pred_inv[0]).cpu(),
-        min_depth=config.data.min_depth,
-        max_depth=config.data.max_depth,
+        min_depth=run.config.data.min_depth,
+        max_depth=run.config.data.max_depth,
         title=f"epoch {epoch}",
     )

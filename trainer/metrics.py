@@ -1,17 +1,29 @@
-"""Depth metrics as packnet-sfm evaluates them (``compute_depth_metrics``).
+"""Depth metrics as packnet-sfm evaluates them, raw, median-scaled and scale-and-shift
+aligned (``compute_depth_metrics`` and the MiDaS/DPT evaluation).
 
 Per image: the predicted depth is resized to the ground truth's size (bilinear,
 ``align_corners=True`` as packnet-sfm's ``scale_depth``); valid pixels are those with
-``min_depth < gt < max_depth``, inside the Garg crop when asked; with median scaling the
-prediction is multiplied by ``median(gt) / median(pred)`` over the valid pixels; then it
-is clamped to ``[min_depth, max_depth]`` and
+``min_depth < gt < max_depth``, inside the Garg crop when asked. The prediction is then
+aligned to the ground truth in one of three ways (:data:`ALIGNMENTS`):
+
+- ``none``: as predicted (metric depth);
+- ``median`` (suffix ``_med``): multiplied by ``median(gt) / median(pred)`` over the valid
+  pixels (packnet-sfm's median scaling);
+- ``scale_shift`` (suffix ``_align``): as MiDaS / DPT evaluate relative depth, in inverse
+  depth: ``(s, t) = argmin sum (s / pred + t - 1 / gt)^2`` over the valid pixels (least
+  squares), the aligned inverse depth ``s / pred + t`` clamped below at ``1 / max_depth``
+  (DPT caps non-positive disparity this way) and inverted back to depth.
+
+Then the prediction is clamped to ``[min_depth, max_depth]`` and
 
 - ``abs_rel = mean(|gt - pred| / gt)``, ``sq_rel = mean((gt - pred)^2 / gt)``,
 - ``rmse = sqrt(mean((gt - pred)^2))``, ``rmse_log = sqrt(mean((log gt - log pred)^2))``,
 - ``a1, a2, a3`` = fraction of pixels with ``max(gt/pred, pred/gt) < 1.25, 1.25^2, 1.25^3``.
 
 Medians are ``torch.median``'s: the lower of the two middle values for an even count
-(as in packnet-sfm; numpy would average them).
+(as in packnet-sfm; numpy would average them). The least-squares fit uses centred sums;
+where the prediction is constant over the valid pixels the fit is ``s = 0`` and ``t`` the
+mean of ``1 / gt`` (the aligned prediction is the same for every least-squares solution).
 
 Differences from packnet-sfm, on purpose: the batch average is over images that have
 valid pixels (packnet-sfm skips such images but still divides by the batch size), and
@@ -21,22 +33,38 @@ everything is computed in float64.
 from __future__ import annotations
 
 import math
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "ALIGNMENTS",
     "METRIC_NAMES",
+    "Alignment",
     "DepthMetricAccumulator",
     "depth_metrics_per_image",
     "garg_crop_mask",
+    "metric_keys",
 ]
 
 METRIC_NAMES: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
+Alignment = Literal["none", "median", "scale_shift"]
+
+# Each alignment and the suffix of its metric names.
+ALIGNMENTS: dict[Alignment, str] = {"none": "", "median": "_med", "scale_shift": "_align"}
+
 # Garg et al.'s crop of KITTI images, as fractions of the ground truth's height and width.
 _GARG_ROWS = (0.40810811, 0.99189189)
 _GARG_COLS = (0.03594771, 0.96405229)
+
+
+def metric_keys() -> tuple[str, ...]:
+    """Every key of ``DepthMetricAccumulator.compute()``: ``abs_rel`` .. ``a3``, the same
+    with ``_med`` and with ``_align``, then ``num_images``."""
+    keys = [name + suffix for suffix in ALIGNMENTS.values() for name in METRIC_NAMES]
+    return (*keys, "num_images")
 
 
 def garg_crop_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
@@ -52,30 +80,21 @@ def garg_crop_mask(height: int, width: int, device: torch.device | None = None) 
     return mask
 
 
-def depth_metrics_per_image(
+class _Pixels(NamedTuple):
+    """A batch ready for the metrics: ``[B,N]`` float64 each, ``mask`` bool."""
+
+    pred: torch.Tensor  # predicted depth resized to the ground truth
+    gt: torch.Tensor  # ground-truth depth
+    mask: torch.Tensor  # valid pixels
+
+
+def _pixels(
     pred_depth: torch.Tensor,
     gt_depth: torch.Tensor,
-    *,
     min_depth: float,
     max_depth: float,
-    garg_crop: bool = False,
-    median_scaling: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Metrics of each image of a batch.
-
-    Args:
-        pred_depth: [B,1,h,w] predicted depth (m); resized to the ground truth's size.
-        gt_depth: [B,1,H,W] ground-truth depth (m); 0 (or anything outside
-            ``(min_depth, max_depth)``) = no measurement.
-        min_depth, max_depth: evaluated depth range (m).
-        garg_crop: only evaluate inside the Garg crop.
-        median_scaling: scale each prediction by ``median(gt) / median(pred)``.
-
-    Returns:
-        values: [B,7] float64, columns in ``METRIC_NAMES`` order; rows of images without
-            a valid pixel are NaN.
-        valid: [B] bool, whether the image had at least one valid pixel.
-    """
+    garg_crop: bool,
+) -> _Pixels:
     _check_shapes(pred_depth, gt_depth)
     if not 0.0 < min_depth < max_depth:
         raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
@@ -84,25 +103,55 @@ def depth_metrics_per_image(
     height, width = gt.shape[-2:]
     if pred.shape[-2:] != gt.shape[-2:]:
         pred = F.interpolate(pred, size=(height, width), mode="bilinear", align_corners=True)
-
     gt, pred = gt.flatten(1), pred.flatten(1)  # [B,N]
     mask = (gt > min_depth) & (gt < max_depth)
     if garg_crop:
         mask &= garg_crop_mask(height, width, gt.device).flatten()
+    return _Pixels(pred, gt, mask)
+
+
+def _median_scaled(px: _Pixels) -> torch.Tensor:
+    """[B,N] prediction times ``median(gt) / median(pred)`` over each image's valid pixels."""
+    nan = torch.full_like(px.gt, math.nan)
+    gt_median = torch.where(px.mask, px.gt, nan).nanmedian(dim=1, keepdim=True).values
+    pred_median = torch.where(px.mask, px.pred, nan).nanmedian(dim=1, keepdim=True).values
+    return px.pred * (gt_median / pred_median)
+
+
+def _scale_shift_aligned(px: _Pixels, max_depth: float) -> torch.Tensor:
+    """[B,N] depth ``1 / max(s / pred + t, 1 / max_depth)`` with ``(s, t)`` the per-image
+    least-squares fit of ``1 / pred`` to ``1 / gt`` over the valid pixels."""
+    weight = px.mask.to(torch.float64)
+    count = weight.sum(dim=1, keepdim=True).clamp(min=1.0)
+    # Invalid pixels (and a non-positive prediction there) never enter the sums.
+    one = torch.ones_like(px.gt)
+    pred_inv = 1.0 / torch.where(px.mask, px.pred, one)
+    gt_inv = 1.0 / torch.where(px.mask, px.gt, one)
+    pc = pred_inv - (weight * pred_inv).sum(dim=1, keepdim=True) / count
+    gt_mean = (weight * gt_inv).sum(dim=1, keepdim=True) / count
+    sxx = (weight * pc * pc).sum(dim=1, keepdim=True)
+    sxy = (weight * pc * (gt_inv - gt_mean)).sum(dim=1, keepdim=True)
+    # A spread at rounding level is no spread: a constant prediction fits as mean(1/gt).
+    spread = sxx > (4 * torch.finfo(torch.float64).eps) ** 2 * (weight * pred_inv**2).sum(
+        dim=1, keepdim=True
+    )
+    scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0)
+    aligned_inv = scale * pc + gt_mean  # = s pred_inv + t
+    return 1.0 / aligned_inv.clamp(min=1.0 / max_depth)
+
+
+def _metric_values(
+    pred: torch.Tensor, px: _Pixels, min_depth: float, max_depth: float
+) -> torch.Tensor:
+    """[B,7] metrics of the [B,N] aligned prediction ``pred``; NaN rows for images without
+    a valid pixel."""
+    mask = px.mask
     count = mask.sum(dim=1)  # [B]
-    valid = count > 0
-
-    if median_scaling:
-        nan = torch.full_like(gt, math.nan)
-        gt_median = torch.where(mask, gt, nan).nanmedian(dim=1, keepdim=True).values
-        pred_median = torch.where(mask, pred, nan).nanmedian(dim=1, keepdim=True).values
-        pred = pred * (gt_median / pred_median)
     pred = pred.clamp(min_depth, max_depth)
-
     # Invalid pixels never enter arithmetic: they are replaced by a harmless 1 m and
     # zeroed before the sums.
-    one = torch.ones_like(gt)
-    gt, pred = torch.where(mask, gt, one), torch.where(mask, pred, one)
+    one = torch.ones_like(px.gt)
+    gt, pred = torch.where(mask, px.gt, one), torch.where(mask, pred, one)
     diff = gt - pred
     ratio = torch.maximum(gt / pred, pred / gt)
     per_pixel = [
@@ -120,19 +169,60 @@ def depth_metrics_per_image(
         [torch.where(mask, term, zero).sum(dim=1) / denominator for term in per_pixel], dim=1
     )  # [B,7]
     means[:, 2:4] = means[:, 2:4].sqrt()  # rmse, rmse_log
-    values = torch.where(valid[:, None], means, torch.full_like(means, math.nan))
-    return values, valid
+    return torch.where((count > 0)[:, None], means, torch.full_like(means, math.nan))
+
+
+def _aligned(px: _Pixels, alignment: Alignment, max_depth: float) -> torch.Tensor:
+    if alignment == "none":
+        return px.pred
+    if alignment == "median":
+        return _median_scaled(px)
+    if alignment == "scale_shift":
+        return _scale_shift_aligned(px, max_depth)
+    raise ValueError(f"unknown alignment {alignment!r}; valid: {', '.join(ALIGNMENTS)}")
+
+
+def depth_metrics_per_image(
+    pred_depth: torch.Tensor,
+    gt_depth: torch.Tensor,
+    *,
+    min_depth: float,
+    max_depth: float,
+    garg_crop: bool = False,
+    alignment: Alignment = "none",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Metrics of each image of a batch.
+
+    Args:
+        pred_depth: [B,1,h,w] predicted depth (m), > 0; resized to the ground truth's size.
+        gt_depth: [B,1,H,W] ground-truth depth (m); 0 (or anything outside
+            ``(min_depth, max_depth)``) = no measurement.
+        min_depth, max_depth: evaluated depth range (m).
+        garg_crop: only evaluate inside the Garg crop.
+        alignment: ``none``, ``median`` (scale by ``median(gt) / median(pred)``) or
+            ``scale_shift`` (least-squares scale and shift in inverse depth); see the
+            module docstring.
+
+    Returns:
+        values: [B,7] float64, columns in ``METRIC_NAMES`` order; rows of images without
+            a valid pixel are NaN.
+        valid: [B] bool, whether the image had at least one valid pixel.
+    """
+    px = _pixels(pred_depth, gt_depth, min_depth, max_depth, garg_crop)
+    pred = _aligned(px, alignment, max_depth)
+    return _metric_values(pred, px, min_depth, max_depth), px.mask.any(dim=1)
 
 
 class DepthMetricAccumulator:
-    """Averages per-image depth metrics, raw and median-scaled, over many batches.
+    """Averages per-image depth metrics, raw, median-scaled and aligned, over many batches.
 
     ``compute()`` returns the seven ``METRIC_NAMES``, the same with a ``_med`` suffix
-    (median-scaled), and ``num_images`` (images with at least one valid pixel). Images
-    without a valid pixel are skipped. When no image had one, every metric is NaN: the
-    numbers are undefined, and raising would end a trial (or a whole sweep) over a
-    validation split that merely lacks ground truth in range, where a NaN in the
-    tracking UI with ``num_images == 0`` says what happened.
+    (median-scaled), the same with an ``_align`` suffix (least-squares scale and shift in
+    inverse depth) and ``num_images`` (images with at least one valid pixel), in the order
+    of :func:`metric_keys`. Images without a valid pixel are skipped. When no image had
+    one, every metric is NaN: the numbers are undefined, and raising would end a trial (or
+    a whole sweep) over a validation split that merely lacks ground truth in range, where
+    a NaN in the tracking UI with ``num_images == 0`` says what happened.
     """
 
     def __init__(self, min_depth: float, max_depth: float, garg_crop: bool = False) -> None:
@@ -145,11 +235,8 @@ class DepthMetricAccumulator:
 
     def reset(self) -> None:
         """Forget every image seen so far."""
-        # Sums of per-image metrics (float64, CPU): raw, median-scaled.
-        self._sums = (
-            torch.zeros(len(METRIC_NAMES), dtype=torch.float64),
-            torch.zeros(len(METRIC_NAMES), dtype=torch.float64),
-        )
+        # Sums of per-image metrics (float64, CPU), one row per alignment.
+        self._sums = torch.zeros(len(ALIGNMENTS), len(METRIC_NAMES), dtype=torch.float64)
         self._count = 0
 
     @property
@@ -158,24 +245,20 @@ class DepthMetricAccumulator:
         return self._count
 
     def update(self, pred_depth: torch.Tensor, gt_depth: torch.Tensor) -> None:
-        """Add a batch: pred_depth [B,1,h,w] and gt_depth [B,1,H,W] in metres."""
-        for sums, median_scaling in zip(self._sums, (False, True), strict=True):
-            values, valid = depth_metrics_per_image(
-                pred_depth,
-                gt_depth,
-                min_depth=self.min_depth,
-                max_depth=self.max_depth,
-                garg_crop=self.garg_crop,
-                median_scaling=median_scaling,
-            )
-            sums += values[valid].sum(dim=0).cpu()
+        """Add a batch: pred_depth [B,1,h,w] (> 0) and gt_depth [B,1,H,W] in metres."""
+        px = _pixels(pred_depth, gt_depth, self.min_depth, self.max_depth, self.garg_crop)
+        valid = px.mask.any(dim=1)
+        for row, alignment in enumerate(ALIGNMENTS):
+            pred = _aligned(px, alignment, self.max_depth)
+            values = _metric_values(pred, px, self.min_depth, self.max_depth)
+            self._sums[row] += values[valid].sum(dim=0).cpu()
         self._count += int(valid.sum())
 
     def compute(self) -> dict[str, float]:
-        """Averages so far: ``{name: value, name_med: value, "num_images": n}``."""
+        """Averages so far: ``{name: v, name_med: v, name_align: v, "num_images": n}``."""
         result: dict[str, float] = {}
-        for sums, suffix in zip(self._sums, ("", "_med"), strict=True):
-            for name, total in zip(METRIC_NAMES, sums.tolist(), strict=True):
+        for sums, suffix in zip(self._sums.tolist(), ALIGNMENTS.values(), strict=True):
+            for name, total in zip(METRIC_NAMES, sums, strict=True):
                 result[name + suffix] = total / self._count if self._count else math.nan
         result["num_images"] = float(self._count)
         return result

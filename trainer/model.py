@@ -101,10 +101,14 @@ class DepthNet(nn.Module):
     doubles the resolution and fuses encoder stage ``j-1``'s output (the skip
     connection); the head returns to full resolution, fusing the input image itself.
 
-    Output: ``inv = 1/max_depth + (1/min_depth - 1/max_depth) * sigmoid(logits)``, so
-    every value lies in ``[1/max_depth, 1/min_depth]`` (strictly inside unless the
-    sigmoid saturates in floating point, at logits of about +-20 in float32) and
-    depth ``1/inv`` in ``[min_depth, max_depth]``: always positive and finite.
+    Output: ``inv = exp(log(1/max_depth) + log(max_depth/min_depth) * sigmoid(logits))``: a
+    sigmoid in log inverse depth, so every value lies in ``[1/max_depth, 1/min_depth]``
+    (strictly inside unless the sigmoid saturates in floating point, at logits of about
+    +-20 in float32) and depth ``1/inv`` in ``[min_depth, max_depth]``: always positive
+    and finite. The log scale gives every depth octave the same share of the logit range;
+    a sigmoid linear in inverse depth (the first version) put 1-2 m in half of it and
+    everything beyond 10 m in its saturated tail, and learned about 1.6x slower
+    (docs/BENCHMARKS.md, "Proxy task").
 
     Args:
         cfg: channel width and number of stages.
@@ -122,8 +126,8 @@ class DepthNet(nn.Module):
                 f"need 0 < min_depth < max_depth (got min_depth={min_depth}, max_depth={max_depth})"
             )
         self.num_stages = cfg.num_stages
-        self.min_inv = 1.0 / max_depth
-        self.max_inv = 1.0 / min_depth
+        self.log_min_inv = -math.log(max_depth)
+        self.log_inv_range = math.log(max_depth / min_depth)
         self.register_buffer("rgb_mean", torch.tensor(_RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("rgb_std", torch.tensor(_RGB_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -154,7 +158,7 @@ class DepthNet(nn.Module):
         for j in reversed(range(1, self.num_stages)):
             y = self.decoder[j - 1](y, features[j])
         logits = self.head(y, x)
-        return self.min_inv + (self.max_inv - self.min_inv) * torch.sigmoid(logits)
+        return torch.exp(self.log_min_inv + self.log_inv_range * torch.sigmoid(logits))
 
     def _check_input(self, rgb: torch.Tensor) -> None:
         if rgb.dim() != 4 or rgb.shape[1] != 3:

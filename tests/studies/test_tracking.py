@@ -7,6 +7,7 @@ between the Tracker and the server and records every request it forwards.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import threading
 import uuid
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from studies.server import ServerInfo
 from studies.tracking import PARENT_RUN_NAME, ChildState, Tracker, TrackingError
+from studies.urls import SHARED_VIEW_TAG_PREFIX as SHARED
 from studies.urls import free_port
 
 EPOCHS = 3
@@ -251,5 +253,34 @@ def test_refused_request_names_the_server(tracker: Tracker, mlflow_server: Serve
 def test_experiment_ui_url(tracker: Tracker, mlflow_server: ServerInfo, study: str) -> None:
     experiment_id = tracker.ensure_experiment(study)
     assert tracker.experiment_ui_url(experiment_id) == (
-        f"{mlflow_server.url}/#/experiments/{experiment_id}/runs"
+        f"{mlflow_server.url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     )
+
+
+def test_share_sweep_view_stores_the_view_on_the_experiment(
+    tracker: Tracker, client: MlflowClient, mlflow_server: ServerInfo, study: str
+) -> None:
+    experiment_id = tracker.ensure_experiment(study)
+    url = tracker.share_sweep_view(experiment_id, ["loss.lambda_sg"], "val/a1", ascending=False)
+    assert url == (
+        f"{mlflow_server.url}/#/experiments/{experiment_id}/runs"
+        "?workflowType=machine_learning&viewStateShareKey=salsweep-sweep"
+    )
+    tags = client.get_experiment(experiment_id).tags
+    state = json.loads(tags["mlflow.sharedViewState.salsweep-sweep"])
+    assert state["selectedColumns"] == [
+        "params.`loss.lambda_sg`",
+        "metrics.`optuna.value`",
+        "metrics.`val/a1`",
+    ]
+    assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`optuna.value`", False)
+    # Sharing again (a resumed sweep) replaces the view.
+    tracker.share_sweep_view(experiment_id, ["lr"], "val/abs_rel", ascending=True)
+    state = json.loads(client.get_experiment(experiment_id).tags[f"{SHARED}salsweep-sweep"])
+    assert state["selectedColumns"][0] == "params.`lr`"
+    assert state["orderByAsc"] is True
+
+
+def test_share_sweep_view_of_a_missing_experiment_is_a_tracking_error(tracker: Tracker) -> None:
+    with pytest.raises(TrackingError, match="cannot store the runs view of experiment 987654"):
+        tracker.share_sweep_view("987654", ["lr"], "val/abs_rel", ascending=True)

@@ -1,4 +1,4 @@
-"""studies.urls: credentials never shown, free ports, the UI's runs page."""
+"""studies.urls: credentials never shown, free ports, the UI's runs page and shared view."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from studies.tracking import redact_text
-from studies.urls import free_port, port_in_use, redact_url, runs_page_url
+from studies.urls import free_port, port_in_use, redact_url, runs_page_url, sweep_view_state
 
 
 @pytest.mark.parametrize(
@@ -63,9 +63,46 @@ def test_free_port_is_bindable_and_port_in_use_sees_a_listener() -> None:
 
 
 def test_runs_page_url() -> None:
-    assert (
-        runs_page_url("http://127.0.0.1:5000/", "7") == "http://127.0.0.1:5000/#/experiments/7/runs"
+    assert runs_page_url("http://127.0.0.1:5000/", "7") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
     )
-    assert runs_page_url("https://u:pw@mlflow.example", "12") == (
+    assert runs_page_url("https://u:pw@mlflow.example", "12", "salsweep-sweep") == (
         "https://u:***@mlflow.example/#/experiments/12/runs"
+        "?workflowType=machine_learning&viewStateShareKey=salsweep-sweep"
     )
+    # A key is a query value: characters with a meaning in URLs are escaped.
+    assert runs_page_url("http://h", "1", "a b&c").endswith("viewStateShareKey=a+b%26c")
+
+
+def test_sweep_view_state() -> None:
+    state = sweep_view_state(
+        ["loss.lambda_sg", "loss.num_scales"],
+        ["optuna.value", "val/abs_rel"],
+        "optuna.value",
+        False,
+    )
+    columns = [
+        "params.`loss.lambda_sg`",
+        "params.`loss.num_scales`",
+        "metrics.`optuna.value`",
+        "metrics.`val/abs_rel`",
+    ]
+    assert state == {
+        "orderByKey": "metrics.`optuna.value`",
+        "orderByAsc": False,
+        "selectedColumns": columns,
+        "columnOrder": columns,
+        # 7 px a character + 40, at least 160 px (a float's 17 digits).
+        "columnWidths": dict(zip(columns, [160, 160, 160, 160], strict=True)),
+    }
+
+
+def test_sweep_view_state_lists_a_metric_once() -> None:
+    state = sweep_view_state(["lr"], ["optuna.value", "optuna.value"], "optuna.value", True)
+    assert state["selectedColumns"] == ["params.`lr`", "metrics.`optuna.value`"]
+    assert state["columnWidths"] == {"params.`lr`": 160, "metrics.`optuna.value`": 160}
+    long_name = sweep_view_state(["model.base_channels_of_the_first_stage"], [], "x", True)
+    assert long_name["columnWidths"] == {"params.`model.base_channels_of_the_first_stage`": 306}
+    capped = sweep_view_state(["p" * 50], [], "x", True)
+    assert capped["columnWidths"] == {f"params.`{'p' * 50}`": 320}
+    assert state["orderByAsc"] is True

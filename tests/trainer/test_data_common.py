@@ -1,4 +1,4 @@
-"""Shared pieces: range masking, resizing that never invents depth, the train/val split."""
+"""Shared pieces: range masking, resizing that never invents depth, the grouped split."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from trainer.config import DataConfig
 from trainer.data import DataError, DatasetSplit, SyntheticScenes, build_datasets
-from trainer.data.common import resize_depth, resize_rgb, split_indices, to_sample
+from trainer.data.common import resize_depth, resize_rgb, split_groups, to_sample
 
 
 def test_to_sample_scales_rgb_and_masks_depth() -> None:
@@ -51,20 +51,60 @@ def test_resize_rgb_downscale_averages() -> None:
     assert float(up.min()) >= 0.0 and float(up.max()) <= 1.0
 
 
-def test_split_is_deterministic_disjoint_and_complete() -> None:
-    train, val = split_indices(50, 0.2, seed=3, source="x")
-    assert len(val) == 10 and len(train) == 40
-    assert sorted(train + val) == list(range(50))
-    assert split_indices(50, 0.2, seed=3, source="x") == (train, val)
-    assert split_indices(50, 0.2, seed=4, source="x")[1] != val
+def groups_of(split: list[int], groups: list[str]) -> set[str]:
+    return {groups[i] for i in split}
 
 
-def test_split_keeps_both_sides_non_empty() -> None:
-    assert split_indices(2, 0.01, seed=0, source="x")[1] != []
-    train, val = split_indices(3, 0.99, seed=0, source="x")
-    assert len(train) == 1 and len(val) == 2
-    with pytest.raises(DataError, match=r"^data\.mat: found 1 sample"):
-        split_indices(1, 0.2, seed=0, source="data.mat")
+def test_split_groups_meets_the_fractions_on_twenty_groups() -> None:
+    # 20 drives of 3 frames, interleaved: item i belongs to drive i % 20.
+    groups = [f"drive_{i % 20:02d}" for i in range(60)]
+    train, val, test = split_groups(groups, 0.2, 0.1, seed=3, source="x")
+    assert (len(train), len(val), len(test)) == (42, 12, 6)
+    sides = [groups_of(part, groups) for part in (train, val, test)]
+    assert [len(side) for side in sides] == [14, 4, 2]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    assert sorted(train + val + test) == list(range(60))
+    assert all(part == sorted(part) for part in (train, val, test))
+
+
+def test_split_groups_is_fixed_by_its_seed() -> None:
+    groups = [f"scene_{i // 4}" for i in range(80)]
+    split = split_groups(groups, 0.2, 0.1, seed=3, source="x")
+    assert split_groups(groups, 0.2, 0.1, seed=3, source="x") == split
+    other = split_groups(groups, 0.2, 0.1, seed=4, source="x")
+    assert other[1] != split[1] and other[2] != split[2]
+    # Test is cut first: another val_fraction leaves the test set as it was.
+    assert split_groups(groups, 0.3, 0.1, seed=3, source="x")[2] == split[2]
+
+
+def test_split_groups_counts_items_not_groups() -> None:
+    # One group of 50 items and 50 groups of 1: the fractions are of the 100 items, and
+    # the big group, which would overshoot either target, always trains.
+    groups = ["big"] * 50 + [f"small_{i}" for i in range(50)]
+    for seed in range(10):
+        train, val, test = split_groups(groups, 0.2, 0.1, seed=seed, source="x")
+        assert (len(train), len(val), len(test)) == (70, 20, 10)
+        assert set(range(50)) <= set(train)
+
+
+def test_split_groups_gives_every_split_a_group() -> None:
+    groups = ["a", "a", "b", "c", "c", "c"]
+    train, val, test = split_groups(groups, 0.01, 0.01, seed=0, source="x")
+    assert sorted(len(groups_of(part, groups)) for part in (train, val, test)) == [1, 1, 1]
+    many = [f"g{i}" for i in range(10)]
+    train, val, test = split_groups(many, 0.49, 0.49, seed=0, source="x")
+    assert len(train) >= 1 and len(val) >= 1 and len(test) >= 1
+    with pytest.raises(DataError, match=r"^data\.mat: found 2 scene\(s\); .* at least 3"):
+        split_groups(["s1", "s2", "s1"], 0.2, 0.1, seed=0, source="data.mat", unit="scene")
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_groups(many, 0.6, 0.4, seed=0, source="x")
+
+
+def test_data_config_needs_room_to_train() -> None:
+    with pytest.raises(ValueError, match=r"val_fraction \(0\.6\) \+ test_fraction \(0\.4\)"):
+        DataConfig(val_fraction=0.6, test_fraction=0.4)
+    cfg = DataConfig(val_fraction=0.5, test_fraction=0.3)
+    assert (cfg.seed, cfg.num_test) == (0, 64)
 
 
 def test_dataset_split_maps_indices() -> None:
@@ -85,4 +125,4 @@ def test_datasets_survive_pickling_for_loader_workers() -> None:
 def test_build_datasets_missing_path_names_it(tmp_path: Path, kind: str) -> None:
     cfg = DataConfig.model_validate({"kind": kind, "path": tmp_path / "absent"})
     with pytest.raises(DataError, match=r"absent: .*not found"):
-        build_datasets(cfg, seed=0)
+        build_datasets(cfg)

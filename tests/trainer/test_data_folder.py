@@ -72,16 +72,54 @@ def test_npy_nan_is_missing_and_integers_accepted(tmp_path: Path) -> None:
     assert torch.equal(depth_b, torch.full((1, 16, 24), 7.0))
 
 
-def test_build_datasets_folder(tmp_path: Path) -> None:
+def test_build_datasets_flat_folder_splits_by_file(tmp_path: Path) -> None:
     for i in range(5):
         write_rgb(tmp_path, f"{i:03d}", seed=i, shape=(32, 48))
         write_depth_png(tmp_path, f"{i:03d}", np.full((32, 48), 1000 * (i + 1)))
     cfg = DataConfig(kind="folder", path=tmp_path, height=16, width=24, depth_scale=1000.0)
-    train, val = build_datasets(cfg, seed=0)
-    assert (len(train), len(val)) == (4, 1)
-    depths = sorted(float(d[1].max()) for d in [*(train[i] for i in range(4)), val[0]])
+    train, val, test = build_datasets(cfg)
+    assert (len(train), len(val), len(test)) == (3, 1, 1)
+    samples = [*(train[i] for i in range(3)), val[0], test[0]]
+    depths = sorted(float(d[1].max()) for d in samples)
     assert depths == [1.0, 2.0, 3.0, 4.0, 5.0]  # every sample once, resized to 16x24
     assert val[0][0].shape == (3, 16, 24)
+    assert folder(tmp_path).group_unit == "file"
+
+
+def test_build_datasets_keeps_sequences_together(tmp_path: Path) -> None:
+    # 20 sequences of 2 frames under rgb/<seq>/ and depth/<seq>/, metres = 100 s + f.
+    for seq in range(20):
+        for frame in range(2):
+            stem = f"seq{seq:02d}/{frame:03d}"
+            (tmp_path / "rgb" / f"seq{seq:02d}").mkdir(parents=True, exist_ok=True)
+            write_rgb(tmp_path, stem, seed=seq * 2 + frame)
+            (tmp_path / "depth" / f"seq{seq:02d}").mkdir(parents=True, exist_ok=True)
+            write_depth_npy(tmp_path, stem, np.full((16, 24), 100.0 * seq + frame + 1))
+    (tmp_path / "rgb" / ".cache").mkdir()
+    write_rgb(tmp_path, ".cache/junk", seed=0)  # hidden: ignored, not an unpaired image
+    data = DepthFolder(tmp_path, depth_scale=1.0, height=16, width=24, min_depth=0.5,
+                       max_depth=5000.0)  # fmt: skip
+    assert len(data) == 40 and data.group_unit == "sequence"
+    assert data.groups()[:3] == ["seq00", "seq00", "seq01"]
+    cfg = DataConfig(kind="folder", path=tmp_path, height=16, width=24, depth_scale=1.0,
+                     max_depth=5000.0, seed=1)  # fmt: skip
+    splits = build_datasets(cfg)
+    assert [len(part) for part in splits] == [28, 8, 4]
+    sides = []
+    for part in splits:
+        seqs = {int(float(part[i][1].max()) - 1) // 100 for i in range(len(part))}
+        sides.append(seqs)
+    assert [len(side) for side in sides] == [14, 4, 2]
+    assert len(set().union(*sides)) == 20  # no sequence on two sides
+
+
+def test_unpaired_file_in_a_sequence(tmp_path: Path) -> None:
+    (tmp_path / "rgb" / "s1").mkdir(parents=True)
+    (tmp_path / "depth" / "s2").mkdir(parents=True)
+    write_rgb(tmp_path, "s1/000", seed=0)
+    write_depth_npy(tmp_path, "s2/000", np.ones((16, 24)))
+    with pytest.raises(DataError, match=r"rgb/s1/000\.png: RGB image without a depth map"):
+        folder(tmp_path)
 
 
 def test_missing_folder(tmp_path: Path) -> None:

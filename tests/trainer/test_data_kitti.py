@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from trainer.config import DataConfig
-from trainer.data import DataError, KittiDepth, build_datasets
+from trainer.data import DataError, DatasetSplit, KittiDepth, build_datasets
+from trainer.data.kitti import drive_of
 
 DRIVE = "2011_09_26_drive_0001_sync"
 
@@ -19,25 +20,33 @@ def kitti(root: Path) -> KittiDepth:
     return KittiDepth(root, height=16, width=40, min_depth=1.0, max_depth=80.0)
 
 
-def depth_dir(root: Path, drive: str = DRIVE, split: str = "train") -> Path:
-    return root / split / drive / "proj_depth" / "groundtruth" / "image_02"
+def depth_dir(
+    root: Path, drive: str = DRIVE, split: str = "train", camera: str = "image_02"
+) -> Path:
+    return root / split / drive / "proj_depth" / "groundtruth" / camera
 
 
 def write_frame(
-    root: Path, frame: str, seed: int, *, drive: str = DRIVE, raw_layout: bool = False
+    root: Path,
+    frame: str,
+    seed: int,
+    *,
+    drive: str = DRIVE,
+    raw_layout: bool = False,
+    camera: str = "image_02",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Write one frame (RGB [16,40,3] uint8, depth PNG uint16 = metres * 256)."""
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, size=(16, 40, 3), dtype=np.uint8)
     stored = (rng.uniform(0.5, 90.0, size=(16, 40)) * 256).astype(np.uint16)
     stored[rng.random((16, 40)) < 0.8] = 0  # sparse, as KITTI's ground truth is
-    ddir = depth_dir(root, drive)
+    ddir = depth_dir(root, drive, camera=camera)
     ddir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(stored).save(ddir / f"{frame}.png")
     if raw_layout:
-        rgb_dir = root / drive[:10] / drive / "image_02" / "data"
+        rgb_dir = root / drive[:10] / drive / camera / "data"
     else:
-        rgb_dir = root / "train" / drive / "image_02" / "data"
+        rgb_dir = root / "train" / drive / camera / "data"
     rgb_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(rgb_dir / f"{frame}.png")
     return rgb, stored
@@ -69,16 +78,38 @@ def test_raw_layout_rgb_and_resize(tmp_path: Path) -> None:
     assert torch.isin(depth_t, torch.from_numpy(stored / 256.0).float()).all()
 
 
-def test_build_datasets_splits_frames(tmp_path: Path) -> None:
-    for i in range(10):
-        write_frame(tmp_path, f"{i:010d}", seed=i)
-    cfg = DataConfig(kind="kitti", path=tmp_path, height=16, width=40, val_fraction=0.3)
-    train, val = build_datasets(cfg, seed=0)
-    assert (len(train), len(val)) == (7, 3)
-    val_rgb = [val[i][0] for i in range(3)]
-    assert not any(torch.equal(train[i][0], v) for i in range(7) for v in val_rgb)
-    again = build_datasets(cfg, seed=0)[1]
-    assert all(torch.equal(again[i][0], val_rgb[i]) for i in range(3))
+def drives(split: DatasetSplit) -> set[str]:
+    assert isinstance(split.dataset, KittiDepth)
+    return {drive_of(split.dataset.pairs[i][1]) for i in split.indices}
+
+
+def test_build_datasets_splits_by_drive(tmp_path: Path) -> None:
+    # 10 drives x 2 frames x 2 cameras; every drive's 4 items must stay on one side.
+    for d in range(10):
+        for f in range(2):
+            for camera in ("image_02", "image_03"):
+                drive = f"2011_09_26_drive_{d:04d}_sync"
+                write_frame(tmp_path, f"{f:010d}", seed=d * 10 + f, drive=drive, camera=camera)
+    cfg = DataConfig(kind="kitti", path=tmp_path, height=16, width=40, seed=0)
+    splits = build_datasets(cfg)
+    assert [len(part) for part in splits] == [28, 8, 4]  # 7, 2 and 1 drives
+    sides = [drives(part) for part in splits if isinstance(part, DatasetSplit)]
+    assert [len(side) for side in sides] == [7, 2, 1]
+    assert len(set().union(*sides)) == 10  # no drive on two sides
+    again = build_datasets(cfg)
+    assert [drives(part) for part in again if isinstance(part, DatasetSplit)] == sides
+    assert torch.equal(again.test[3][0], splits.test[3][0])
+    other = [drives(part) for part in build_datasets(cfg.model_copy(update={"seed": 1}))
+             if isinstance(part, DatasetSplit)]  # fmt: skip
+    assert other != sides
+
+
+def test_too_few_drives(tmp_path: Path) -> None:
+    write_frame(tmp_path, "0000000005", seed=0)
+    write_frame(tmp_path, "0000000005", seed=1, drive="2011_09_26_drive_0002_sync")
+    cfg = DataConfig(kind="kitti", path=tmp_path, height=16, width=40)
+    with pytest.raises(DataError, match=r"found 2 drive\(s\); train, validation and test"):
+        build_datasets(cfg)
 
 
 def test_missing_root(tmp_path: Path) -> None:

@@ -25,12 +25,25 @@ def make_arrays(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rgb, depth
 
 
-def write_mat(path: Path, rgb: np.ndarray, depth: np.ndarray, **overrides: object) -> Path:
-    """Store like MATLAB v7.3 does: ``images [N,3,W,H]``, ``depths [N,W,H]``."""
+def write_mat(
+    path: Path,
+    rgb: np.ndarray,
+    depth: np.ndarray,
+    scenes: list[str] | None = None,
+    **overrides: object,
+) -> Path:
+    """Store like MATLAB v7.3 does: ``images [N,3,W,H]``, ``depths [N,W,H]`` and the cell
+    array ``scenes [1,N]`` of references to ``uint16`` char columns under ``#refs#``."""
     with h5py.File(path, "w") as f:
         f["images"] = overrides.get("images", rgb.transpose(0, 3, 2, 1))
         f["depths"] = overrides.get("depths", depth.transpose(0, 2, 1).astype(np.float32))
         f["labels"] = np.zeros((len(rgb), 40, 32), dtype=np.uint16)  # ignored
+        if scenes is not None:
+            refs = []
+            for i, name in enumerate(scenes):
+                chars = np.array([[ord(c)] for c in name], dtype=np.uint16)  # [len,1]
+                refs.append(f.create_dataset(f"#refs#/s{i}", data=chars).ref)
+            f.create_dataset("scenes", data=np.array([refs], dtype=h5py.ref_dtype))
     return path
 
 
@@ -51,10 +64,11 @@ def test_round_trip_undoes_the_matlab_transpose(tmp_path: Path) -> None:
 
 def test_resized_and_split(tmp_path: Path) -> None:
     rgb, depth = make_arrays(5)
-    path = write_mat(tmp_path / "nyu.mat", rgb, depth)
+    scenes = ["bedroom_0001", "bedroom_0002", "kitchen_0003", "office_0004", "study_0005"]
+    path = write_mat(tmp_path / "nyu.mat", rgb, depth, scenes)
     cfg = DataConfig(kind="nyu", path=path, height=16, width=20, min_depth=0.1, val_fraction=0.4)
-    train, val = build_datasets(cfg, seed=1)
-    assert (len(train), len(val)) == (3, 2)
+    train, val, test = build_datasets(cfg)
+    assert (len(train), len(val), len(test)) == (2, 2, 1)
     rgb_t, depth_t = val[0]
     assert rgb_t.shape == (3, 16, 20) and depth_t.shape == (1, 16, 20)
     assert isinstance(val, DatasetSplit)
@@ -63,6 +77,50 @@ def test_resized_and_split(tmp_path: Path) -> None:
     block = rgb[index, :2, :2, 0].astype(np.float64).mean() / 255
     assert float(rgb_t[0, 0, 0]) == pytest.approx(block, abs=1e-5)
     assert torch.isin(depth_t, torch.from_numpy(depth[index]).float()).all()
+
+
+def test_split_by_scene(tmp_path: Path) -> None:
+    # 40 images of 20 rooms, interleaved; "_0007a" and "_0007b" are one room.
+    names = [f"room_{i % 20:04d}" for i in range(40)]
+    names[7], names[27] = "room_0007a", "room_0007b"
+    rgb, depth = make_arrays(40)
+    path = write_mat(tmp_path / "nyu.mat", rgb, depth, names)
+    assert NyuDepthV2(path, height=8, width=8, min_depth=0.5, max_depth=10.0).groups()[7] == (
+        "room_0007"
+    )
+    cfg = DataConfig(kind="nyu", path=path, height=16, width=16, seed=2)
+    splits = build_datasets(cfg)
+    assert [len(part) for part in splits] == [28, 8, 4]
+    rooms = []
+    for part in splits:
+        assert isinstance(part, DatasetSplit)
+        rooms.append({names[i].rstrip("ab") for i in part.indices})
+    assert [len(side) for side in rooms] == [14, 4, 2]
+    assert len(set().union(*rooms)) == 20  # no room on two sides
+    again = build_datasets(cfg)
+    assert [part.indices for part in again if isinstance(part, DatasetSplit)] == [
+        part.indices for part in splits if isinstance(part, DatasetSplit)
+    ]
+
+
+def test_scenes_as_plain_strings(tmp_path: Path) -> None:
+    rgb, depth = make_arrays(3)
+    path = write_mat(tmp_path / "nyu.mat", rgb, depth)
+    with h5py.File(path, "a") as f:
+        f["scenes"] = np.array(["a_0001", "b_0002", "c_0003"], dtype=h5py.string_dtype())
+    assert nyu(path).groups() == ["a_0001", "b_0002", "c_0003"]
+
+
+def test_split_needs_scenes(tmp_path: Path) -> None:
+    rgb, depth = make_arrays(4)
+    path = write_mat(tmp_path / "nyu.mat", rgb, depth)
+    assert len(nyu(path)) == 4  # reading images needs no scenes
+    cfg = DataConfig(kind="nyu", path=path, height=16, width=16)
+    with pytest.raises(DataError, match=r"nyu\.mat: missing cell array 'scenes'"):
+        build_datasets(cfg)
+    wrong = write_mat(tmp_path / "short.mat", rgb, depth, ["a_0001", "b_0002"])
+    with pytest.raises(DataError, match=r"short\.mat: 'scenes' names 2 images but .* holds 4"):
+        nyu(wrong).groups()
 
 
 def test_missing_file(tmp_path: Path) -> None:

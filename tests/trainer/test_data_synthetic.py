@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
 import torch
 
-from trainer.config import DataConfig
+from trainer.config import DataConfig, TrainConfig
 from trainer.data import SyntheticScenes, build_datasets
 from trainer.data.render import render
 from trainer.data.scene import Box, Camera, Material, Plane, Scene, Sphere, default_focal
-from trainer.data.synthetic import LIDAR_DENSITY, render_sample, scan_line_rows
+from trainer.data.synthetic import (
+    LIDAR_DENSITY,
+    RenderCache,
+    Split,
+    render_sample,
+    scan_line_rows,
+)
 
 H, W = 48, 160  # small scenes for quick tests
 GREY = Material(colour=(0.5, 0.5, 0.5), checker_contrast=0.0)
@@ -48,14 +53,15 @@ def test_depth_range_is_clipped_to_missing() -> None:
 
 
 def test_same_seed_same_tensors_and_cache_matches_fresh_render() -> None:
-    first = SyntheticScenes(3, seed=7, height=H, width=W)
-    second = SyntheticScenes(3, seed=7, height=H, width=W, cache_bytes=0)
+    cache = RenderCache()
+    first = SyntheticScenes(3, seed=7, height=H, width=W, cache=cache)
+    second = SyntheticScenes(3, seed=7, height=H, width=W, cache=None)
     for i in range(3):
         a, b = first[i], second[i]
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
         again = first[i]  # from the cache now
         assert torch.equal(a[0], again[0]) and torch.equal(a[1], again[1])
-    assert first.cached() == 3 and second.cached() == 0
+    assert len(cache) == 3 and cache.hits == 3
 
 
 def test_different_seeds_and_indices_differ() -> None:
@@ -77,10 +83,24 @@ def test_items_are_copies_of_the_cache() -> None:
 
 def test_cache_is_bounded() -> None:
     sample_bytes = 16 * H * W
-    data = SyntheticScenes(5, seed=0, cache_bytes=2 * sample_bytes, height=H, width=W)
+    cache = RenderCache(max_bytes=2 * sample_bytes)
+    data = SyntheticScenes(5, seed=0, height=H, width=W, cache=cache)
     for i in range(5):
         data[i]
-    assert data.cached() == 2
+    assert len(cache) == 2 and cache.bytes == 2 * sample_bytes
+    data[4]  # the most recent two are kept
+    data[3]
+    assert cache.hits == 2
+
+
+def test_instances_share_a_cache_keyed_by_every_render_argument() -> None:
+    cache = RenderCache()
+    SyntheticScenes(2, seed=4, height=H, width=W, cache=cache)[1]
+    again = SyntheticScenes(2, seed=4, height=H, width=W, cache=cache)[1]  # another trial
+    assert cache.hits == 1 and len(cache) == 1
+    other = SyntheticScenes(2, seed=4, height=H, width=W, sparse=True, cache=cache)[1]
+    assert cache.hits == 1 and len(cache) == 2  # sparse is part of the key
+    assert not torch.equal(again[1], other[1])
 
 
 def test_index_bounds() -> None:
@@ -91,17 +111,48 @@ def test_index_bounds() -> None:
 
 
 def test_build_datasets_sizes_and_disjoint_splits() -> None:
-    cfg = DataConfig(num_train=4, num_val=3, height=H, width=W)
-    train, val = build_datasets(cfg, seed=5)
-    assert (len(train), len(val)) == (4, 3)
-    train_rgb = [train[i][0] for i in range(4)]
-    for j in range(3):
-        assert not any(torch.equal(val[j][0], t) for t in train_rgb)
-    train2, val2 = build_datasets(cfg, seed=5)
-    assert torch.equal(train2[2][1], train[2][1]) and torch.equal(val2[1][0], val[1][0])
-    # The validation scenes do not depend on how many training scenes there are.
-    _, val3 = build_datasets(cfg.model_copy(update={"num_train": 9}), seed=5)
-    assert torch.equal(val3[0][0], val[0][0])
+    cfg = DataConfig(num_train=4, num_val=3, num_test=2, height=H, width=W, seed=5)
+    train, val, test = build_datasets(cfg)
+    assert (len(train), len(val), len(test)) == (4, 3, 2)
+    rgb = {name: [split[i][0] for i in range(len(split))] for name, split in
+           (("train", train), ("val", val), ("test", test))}  # fmt: skip
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not any(torch.equal(x, y) for x in rgb[a] for y in rgb[b]), (a, b)
+    again = build_datasets(cfg)
+    assert torch.equal(again.train[2][1], train[2][1]) and torch.equal(again.val[1][0], val[1][0])
+    assert torch.equal(again.test[1][1], test[1][1])
+    # No split depends on the size of another.
+    bigger = build_datasets(cfg.model_copy(update={"num_train": 9, "num_val": 5}))
+    assert torch.equal(bigger.val[0][0], val[0][0]) and torch.equal(bigger.test[1][0], test[1][0])
+
+
+def test_val_and_test_scenes_ignore_the_training_seed() -> None:
+    data = {"num_train": 2, "num_val": 2, "num_test": 2, "height": H, "width": W, "seed": 3}
+    first = TrainConfig.model_validate({"data": data, "seed": 0})
+    second = TrainConfig.model_validate({"data": data, "seed": 17})
+    a, b = build_datasets(first.data), build_datasets(second.data)
+    for split in ("val", "test"):
+        for i in range(2):
+            x, y = getattr(a, split)[i], getattr(b, split)[i]
+            assert torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
+    # The data seed, not the training seed, picks the scenes.
+    other = build_datasets(first.data.model_copy(update={"seed": 4}))
+    for split in ("train", "val", "test"):
+        assert not torch.equal(getattr(other, split)[0][0], getattr(a, split)[0][0])
+
+
+def test_test_split_is_its_own_random_stream() -> None:
+    splits: tuple[Split, ...] = ("train", "val", "test")
+    scenes = {
+        split: render_sample(2, split, 0, height=H, width=W, min_depth=1.0, max_depth=80.0)
+        for split in splits
+    }
+    data = SyntheticScenes(1, seed=2, split="test", height=H, width=W)
+    assert torch.equal(data[0][0], scenes["test"][0]) and torch.equal(data[0][1], scenes["test"][1])
+    assert not torch.equal(scenes["test"][0], scenes["train"][0])
+    assert not torch.equal(scenes["test"][0], scenes["val"][0])
+    with pytest.raises(ValueError, match="'train', 'val' or 'test'"):
+        SyntheticScenes(1, seed=0, split="holdout")  # type: ignore[arg-type]
 
 
 def test_sparse_ground_truth_lies_on_scan_lines() -> None:
@@ -201,13 +252,3 @@ def test_texture_looks_finer_with_distance() -> None:
     # Cells are 0.5 m wide on the ground: their count across a row grows with depth.
     ratio = transitions(far_row) / transitions(near_row)
     assert ratio == pytest.approx(depth[far_row, 0] / depth[near_row, 0], rel=0.2)
-
-
-def test_render_is_fast() -> None:
-    times = []
-    for i in range(5):
-        start = time.perf_counter()
-        render_sample(0, "train", i, height=96, width=320, min_depth=1.0, max_depth=80.0)
-        times.append(time.perf_counter() - start)
-    # Typically 15-25 ms here; the bound leaves room for a loaded CI machine.
-    assert sorted(times)[2] < 0.15

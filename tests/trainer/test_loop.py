@@ -1,17 +1,34 @@
-"""fit(): reproducibility, callbacks, stopping, checkpoints, learning."""
+"""fit(): reproducibility, callbacks, stopping, loss input scaling, epoch selection,
+checkpoints, test evaluation, learning."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 
-from trainer import NonFiniteLoss, TrainConfig, fit, resolve_device
+from loss import get_loss
+from trainer import (
+    EpochSelection,
+    LossConfig,
+    NonFiniteLoss,
+    TrainConfig,
+    fit,
+    loss_input_scale,
+    resolve_device,
+)
+from trainer.data import build_datasets
+from trainer.metrics import DepthMetricAccumulator, metric_keys
+from trainer.model import DepthNet
 
+TINY_DATA = {"height": 32, "width": 64, "num_train": 8, "num_val": 4, "num_test": 4}
 TINY = {
-    "data": {"height": 32, "width": 64, "num_train": 8, "num_val": 4},
+    "data": TINY_DATA,
     "model": {"base_channels": 4, "num_stages": 2},
     "loss": {"num_scales": 2},
     "epochs": 2,
@@ -26,13 +43,60 @@ def tiny(**updates: object) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
+TIMINGS = ("epoch_time_s", "samples_per_s", "peak_memory_mb")
+
+State = dict[str, torch.Tensor]
+
+
+class Snapshots:
+    """The run's network at the end of every epoch, found through a real forward hook
+    (no mock) and copied in ``on_epoch_end``."""
+
+    def __init__(self) -> None:
+        self.model: torch.nn.Module | None = None
+        self.states: dict[int, State] = {}
+
+    def _hook(self, module: torch.nn.Module, _inputs: object, _output: object) -> None:
+        if isinstance(module, DepthNet):
+            self.model = module
+
+    def on_epoch_end(self, epoch: int, _metrics: dict[str, float]) -> None:
+        assert self.model is not None
+        self.states[epoch] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    @contextmanager
+    def recording(self) -> Iterator[Snapshots]:
+        handle = torch.nn.modules.module.register_module_forward_hook(self._hook)
+        try:
+            yield self
+        finally:
+            handle.remove()
+
+
+def same_weights(a: State, b: State) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def evaluate_on_test(config: TrainConfig, state: State) -> dict[str, float]:
+    """Depth metrics of ``state`` on the test split, computed here without fit's code."""
+    model = DepthNet(config.model, config.data.min_depth, config.data.max_depth)
+    model.load_state_dict(state)
+    model.eval()
+    acc = DepthMetricAccumulator(config.data.min_depth, config.data.max_depth)
+    test = build_datasets(config.data).test
+    with torch.no_grad():
+        for rgb, depth in DataLoader(test, batch_size=config.batch_size):
+            acc.update(1.0 / model(rgb), depth)
+    return acc.compute()
+
+
 def test_same_config_same_metrics() -> None:
     first = fit(tiny())
     second = fit(tiny())
     assert len(first.history) == 2
     for a, b in zip(first.history, second.history, strict=True):
         for key in a:
-            if key in ("epoch_time_s", "samples_per_s", "peak_memory_mb"):
+            if key in TIMINGS:
                 continue
             assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), key
 
@@ -56,6 +120,8 @@ def test_epoch_metrics_and_callback() -> None:
         "train/gradient/scale_2",
         "val/abs_rel",
         "val/abs_rel_med",
+        "val/abs_rel_align",
+        "val/a1_align",
         "val/rmse",
         "val/a1",
         "val/total_loss",
@@ -66,7 +132,14 @@ def test_epoch_metrics_and_callback() -> None:
     ):
         assert key in metrics, key
         assert math.isfinite(metrics[key]), key
+    assert {k for k in metrics if k.startswith("val/")} == {
+        *(f"val/{k}" for k in metric_keys()),
+        "val/total_loss",
+    }
+    assert metrics["val/num_images"] == 4.0
     assert 0.0 <= metrics["val/a1"] <= 1.0
+    # The least-squares alignment fits inverse depth better than no alignment at all.
+    assert metrics["val/abs_rel_align"] < metrics["val/abs_rel"]
     assert metrics["samples_per_s"] > 0
     # total = loss_sa + lambda_sg * loss_sg holds for each step, so for the epoch means too.
     expected = metrics["train/loss_sa"] + 0.5 * metrics["train/loss_sg"]
@@ -101,7 +174,8 @@ def test_non_finite_loss_names_step() -> None:
         calls["n"] += 1
         return output * math.nan if calls["n"] == 3 else None
 
-    handle = torch.nn.modules.module.register_module_forward_hook(poison)
+    # torch types the hook as returning None, but a forward hook may return a new output.
+    handle = torch.nn.modules.module.register_module_forward_hook(poison)  # type: ignore[arg-type]
     try:
         with pytest.raises(NonFiniteLoss, match="epoch 1, step 3") as info:
             fit(tiny(steps_per_epoch=5))
@@ -118,9 +192,11 @@ def test_previews_and_checkpoint(tmp_path: Path) -> None:
     assert result.checkpoint == tmp_path / "run" / "best.pt"
     state = torch.load(result.checkpoint, weights_only=True)
     assert any(k.endswith("weight") for k in state)
-    assert 1 <= result.best_epoch <= 2
-    best = min(h["val/abs_rel"] for h in result.history)
-    assert result.best["val/abs_rel"] == best
+    # Default selection: the lowest val/abs_rel_align.
+    values = [h["val/abs_rel_align"] for h in result.history]
+    assert result.best_epoch == values.index(min(values)) + 1
+    assert result.best["val/abs_rel_align"] == min(values)
+    assert result.test == {}
 
 
 def test_cuda_requested_without_cuda() -> None:
@@ -133,7 +209,8 @@ def test_cuda_requested_without_cuda() -> None:
 
 @pytest.mark.parametrize("method", ["scale-adaptive", "sparse-scale-adaptive"])
 def test_it_learns(method: str) -> None:
-    """Validation abs_rel after a few seconds of training is clearly below the untrained one."""
+    """Validation abs_rel_align after a few seconds of training is clearly below the
+    untrained one."""
     base = {
         "data": {"height": 48, "width": 96, "num_train": 1000, "num_val": 32},
         "model": {"base_channels": 8, "num_stages": 3},
@@ -146,6 +223,152 @@ def test_it_learns(method: str) -> None:
         TrainConfig.model_validate({**base, "epochs": 1, "steps_per_epoch": 1, "lr": 1e-9})
     )
     trained = fit(TrainConfig.model_validate({**base, "epochs": 5, "steps_per_epoch": 40}))
-    before = untrained.final["val/abs_rel"]
-    after = min(h["val/abs_rel"] for h in trained.history)
+    # Aligned: the loss is scale-invariant up to its small absolute term (which works on
+    # depth / max_depth), so the relative depth is what a few seconds of training learn.
+    before = untrained.final["val/abs_rel_align"]
+    after = min(h["val/abs_rel_align"] for h in trained.history)
     assert after < 0.8 * before, (before, after)
+
+
+# --- loss inputs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        ({"method": "scale-adaptive"}, 40.0),
+        ({"method": "sparse-scale-adaptive"}, 40.0),
+        ({"method": "sparse-scale-adaptive", "use_inv_depth": True}, 0.5),
+        ({"method": "ssi"}, 0.5),
+        ({"method": "sparse-ssi", "use_inv_depth": True}, 0.5),
+    ],
+)
+def test_loss_input_scale(loss: dict[str, object], expected: float) -> None:
+    data = TrainConfig.model_validate({"data": {"min_depth": 0.5, "max_depth": 40.0}}).data
+    assert loss_input_scale(LossConfig.model_validate(loss), data) == expected
+
+
+@pytest.mark.parametrize("use_inv_depth", [False, True])
+def test_scaled_loss_inputs_balance_the_terms_at_initialisation(use_inv_depth: bool) -> None:
+    """At initialisation the absolute term no longer rules the loss in either mode, and
+    the relative and gradient terms are the same with and without the scaling."""
+    config = tiny(
+        data={**TINY_DATA, "min_depth": 0.5},
+        loss={"num_scales": 2, "use_inv_depth": use_inv_depth},
+    )
+    torch.manual_seed(0)
+    model = DepthNet(config.model, config.data.min_depth, config.data.max_depth)
+    train = build_datasets(config.data).train
+    rgb, depth = (torch.stack(t) for t in zip(*(train[i] for i in range(4)), strict=True))
+    with torch.no_grad():
+        pred_inv = model(rgb)
+    gt_inv = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-6), 0.0)
+    loss_fn = get_loss(config.loss.method, **config.loss.loss_params())
+    scale = loss_input_scale(config.loss, config.data)
+    raw = loss_fn(pred_inv, gt_inv, depth > 0).metrics
+    scaled = loss_fn(pred_inv * scale, gt_inv * scale, depth > 0).metrics
+
+    ratio_raw = float(raw["scale_adaptive/absolute"] / raw["scale_adaptive/relative"])
+    ratio = float(scaled["scale_adaptive/absolute"] / scaled["scale_adaptive/relative"])
+    if not use_inv_depth:
+        assert ratio_raw > 5.0  # metres: the absolute term rules (issue 7.3a)
+    assert ratio < 0.5
+    assert ratio == pytest.approx(ratio_raw / scale if not use_inv_depth else ratio_raw * scale)
+    for name in ("scale_adaptive/relative", "gradient/scale_1", "gradient/scale_2"):
+        assert float(scaled[name]) == pytest.approx(float(raw[name]), rel=1e-5), name
+
+
+# --- epoch selection, checkpoint, test evaluation -----------------------------------------
+
+
+def test_checkpoint_holds_the_selected_epochs_weights(tmp_path: Path) -> None:
+    """Maximising the learning rate (it falls with the cosine schedule) selects epoch 1:
+    best.pt holds exactly the weights the network had at the end of epoch 1."""
+    snapshots = Snapshots()
+    with snapshots.recording():
+        result = fit(
+            tiny(epochs=3, output_dir=tmp_path, previews=False),
+            snapshots.on_epoch_end,
+            select=EpochSelection("lr", "maximize"),
+        )
+    assert result.best_epoch == 1
+    assert result.selection == EpochSelection("lr", "maximize")
+    assert result.checkpoint == tmp_path / "best.pt"
+    kept = torch.load(result.checkpoint, weights_only=True)
+    assert same_weights(kept, snapshots.states[1])
+    assert not same_weights(kept, snapshots.states[3])
+
+
+def test_default_selection_keeps_the_lowest_aligned_abs_rel(tmp_path: Path) -> None:
+    snapshots = Snapshots()
+    with snapshots.recording():
+        result = fit(tiny(epochs=3, output_dir=tmp_path, previews=False), snapshots.on_epoch_end)
+    values = [h["val/abs_rel_align"] for h in result.history]
+    assert result.best_epoch == values.index(min(values)) + 1
+    assert result.checkpoint is not None
+    kept = torch.load(result.checkpoint, weights_only=True)
+    assert same_weights(kept, snapshots.states[result.best_epoch])
+
+
+def test_reduce_last_keeps_the_last_epoch(tmp_path: Path) -> None:
+    snapshots = Snapshots()
+    with snapshots.recording():
+        result = fit(
+            tiny(epochs=3, output_dir=tmp_path, previews=False),
+            snapshots.on_epoch_end,
+            select=EpochSelection("lr", "maximize", "last"),
+        )
+    assert result.best_epoch == 3
+    assert result.checkpoint is not None
+    assert same_weights(torch.load(result.checkpoint, weights_only=True), snapshots.states[3])
+
+
+def test_unknown_selection_metric_stops_after_the_first_epoch() -> None:
+    calls: list[int] = []
+    with pytest.raises(ValueError, match="'val/abs_rel_aligned' is not among"):
+        fit(
+            tiny(),
+            lambda epoch, _m: calls.append(epoch),
+            select=EpochSelection("val/abs_rel_aligned"),
+        )
+    assert calls == []
+
+
+def test_test_split_is_evaluated_on_the_selected_weights(tmp_path: Path) -> None:
+    """With evaluate_test the selected epoch's weights (epoch 1 here, not the last) are
+    scored on the test split: the numbers equal an evaluation of best.pt done here."""
+    config = tiny(epochs=2, output_dir=tmp_path, previews=False)
+    select = EpochSelection("lr", "maximize")
+    result = fit(config, select=select, evaluate_test=True)
+    assert set(result.test) == {*(f"test/{k}" for k in metric_keys()), "test/total_loss"}
+    assert result.test["test/num_images"] == 4.0
+    assert math.isfinite(result.test["test/total_loss"])
+    assert result.checkpoint is not None
+    mine = evaluate_on_test(config, torch.load(result.checkpoint, weights_only=True))
+    for key, value in mine.items():
+        assert result.test[f"test/{key}"] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+    # The test split never steers the run: the same history without it, and no test keys.
+    plain = fit(config, select=select)
+    assert plain.test == {}
+    for a, b in zip(result.history, plain.history, strict=True):
+        assert {k: v for k, v in a.items() if k not in TIMINGS} == {
+            k: v for k, v in b.items() if k not in TIMINGS
+        }
+
+
+def test_test_evaluation_without_output_dir_uses_the_kept_copy() -> None:
+    snapshots = Snapshots()
+    config = tiny(epochs=2)
+    with snapshots.recording():
+        result = fit(
+            config,
+            snapshots.on_epoch_end,
+            select=EpochSelection("lr", "maximize"),
+            evaluate_test=True,
+        )
+    assert result.checkpoint is None
+    mine = evaluate_on_test(config, snapshots.states[1])
+    last = evaluate_on_test(config, snapshots.states[2])
+    assert result.test["test/abs_rel_align"] == pytest.approx(mine["abs_rel_align"], rel=1e-9)
+    assert result.test["test/abs_rel_align"] != pytest.approx(last["abs_rel_align"], rel=1e-9)

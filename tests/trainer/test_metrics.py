@@ -1,17 +1,21 @@
-"""Depth metrics against values computed by hand on tiny images."""
+"""Depth metrics against values computed by hand on tiny images, and the scale-and-shift
+alignment against an independent numpy least-squares implementation."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from trainer.metrics import (
     METRIC_NAMES,
+    Alignment,
     DepthMetricAccumulator,
     depth_metrics_per_image,
     garg_crop_mask,
+    metric_keys,
 )
 
 
@@ -35,8 +39,12 @@ def _expected(gt: list[float], pred: list[float]) -> list[float]:
     ]
 
 
-def _metrics(pred: torch.Tensor, gt: torch.Tensor, **kwargs: bool) -> list[float]:
-    values, valid = depth_metrics_per_image(pred, gt, min_depth=1.0, max_depth=80.0, **kwargs)
+def _metrics(
+    pred: torch.Tensor, gt: torch.Tensor, *, garg_crop: bool = False, alignment: Alignment = "none"
+) -> list[float]:
+    values, valid = depth_metrics_per_image(
+        pred, gt, min_depth=1.0, max_depth=80.0, garg_crop=garg_crop, alignment=alignment
+    )
     assert values.dtype == torch.float64
     assert valid.tolist() == [True] * len(valid)
     return values[0].tolist()
@@ -61,7 +69,7 @@ def test_raw_metrics_by_hand() -> None:
 def test_median_scaling_uses_the_lower_median_as_packnet() -> None:
     # torch.median of [2, 4] is 2 and of [1.8, 7] is 1.8: pred *= 2 / 1.8.
     scaled = [1.8 * 2 / 1.8, 7.0 * 2 / 1.8]
-    got = _metrics(PRED, GT, median_scaling=True)
+    got = _metrics(PRED, GT, alignment="median")
     assert got == pytest.approx(_expected([2.0, 4.0], scaled), rel=1e-6)
     assert got[0] == pytest.approx((0 + (7 * 2 / 1.8 - 4) / 4) / 2, rel=1e-6)
 
@@ -73,7 +81,7 @@ def test_prediction_is_clamped_after_median_scaling() -> None:
     assert _metrics(pred, gt)[0] == pytest.approx((0.5 + 0.6) / 2)
     # Scaled by 2 / 0.5 = 4 to [2, 800], then clamped to [2, 80]: abs_rel = (0 + 0.6) / 2.
     # (Clamping first would give [1, 80] * 2 = [2, 160] and abs_rel 1.1.)
-    got = _metrics(pred, gt, median_scaling=True)
+    got = _metrics(pred, gt, alignment="median")
     assert got == pytest.approx(_expected([2.0, 50.0], [2.0, 80.0]), rel=1e-6)
     assert got[0] == pytest.approx(0.3)
 
@@ -135,7 +143,13 @@ def test_accumulator_averages_images_over_batches_raw_and_median() -> None:
     acc.update(PRED, GT)
     acc.update(_t([[0.5, 200.0]]), _t([[2.0, 50.0]]))
     result = acc.compute()
-    assert set(result) == {*METRIC_NAMES, *(n + "_med" for n in METRIC_NAMES), "num_images"}
+    assert list(result) == list(metric_keys())
+    assert set(result) == {
+        *METRIC_NAMES,
+        *(n + "_med" for n in METRIC_NAMES),
+        *(n + "_align" for n in METRIC_NAMES),
+        "num_images",
+    }
     assert result["num_images"] == 2.0
     first, second = _expected([2.0, 4.0], [1.8, 7.0]), _expected([2.0, 50.0], [1.0, 80.0])
     for name, a, b in zip(METRIC_NAMES, first, second, strict=True):
@@ -177,3 +191,123 @@ def test_wrong_shapes_raise(
         depth_metrics_per_image(
             torch.ones(pred_shape), torch.ones(gt_shape), min_depth=1.0, max_depth=80.0
         )
+
+
+# --- scale-and-shift alignment (MiDaS / DPT) against numpy's least squares -----------------
+
+
+def _numpy_aligned_metrics(
+    pred: np.ndarray, gt: np.ndarray, min_depth: float, max_depth: float
+) -> np.ndarray:
+    """[B,7] metrics of [B,H,W] depths after the DPT alignment, written independently:
+    np.linalg.lstsq per image on [1/pred, 1] -> 1/gt over min_depth < gt < max_depth,
+    aligned inverse depth capped below at 1/max_depth, inverted, clipped. NaN rows for
+    images without a valid pixel."""
+    rows = []
+    for p, g in zip(pred, gt, strict=True):
+        valid = (g > min_depth) & (g < max_depth)
+        if not valid.any():
+            rows.append([math.nan] * 7)
+            continue
+        x, y = 1.0 / p[valid], 1.0 / g[valid]
+        design = np.stack([x, np.ones_like(x)], axis=1)
+        (s, t), *_ = np.linalg.lstsq(design, y, rcond=None)
+        aligned = np.maximum(s * x + t, 1.0 / max_depth)
+        depth = np.clip(1.0 / aligned, min_depth, max_depth)
+        rows.append(_expected(g[valid].tolist(), depth.tolist()))
+    return np.array(rows)
+
+
+def _aligned(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """[B,7] scale-and-shift aligned metrics of [B,1,H,W] depths, range (1, 80)."""
+    values, _ = depth_metrics_per_image(
+        pred, gt, min_depth=1.0, max_depth=80.0, alignment="scale_shift"
+    )
+    return values
+
+
+def test_aligned_metrics_match_numpy_lstsq_on_random_images() -> None:
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0.5, 90.0, size=(4, 6, 7))  # some pixels outside (1, 80)
+    gt[0, :2] = 0.0  # missing measurements
+    pred = gt * rng.uniform(0.5, 2.0, size=gt.shape) + rng.uniform(0.0, 5.0, size=gt.shape)
+    got = _aligned(torch.from_numpy(pred)[:, None], torch.from_numpy(gt)[:, None])
+    expected = _numpy_aligned_metrics(pred, gt, 1.0, 80.0)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-12)
+    # The alignment changed something: not the raw metrics.
+    raw, _ = depth_metrics_per_image(
+        torch.from_numpy(pred)[:, None],
+        torch.from_numpy(gt)[:, None],
+        min_depth=1.0,
+        max_depth=80.0,
+    )
+    assert not np.allclose(raw.numpy(), expected)
+
+
+def test_affine_in_inverse_depth_aligns_exactly() -> None:
+    """pred_inv = a * gt_inv + b: the aligned prediction is the ground truth, for a > 0 and
+    for a < 0 (a network that learned depth upside down is still perfectly aligned)."""
+    rng = np.random.default_rng(1)
+    gt = rng.uniform(1.5, 70.0, size=(2, 8, 8))
+    gt_inv = 1.0 / gt
+    pred_inv = np.stack([0.3 * gt_inv[0] + 0.05, -2.0 * gt_inv[1] + 2.0])
+    assert (pred_inv > 0).all()
+    pred = torch.from_numpy(1.0 / pred_inv)[:, None]
+    got = _aligned(pred, torch.from_numpy(gt)[:, None])
+    assert got[:, 0].abs().max() < 1e-9  # abs_rel_align
+    assert got[:, 2].abs().max() < 1e-9  # rmse_align
+    assert got[:, 4:].tolist() == [[1.0, 1.0, 1.0]] * 2  # a1..a3
+    raw, _ = depth_metrics_per_image(
+        pred, torch.from_numpy(gt)[:, None], min_depth=1.0, max_depth=80.0
+    )
+    assert (raw[:, 0] > 0.3).all()  # far off before alignment
+
+
+def test_negative_scale_with_cap_matches_numpy() -> None:
+    """A prediction anti-correlated with the ground truth: the fitted scale is negative and
+    some aligned inverse depths fall below 1/max_depth, where they are capped."""
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(1.2, 10.0, size=(1, 5, 9))
+    gt[0, 0, :3] = 75.0  # far pixels, whose noisy aligned inverse depth may go below 1/80
+    pred_inv = 1.0 / gt + 0.1 * rng.standard_normal(gt.shape)
+    pred_inv = 1.5 - pred_inv  # reversed order: negative scale
+    assert (pred_inv > 0).all()
+    pred = 1.0 / pred_inv
+    x, y = pred_inv.ravel(), 1.0 / gt.ravel()
+    (s, t), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+    assert s < 0
+    assert (s * x + t < 1.0 / 80.0).any(), "the case must exercise the cap"
+    got = _aligned(torch.from_numpy(pred)[:, None], torch.from_numpy(gt)[:, None])
+    np.testing.assert_allclose(got.numpy(), _numpy_aligned_metrics(pred, gt, 1.0, 80.0), rtol=1e-9)
+
+
+def test_constant_prediction_aligns_to_the_mean_inverse_depth() -> None:
+    gt = np.array([[[2.0, 4.0], [0.0, 8.0]]])
+    pred = np.full_like(gt, 3.0)
+    got = _aligned(torch.from_numpy(pred)[:, None], torch.from_numpy(gt)[:, None])
+    mean_inv = (1 / 2 + 1 / 4 + 1 / 8) / 3
+    expected = _expected([2.0, 4.0, 8.0], [1 / mean_inv] * 3)
+    assert got[0].tolist() == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(got.numpy(), _numpy_aligned_metrics(pred, gt, 1.0, 80.0), rtol=1e-9)
+
+
+def test_aligned_skips_images_without_valid_pixels() -> None:
+    gt = torch.tensor([[[2.0, 4.0], [8.0, 0.0]], [[0.0, 0.0], [90.0, 0.5]]])[:, None]
+    pred = torch.tensor([[[1.0, 3.0], [2.0, 5.0]], [[5.0, 5.0], [5.0, 5.0]]])[:, None]
+    values, valid = depth_metrics_per_image(
+        pred, gt, min_depth=1.0, max_depth=80.0, alignment="scale_shift"
+    )
+    assert valid.tolist() == [True, False]
+    assert torch.isnan(values[1]).all()
+    first = _numpy_aligned_metrics(
+        pred[:1, 0].double().numpy(), gt[:1, 0].double().numpy(), 1.0, 80.0
+    )
+    np.testing.assert_allclose(values[:1].numpy(), first, rtol=1e-6)
+
+    acc = DepthMetricAccumulator(1.0, 80.0)
+    acc.update(pred, gt)
+    result = acc.compute()
+    assert result["num_images"] == 1.0
+    assert [result[n + "_align"] for n in METRIC_NAMES] == pytest.approx(
+        first[0].tolist(), rel=1e-6
+    )

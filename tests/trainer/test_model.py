@@ -46,8 +46,8 @@ def test_head_maps_zero_logits_to_the_middle_and_saturates_at_the_bounds() -> No
         top = model(_rgb())
         model.head.out.bias.fill_(-100.0)
         bottom = model(_rgb())
-    # sigmoid(0) = 1/2: halfway between 1/50 and 1/2 in inverse depth.
-    torch.testing.assert_close(mid, torch.full_like(mid, (1 / 50 + 1 / 2) / 2))
+    # sigmoid(0) = 1/2: halfway between 1/50 and 1/2 in log inverse depth, 1/10.
+    torch.testing.assert_close(mid, torch.full_like(mid, 1 / 10))
     torch.testing.assert_close(top, torch.full_like(top, 1 / 2))
     torch.testing.assert_close(bottom, torch.full_like(bottom, 1 / 50))
     assert float(bottom.min()) > 0

@@ -1,4 +1,4 @@
-"""What every data set shares: the error type, file readers, resizing and the split.
+"""What every data set shares: the error type, file readers, resizing and the grouped split.
 
 Samples are ``(rgb, depth)`` tuples: ``rgb [3,H,W]`` float32 in [0, 1] and
 ``depth [1,H,W]`` float32 metres, 0 = no measurement. Depth outside
@@ -8,9 +8,11 @@ set alike, because the network cannot predict outside that range and the metrics
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +23,7 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "DataError",
+    "DataSplits",
     "DatasetSplit",
     "DepthDataset",
     "Sample",
@@ -28,7 +31,7 @@ __all__ = [
     "read_rgb_image",
     "resize_depth",
     "resize_rgb",
-    "split_indices",
+    "split_groups",
     "to_sample",
 ]
 
@@ -59,6 +62,18 @@ class DepthDataset(Dataset[Sample], ABC):
 
     @abstractmethod
     def __getitem__(self, index: int) -> Sample: ...
+
+
+class DataSplits(NamedTuple):
+    """The three disjoint splits ``(train, val, test)`` of one data set.
+
+    Which item lands where is fixed by the data seed alone (``DataConfig.seed``), never by
+    the training seed: every trial and replicate is scored on the same items.
+    """
+
+    train: DepthDataset
+    val: DepthDataset
+    test: DepthDataset
 
 
 class DatasetSplit(DepthDataset):
@@ -213,18 +228,76 @@ class PairedFiles(DepthDataset):
         )
 
 
-def split_indices(
-    count: int, val_fraction: float, seed: int, *, source: Path | str
-) -> tuple[list[int], list[int]]:
-    """Shuffle ``range(count)`` with ``seed`` and hold out ``val_fraction`` of it.
+def split_groups(
+    groups: Sequence[str],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    *,
+    source: Path | str,
+    unit: str = "group",
+) -> tuple[list[int], list[int], list[int]]:
+    """Split items into ``(train, val, test)`` item indices; a group never straddles two.
 
-    Returns ``(train, val)``, both sorted and non-empty, disjoint, covering every index;
-    the same ``(count, val_fraction, seed)`` always gives the same split.
+    ``groups[i]`` names the group of item ``i`` (a KITTI drive, an NYU scene, a folder
+    sequence): frames of one group are near duplicates, so a group split across train and
+    test would score memorisation. Groups are put in an order drawn from ``(seed, name)``
+    alone (SHA-256 of both), so adding a group never reorders the others. Walking that
+    order, a group joins test when it brings the test item count closer to
+    ``test_fraction`` of all items (a group that would overshoot by more than it helps is
+    passed over, so one big group cannot swallow the split); the groups left are walked the
+    same way for ``val_fraction``; the rest is train. Each split gets at least one group; a
+    tie keeps the held-out split smaller. Test is filled first, so changing
+    ``val_fraction`` never changes the test set.
+
+    Returns three sorted, disjoint lists covering every index; the same arguments always
+    give the same split. Raises :class:`DataError` (naming ``source``) when there are fewer
+    than 3 groups, ``ValueError`` when the fractions leave nothing to train on.
     """
-    if count < 2:
-        raise DataError(source, f"found {count} sample(s); a train/val split needs at least 2")
-    order = np.random.default_rng(np.random.SeedSequence([seed, count])).permutation(count)
-    num_val = min(count - 1, max(1, round(count * val_fraction)))
-    val = sorted(int(i) for i in order[:num_val])
-    train = sorted(int(i) for i in order[num_val:])
-    return train, val
+    if not (0.0 < val_fraction < 1.0 and 0.0 < test_fraction < 1.0) or (
+        val_fraction + test_fraction >= 1.0
+    ):
+        raise ValueError(
+            f"need 0 < val_fraction, test_fraction and val_fraction + test_fraction < 1, "
+            f"got {val_fraction} and {test_fraction}"
+        )
+    members: dict[str, list[int]] = {}
+    for index, name in enumerate(groups):
+        members.setdefault(name, []).append(index)
+    if len(members) < 3:
+        raise DataError(
+            source,
+            f"found {len(members)} {unit}(s); train, validation and test splits need at "
+            f"least 3, and a {unit} is never split across them",
+        )
+
+    def key(name: str) -> tuple[bytes, str]:
+        return hashlib.sha256(f"{seed}\0{name}".encode()).digest(), name
+
+    order = sorted(members, key=key)
+    total = len(groups)
+
+    def fill(candidates: list[str], target: float, keep: int) -> list[str]:
+        """Groups of ``candidates`` whose items come nearest ``target``; ``keep`` left over."""
+        taken: list[str] = []
+        count = 0
+        for name in candidates:
+            if len(candidates) - len(taken) - 1 < keep:
+                break
+            size = len(members[name])
+            if abs(count + size - target) < abs(count - target):
+                taken.append(name)
+                count += size
+        return taken or candidates[:1]
+
+    test = fill(order, test_fraction * total, keep=2)
+    in_test = frozenset(test)
+    rest = [name for name in order if name not in in_test]
+    val = fill(rest, val_fraction * total, keep=1)
+    in_val = frozenset(val)
+    train = [name for name in rest if name not in in_val]
+
+    def items(names: list[str]) -> list[int]:
+        return sorted(i for name in names for i in members[name])
+
+    return items(train), items(val), items(test)

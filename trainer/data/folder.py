@@ -1,12 +1,18 @@
-"""A plain folder of images and depth maps, paired by file stem::
+"""A plain folder of images and depth maps, paired by path without suffix::
 
-    <root>/rgb/<name>.png          8-bit RGB (.jpg / .jpeg also read)
-    <root>/depth/<name>.png        16-bit grayscale PNG, or
-    <root>/depth/<name>.npy        a 2-D numeric array ([H,W], or [H,W,1] / [1,H,W])
+    <root>/rgb/[<sequence>/]<name>.png     8-bit RGB (.jpg / .jpeg also read)
+    <root>/depth/[<sequence>/]<name>.png   16-bit grayscale PNG, or
+    <root>/depth/[<sequence>/]<name>.npy   a 2-D numeric array ([H,W], [H,W,1] or [1,H,W])
 
 Stored value / ``depth_scale`` = metres; 0 (and any non-finite value) = missing. Every RGB
-file needs exactly one depth file and vice versa: an unpaired file is an error, not
-silently skipped.
+file needs exactly one depth file at the same relative path and vice versa: an unpaired
+file is an error, not silently skipped. Hidden files and folders (name starting with
+``.``) are ignored.
+
+Splits keep a group together: a file inside a sub-folder of ``rgb/`` belongs to the group
+named by its first sub-folder level (a "sequence": frames of one recording are near
+duplicates, so a sequence is never split across train / validation / test); a file
+directly in ``rgb/`` is a group of its own.
 """
 
 from __future__ import annotations
@@ -22,31 +28,41 @@ from trainer.data.common import (
     read_depth_png16,
 )
 
-__all__ = ["DepthFolder", "find_folder_pairs", "read_depth_npy"]
+__all__ = ["DepthFolder", "find_folder_pairs", "read_depth_npy", "sequence_of"]
 
 RGB_SUFFIXES = (".png", ".jpg", ".jpeg")
 DEPTH_SUFFIXES = (".png", ".npy")
 
 
-def _by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+def _by_key(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """Files under ``folder`` (any depth) by relative path without suffix, e.g. ``seq/000``."""
     if not folder.is_dir():
         raise DataError(folder, "folder not found")
     found: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
         if not path.is_file() or path.suffix.lower() not in suffixes:
             continue
-        if path.stem in found:
-            raise DataError(path, f"two files share the stem {path.stem!r}: {found[path.stem]}")
-        found[path.stem] = path
+        key = relative.with_suffix("").as_posix()
+        if key in found:
+            raise DataError(path, f"two files share the stem {key!r}: {found[key]}")
+        found[key] = path
     return found
 
 
+def sequence_of(key: str) -> str:
+    """The split group of a file keyed ``key``: its first sub-folder, else the file itself."""
+    return key.split("/", 1)[0]
+
+
 def find_folder_pairs(root: Path) -> list[tuple[Path, Path]]:
-    """``(rgb, depth)`` pairs of ``root``, sorted by stem; see the module docstring."""
+    """``(rgb, depth)`` pairs of ``root``, sorted by relative path; see the module docstring."""
     if not root.is_dir():
         raise DataError(root, "data folder not found")
-    rgb = _by_stem(root / "rgb", RGB_SUFFIXES)
-    depth = _by_stem(root / "depth", DEPTH_SUFFIXES)
+    rgb = _by_key(root / "rgb", RGB_SUFFIXES)
+    depth = _by_key(root / "depth", DEPTH_SUFFIXES)
     if not rgb:
         raise DataError(root / "rgb", f"no images ({', '.join(RGB_SUFFIXES)})")
     for stem, path in rgb.items():
@@ -78,7 +94,11 @@ def read_depth_npy(path: Path) -> npt.NDArray[np.float64]:
 
 
 class DepthFolder(PairedFiles):
-    """Pairs of ``rgb/`` and ``depth/`` files (PNG or ``.npy``, matched by stem)."""
+    """Pairs of ``rgb/`` and ``depth/`` files (PNG or ``.npy``, matched by relative path).
+
+    ``group_unit`` names what :meth:`groups` returns: ``"sequence"`` when any image lies in
+    a sub-folder of ``rgb/``, else ``"file"``.
+    """
 
     def __init__(
         self,
@@ -99,6 +119,16 @@ class DepthFolder(PairedFiles):
             min_depth=min_depth,
             max_depth=max_depth,
         )
+        nested = any(len(rgb.relative_to(self.root / "rgb").parts) > 1 for rgb, _ in self.pairs)
+        self.group_unit = "sequence" if nested else "file"
+
+    def groups(self) -> list[str]:
+        """The sequence (first sub-folder of ``rgb/``) or file of every item ``[N]``."""
+        rgb_root = self.root / "rgb"
+        return [
+            sequence_of(rgb.relative_to(rgb_root).with_suffix("").as_posix())
+            for rgb, _ in self.pairs
+        ]
 
     def read_depth(self, path: Path) -> npt.NDArray[np.float64]:
         if path.suffix.lower() == ".npy":

@@ -15,6 +15,11 @@ not next to the depth maps, it is looked up in the KITTI raw layout under the sa
 Depth maps are 16-bit grayscale PNGs holding ``metres * 256``, 0 = no measurement (KITTI's
 convention). Raw RGB frames without a depth map (the first and last frames of every
 drive) are simply not part of the data set; a depth map without an RGB frame is an error.
+
+Splits are by drive (the ``<drive>`` folder name, e.g. ``2011_09_26_drive_0001_sync``):
+consecutive frames of a drive are near duplicates, so both cameras and every frame of one
+drive land on the same side of the train / validation / test split, wherever they lie
+(``train/`` or ``val/``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from trainer.data.common import (
     PairedFiles,
 )
 
-__all__ = ["KITTI_DEPTH_SCALE", "KittiDepth", "find_kitti_pairs"]
+__all__ = ["KITTI_DEPTH_SCALE", "KittiDepth", "drive_of", "find_kitti_pairs"]
 
 KITTI_DEPTH_SCALE = 256.0
 """Stored 16-bit value / 256 = metres."""
@@ -74,8 +79,15 @@ def find_kitti_pairs(root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def drive_of(depth_file: Path) -> str:
+    """The drive folder name of ``<drive>/proj_depth/groundtruth/image_0X/<frame>.png``."""
+    return depth_file.parents[3].name
+
+
 class KittiDepth(PairedFiles):
     """KITTI frames with their annotated depth (16-bit PNG, metres x 256)."""
+
+    group_unit = "drive"
 
     def __init__(
         self,
@@ -95,3 +107,7 @@ class KittiDepth(PairedFiles):
             min_depth=min_depth,
             max_depth=max_depth,
         )
+
+    def groups(self) -> list[str]:
+        """The drive of every item ``[N]``: items of one drive stay in one split."""
+        return [drive_of(depth) for _, depth in self.pairs]

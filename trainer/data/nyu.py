@@ -4,14 +4,23 @@ Keys read (the rest of the file is ignored)::
 
     images  [N, 3, W, H] uint8     RGB, as MATLAB's column-major order stores [H, W, 3, N]
     depths  [N, W, H]    float     metres (in-painted, dense)
+    scenes  [1, N]       cell      scene name of each image, e.g. 'bedroom_0001'
+                                   (references to uint16 char arrays, as MATLAB stores
+                                   strings; plain HDF5 strings are read too)
 
 so image ``i`` is ``images[i].transpose(2, 1, 0)`` -> ``[H, W, 3]`` and its depth
-``depths[i].T`` -> ``[H, W]``. The file is opened for each item (cheap: HDF5 reads only
-the requested slice), which keeps the data set safe to send to DataLoader workers.
+``depths[i].T`` -> ``[H, W]``. ``scenes`` is read only to split the data set: images of one
+scene (the same room, seconds apart; ``kitchen_0028a`` and ``kitchen_0028b`` count as one
+room) always land in the same split. A file without
+``scenes`` cannot be split honestly and is refused by :meth:`NyuDepthV2.groups`, rather
+than guessed at with blocks of frames; reading images needs only ``images`` and
+``depths``. The file is opened for each item (cheap: HDF5 reads only the requested slice),
+which keeps the data set safe to send to DataLoader workers.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -20,7 +29,7 @@ import numpy.typing as npt
 
 from trainer.data.common import DataError, DepthDataset, Sample, to_sample
 
-__all__ = ["NyuDepthV2", "check_nyu_file", "read_nyu_item"]
+__all__ = ["NyuDepthV2", "check_nyu_file", "read_nyu_item", "read_nyu_scenes", "room_of"]
 
 
 def _open(path: Path) -> h5py.File:
@@ -71,8 +80,48 @@ def read_nyu_item(path: Path, index: int) -> tuple[npt.NDArray[np.uint8], npt.ND
     return np.ascontiguousarray(rgb, dtype=np.uint8), np.ascontiguousarray(depth)
 
 
+def _scene_names(f: h5py.File, scenes: h5py.Dataset) -> list[str]:
+    """Decode ``scenes``: a cell array of char arrays (MATLAB) or an array of strings."""
+    if h5py.check_dtype(ref=scenes.dtype) is not None:
+        names = []
+        for ref in np.asarray(scenes[()]).ravel():
+            chars = np.asarray(f[ref][()]).ravel()
+            names.append("".join(chr(int(c)) for c in chars))
+        return names
+    if h5py.check_string_dtype(scenes.dtype) is not None:
+        return [str(name) for name in np.asarray(scenes.asstr()[()]).ravel()]
+    raise TypeError(f"'scenes' must hold strings or references to them, got {scenes.dtype}")
+
+
+def read_nyu_scenes(path: Path, count: int) -> list[str]:
+    """The scene name of each of the ``count`` images -> ``[N]`` strings."""
+    with _open(path) as f:
+        scenes = f.get("scenes")
+        if not isinstance(scenes, h5py.Dataset):
+            raise DataError(
+                path,
+                "missing cell array 'scenes' (the scene of each image), needed to split by "
+                "scene: images of one room are near duplicates, so a split by image would "
+                "test on training scenes",
+            )
+        try:
+            names = _scene_names(f, scenes)
+        except (KeyError, OSError, ValueError, TypeError) as exc:
+            raise DataError(path, f"cannot read 'scenes' ({exc})") from exc
+    if len(names) != count:
+        raise DataError(path, f"'scenes' names {len(names)} images but the file holds {count}")
+    return names
+
+
+def room_of(scene: str) -> str:
+    """``'kitchen_0028b'`` -> ``'kitchen_0028'``: the scene name without a session letter."""
+    return re.sub(r"(?<=\d)[a-z]$", "", scene)
+
+
 class NyuDepthV2(DepthDataset):
     """The labelled NYU Depth v2 images; items ``(rgb [3,H,W], depth [1,H,W])``."""
+
+    group_unit = "scene"
 
     def __init__(
         self,
@@ -90,6 +139,14 @@ class NyuDepthV2(DepthDataset):
 
     def __len__(self) -> int:
         return self.count
+
+    def groups(self) -> list[str]:
+        """The room of every image ``[N]``: images of one room stay in one split.
+
+        The room is the scene name without a session letter: ``kitchen_0028a`` and
+        ``kitchen_0028b`` are two visits to one kitchen, so they count as one group.
+        """
+        return [room_of(scene) for scene in read_nyu_scenes(self.path, self.count)]
 
     def __getitem__(self, index: int) -> Sample:
         if index < 0:

@@ -1,0 +1,136 @@
+"""The packnet-sfm layout of an exported configuration, and the keys the fork declares.
+
+packnet-sfm reads a run's YAML with yacs (``scripts/train.py``: ``merge_from_file`` over
+``configs/default_config.py``), which refuses any key that ``default_config.py`` does not
+declare. Where each setting goes (upstream TRI-ML/packnet-sfm, ``configs/default_config.py``):
+
+- ``model.loss.supervised_method``, ``supervised_num_scales``, ``supervised_loss_weight``:
+  the supervised loss. ``SemiSupModel`` hands every ``model.loss`` key to
+  ``SupervisedLoss(**kwargs)``, so the scale-adaptive loss's own parameters belong there
+  too. The sweep trains with ground truth only (weight 1.0: ``SemiSupModel`` then skips
+  the photometric loss and the pose network) and supervises the single full-resolution
+  output (``supervised_num_scales: 1``).
+- ``model.optimizer.depth.lr`` / ``weight_decay``, ``arch.max_epochs``,
+  ``datasets.train.batch_size``.
+- The loss's parameters (``lambda_sg``, ``epsilon``, ``use_absolute``, ``use_inv_depth``,
+  ...) are new keys: the fork declares them in ``default_config.py``
+  (:data:`PACKNET_FORK_DECLARATIONS`). ``num_scales`` is already an upstream key (the
+  photometric loss's scales, default 4): it needs no declaration, and the fork's loss
+  reads it as its gradient term's K.
+
+(The seed's YAML put the loss under ``model.params``, which upstream reserves for
+evaluation settings: yacs rejects ``model.params.supervised_method``.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from trainer.config import LossConfig, TrainConfig
+
+__all__ = [
+    "PACKNET_FORK_DECLARATIONS",
+    "UPSTREAM_LOSS_KEYS",
+    "fork_loss_defaults",
+    "packnet_config",
+    "packnet_header_lines",
+]
+
+# Every key of cfg.model.loss in upstream's configs/default_config.py (commit 09ee0dc).
+UPSTREAM_LOSS_KEYS = frozenset(
+    {
+        "num_scales",
+        "progressive_scaling",
+        "flip_lr_prob",
+        "rotation_mode",
+        "upsample_depth_maps",
+        "ssim_loss_weight",
+        "occ_reg_weight",
+        "smooth_loss_weight",
+        "C1",
+        "C2",
+        "photometric_reduce_op",
+        "disp_norm",
+        "clip_loss",
+        "padding_mode",
+        "automask_loss",
+        "velocity_loss_weight",
+        "supervised_method",
+        "supervised_num_scales",
+        "supervised_loss_weight",
+    }
+)
+MODEL_NAME = "SemiSupModel"
+OPTIMIZER_NAME = "AdamW"  # the trainer's optimiser; packnet-sfm takes any torch.optim name
+# The sweep supervises with ground truth only, on the network's one full-resolution output.
+SUPERVISED_LOSS_WEIGHT = 1.0
+SUPERVISED_NUM_SCALES = 1
+
+
+def _methods() -> tuple[str, ...]:
+    """The loss methods LossConfig accepts (its ``method`` field's Literal)."""
+    return tuple(str(m) for m in get_args(LossConfig.model_fields["method"].annotation))
+
+
+def fork_loss_defaults() -> dict[str, Any]:
+    """The keys the fork adds under ``model.loss``, with LossConfig's defaults: every
+    loss parameter of any method that upstream's ``model.loss`` does not already have."""
+    defaults: dict[str, Any] = {}
+    for method in _methods():
+        for key, value in LossConfig.model_validate({"method": method}).loss_params().items():
+            if key not in UPSTREAM_LOSS_KEYS:
+                defaults.setdefault(key, value)
+    return defaults
+
+
+def _declarations() -> str:
+    assignments = {
+        key: f"cfg.model.loss.{key} = {value!r}" for key, value in fork_loss_defaults().items()
+    }
+    width = max((len(a) for a in assignments.values()), default=0) + 2
+    lines = ["# salsweep: the scale-adaptive loss's keys (model.loss.num_scales is upstream's)"]
+    for key, assignment in assignments.items():
+        field = LossConfig.model_fields.get(key)
+        note = field.description if field is not None else None
+        lines.append(f"{assignment:<{width}}# {note}" if note else assignment)
+    return "\n".join(lines) + "\n"
+
+
+PACKNET_FORK_DECLARATIONS: str = _declarations()
+"""Python lines to paste into packnet-sfm's ``configs/default_config.py`` (after
+``cfg.model.loss = CN()``) so that yacs accepts the exported loss parameters."""
+
+
+def packnet_config(config: TrainConfig, name: str) -> dict[str, Any]:
+    """``config`` as a packnet-sfm run configuration (a nested dict for ``yaml.safe_dump``)
+    that yacs merges into upstream's defaults plus :data:`PACKNET_FORK_DECLARATIONS`."""
+    loss = config.loss
+    return {
+        "name": name,
+        "model": {
+            "name": MODEL_NAME,
+            "optimizer": {
+                "name": OPTIMIZER_NAME,
+                "depth": {"lr": config.lr, "weight_decay": config.weight_decay},
+            },
+            "loss": {
+                "supervised_method": loss.method,
+                "supervised_num_scales": SUPERVISED_NUM_SCALES,
+                "supervised_loss_weight": SUPERVISED_LOSS_WEIGHT,
+                **loss.loss_params(),
+            },
+        },
+        "datasets": {"train": {"batch_size": config.batch_size}},
+        "arch": {"max_epochs": config.epochs},
+    }
+
+
+def packnet_header_lines(filename: str) -> list[str]:
+    """Comment lines of a packnet export's header: how to run it, and the declarations."""
+    return [
+        f"# reproduce (in packnet-sfm): python scripts/train.py {filename}",
+        "# merge into your packnet-sfm config: depth_net and the data set paths and",
+        "# splits are not part of the sweep",
+        "# the fork declares the loss's keys in configs/default_config.py; print them with",
+        "#   salsweep studies export NAME --format packnet --print-defaults",
+    ]
