@@ -7,8 +7,22 @@
     r       = m * (n(pred) - n(gt))
     rel     = sum |r| / sum m                                      (over the batch)
     abs     = sum m |pred_d - gt_d| / sum m      when use_absolute and (mask or sparse)
-    g_k     = sum(|Sobel_x r_k| + |Sobel_y r_k|) / N_k,  r_k = r resized by 1/2^(k-1)
-    total   = rel + abs + lambda_sg * mean_k g_k
+    S_k     = sum(|Sobel_x r_k| + |Sobel_y r_k|),  r_k = r resized by 1/2^(k-1)
+    g_k     = S_k / N_k,  loss_sg = mean_k g_k        gradient_normalization "per-scale"
+    g_k     = S_k / N_1,  loss_sg = sum_k g_k         gradient_normalization "full-resolution"
+    total   = rel + abs + lambda_sg * loss_sg
+
+    N_k     = pixels at scale k (dense: B h_k w_k) or, sparse, sum m * h_k w_k / (H W)
+              (the valid fraction carried to scale k); N_1 = B H W or sum m.
+
+"per-scale" (the default) is the seed's: every scale is a mean over its own pixels and
+the scales are averaged. "full-resolution" is the G2-MonoDepth authors' code
+(``WeightedMSGradLoss``): the Sobel sums of all scales added and divided once by the
+full-resolution count, not averaged over K, so scale k adds about 1/4^(k-1) of its
+per-scale value and loss_sg grows with K but levels off (an untrained network on a
+synthetic 64x192 batch, K = 1..5: 7.06, 8.54, 8.96, 9.10, 9.15; per-scale: 7.06, 6.49,
+6.55, 7.20, 8.12, following the coarse scales' larger per-pixel gradients). With K = 1
+the two agree.
 
 Differences from the seed's code, on purpose (the seed's defects, see seed/README.md):
 statistics over valid pixels only, the residual zeroed at invalid pixels before the
@@ -22,6 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
+from loss.names import GRADIENT_NORMALIZATIONS, GradientNormalization, LossMethod
 from loss.ops import (
     downscale,
     inv2depth,
@@ -34,6 +49,7 @@ from loss.ops import (
 from loss.output import LossOutput
 from loss.validation import (
     check_bool,
+    check_choice,
     check_image_size,
     check_inputs,
     check_non_negative,
@@ -54,6 +70,9 @@ class ScaleAdaptiveLoss:
         use_absolute: add the mean absolute error of the working-domain values over the
             valid pixels; only with a mask or the sparse method (as in the seed).
         use_inv_depth: work on inverse depth directly instead of depth.
+        gradient_normalization: ``"per-scale"`` (the seed's: mean over scales of each
+            scale's Sobel sum over its own count N_k) or ``"full-resolution"`` (the
+            authors' code: sum over scales of the Sobel sums over N_1); module docstring.
         sparse: method ``sparse-scale-adaptive``: only pixels with ``gt_inv > 0`` count,
             and ``N_k`` follows the valid count instead of the pixel count.
 
@@ -67,6 +86,7 @@ class ScaleAdaptiveLoss:
     num_scales: int = 4
     use_absolute: bool = True
     use_inv_depth: bool = False
+    gradient_normalization: GradientNormalization = "per-scale"
     sparse: bool = False
 
     def __post_init__(self) -> None:
@@ -76,10 +96,11 @@ class ScaleAdaptiveLoss:
         check_num_scales(self.num_scales)
         check_bool("use_absolute", self.use_absolute)
         check_bool("use_inv_depth", self.use_inv_depth)
+        check_choice("gradient_normalization", self.gradient_normalization, GRADIENT_NORMALIZATIONS)
         check_bool("sparse", self.sparse)
 
     @property
-    def method(self) -> str:
+    def method(self) -> LossMethod:
         """The packnet-style method name: ``scale-adaptive`` or ``sparse-scale-adaptive``."""
         return "sparse-scale-adaptive" if self.sparse else "scale-adaptive"
 
@@ -155,10 +176,13 @@ class ScaleAdaptiveLoss:
             metrics["scale_adaptive/absolute"] = absolute
             loss_sa = relative + absolute
 
+        full_resolution = self.gradient_normalization == "full-resolution"
         scale_terms = []
         for k in range(1, self.num_scales + 1):
             r_k = downscale(residual, k)
             h_k, w_k = r_k.shape[2], r_k.shape[3]
+            if full_resolution:
+                h_k, w_k = height, width  # N_1 for every scale
             if self.sparse:
                 # sum(m) / 4^(k-1), written as the exact area ratio so that an all-valid
                 # sparse batch equals the dense method also when H or W is not divisible.
@@ -168,7 +192,8 @@ class ScaleAdaptiveLoss:
             term = safe_divide(sobel_l1(r_k), n_k)
             metrics[f"gradient/scale_{k}"] = term
             scale_terms.append(term)
-        loss_sg = torch.stack(scale_terms).mean()
+        stacked = torch.stack(scale_terms)
+        loss_sg = stacked.sum() if full_resolution else stacked.mean()
 
         total = loss_sa + self.lambda_sg * loss_sg
         metrics["total_loss"] = total

@@ -1,19 +1,46 @@
 """The baseline: MiDaS' scale-and-shift-invariant (SSI) loss on inverse depth.
 
-Ranftl et al., "Towards Robust Monocular Depth Estimation" (MiDaS), with its
-``batch-based`` reduction:
+Ranftl et al., "Towards Robust Monocular Depth Estimation" (MiDaS), with the scale and
+shift estimated by median and mean absolute deviation (their ``ssimae``; ``ssitrim``
+without the trimming) and the ``batch-based`` reduction:
 
-    (s, t)  = argmin sum m (s p + t - g)^2        per image, over the valid pixels m
-    r       = m (s p + t - g)
-    data    = sum r^2 / (2 sum m)                                  (over the batch)
+    t(x)    = median of x over the image's valid pixels m (the lower one of two)
+    s(x)    = mean |x - t(x)| over the same pixels
+    n(x)    = (x - t(x)) / s(x)                          (0 where s(x) = 0: x constant)
+    r       = m (n(p) - n(g))
+    data    = sum |r| / (2 sum m)                                  (over the batch)
     grad_k  = sum over pairs of horizontally or vertically adjacent valid pixels of
               |r_a - r_b|, on every 2^(k-1)-th row and column, / sum m at that scale
     total   = data + alpha * sum_k grad_k
 
 ``p`` is the predicted and ``g`` the ground-truth inverse depth (no conversion to depth).
-The least-squares solve uses centred sums (numerically safer than MiDaS' 2x2 normal
-equations, same solution); where the prediction is constant over the valid pixels, the
-scale is 0 and the shift the mean of ``g`` (the least-squares fit; MiDaS returns s = t = 0).
+Invariant to ``p -> a p + b`` and ``g -> a g + b`` for any ``a > 0`` (units included: the
+trainer may feed inverse depth times ``max_depth``), not for ``a < 0``.
+
+Why not MiDaS' least-squares fit ``(s, t) = argmin sum m (s p + t - g)^2`` (``ssimse`` in
+MiDaS, and this module's first version)? With it, this project's small network trained from
+scratch did not learn (docs/BENCHMARKS.md, "SSI baseline: why it did not learn"):
+
+- The fitted scale is free to reach 0. On inverse depth in 1/m the gradient-matching term
+  outweighs the data term about 17 to 1 at the start (0.034 against 0.002 for an untrained
+  network), and while the prediction's fine structure does not match the ground truth's
+  it is smallest at a fitted scale of 0: a flat fit, the image explained by the shift
+  alone. There the data term's gradient, proportional to the fitted scale, vanishes, and
+  the gradient term's stays small. Seed 1 of the benchmark stalled there from step 50 on
+  (correlation of prediction and ground truth 0.00, fitted scales about 1e-3).
+- The balance of the two terms depends on the units: the data term is quadratic in the
+  residual, the gradient term linear. Times ``max_depth`` (80) the data term outweighs
+  the gradient term instead (12.7 against 2.7), and the same network learns, but:
+- The fitted scale may be negative: a network that learns depth instead of inverse depth
+  (an inverted map) is fitted as well; median-scaled abs_rel then exceeds 1.
+
+Median and MAD fix all three with the scale ``1 / s(p)``, which is positive and follows
+the prediction's own spread instead of its agreement with the ground truth (aligned
+abs_rel over 3 seeds: 0.336 +- 0.056 before, 0.254 +- 0.052 after, scale-adaptive
+0.246 +- 0.019; untrained 0.408). Clamping the fitted scale at >= 0 alone does not
+help: an image whose fit would be negative then gets no gradient at all. This is still
+MiDaS' loss in spirit (their paper defines both estimators); G2-MonoDepth's relative term
+is the same idea with mean instead of median, in depth by default.
 """
 
 from __future__ import annotations
@@ -22,6 +49,7 @@ from dataclasses import dataclass
 
 import torch
 
+from loss.names import LossMethod
 from loss.ops import masked_sum, safe_divide, select
 from loss.output import LossOutput
 from loss.validation import check_bool, check_inputs, check_non_negative, check_num_scales
@@ -29,24 +57,38 @@ from loss.validation import check_bool, check_inputs, check_non_negative, check_
 __all__ = ["SSILoss"]
 
 
-def _fit_residual(
-    pred: torch.Tensor, gt: torch.Tensor, weight: torch.Tensor | None, count: torch.Tensor
+def masked_median(x: torch.Tensor, valid: torch.Tensor | None, count: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] -> [B,1,1,1]: per-image lower median of ``x`` over the valid pixels.
+
+    x: finite everywhere; valid: [B,1,H,W] bool or None (every pixel); count: [B,1,1,1]
+    valid pixels per image. An image without a valid pixel gets 0. The gradient goes to
+    the median pixel (as ``torch.median``'s).
+    """
+    flat = x.flatten(1)
+    if valid is None:
+        middle = torch.kthvalue(flat, (flat.shape[1] + 1) // 2, dim=1).values
+        return middle.view(-1, 1, 1, 1)
+    # Invalid pixels rank last; the k-th smallest of the n valid ones (k = ceil(n / 2)),
+    # image by image: k differs between images, and this is 3-4x faster on CPU than one
+    # sort of the batch. (One device synchronisation, for the k's.)
+    flat = torch.where(valid.flatten(1), flat, torch.inf)
+    n = count.flatten()
+    ks = ((n + 1) // 2).to(torch.long).tolist()
+    middle = torch.stack(
+        [torch.kthvalue(row, max(k, 1)).values for row, k in zip(flat, ks, strict=True)]
+    )
+    return torch.where(n > 0, middle, 0.0).view(-1, 1, 1, 1)
+
+
+def _normalise(
+    x: torch.Tensor, valid: torch.Tensor | None, weight: torch.Tensor | None, count: torch.Tensor
 ) -> torch.Tensor:
-    """[B,1,H,W] residual ``s p + t - g`` of the per-image least-squares fit, 0 where
-    invalid. pred, gt: finite everywhere; weight: [B,1,H,W] 0/1 valid pixels or None;
-    count: [B,1,1,1] valid pixels per image."""
-    pred_mean = safe_divide(masked_sum(pred, weight), count)
-    pc = pred - pred_mean
-    gc = gt - safe_divide(masked_sum(gt, weight), count)
-    sxx = masked_sum(pc * pc, weight)
-    sxy = masked_sum(pc * gc, weight)
-    # A spread of the prediction at rounding level (relative to sum p^2) is no spread:
-    # the prediction is constant and the fit is the mean of g.
-    tiny = (4 * torch.finfo(pred.dtype).eps) ** 2
-    spread = sxx > tiny * (sxx + count * pred_mean.square())
-    scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0)
-    res = scale * pc - gc  # = s p + t - g with t = mean(g) - s mean(p)
-    return res if weight is None else res * weight
+    """[B,1,H,W] ``(x - t(x)) / s(x)``: median and mean absolute deviation over the valid
+    pixels; finite everywhere (invalid pixels meaningless)."""
+    centred = x - masked_median(x, valid, count)
+    mad = safe_divide(masked_sum(centred.abs(), weight), count)
+    # mad = 0 only when every valid value equals the median: centred is 0 there.
+    return safe_divide(centred, mad)
 
 
 def _gradient_sum(res: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
@@ -61,7 +103,8 @@ def _gradient_sum(res: torch.Tensor, weight: torch.Tensor | None) -> torch.Tenso
 
 @dataclass(frozen=True)
 class SSILoss:
-    """MiDaS' scale-and-shift-invariant loss; immutable, a call changes nothing.
+    """MiDaS' scale-and-shift-invariant loss (median / MAD alignment, see the module
+    docstring); immutable, a call changes nothing.
 
     Args:
         alpha: weight of the gradient-matching term, >= 0 (MiDaS: 0.5).
@@ -82,7 +125,7 @@ class SSILoss:
         check_bool("sparse", self.sparse)
 
     @property
-    def method(self) -> str:
+    def method(self) -> LossMethod:
         """The packnet-style method name: ``ssi`` or ``sparse-ssi``."""
         return "sparse-ssi" if self.sparse else "ssi"
 
@@ -124,9 +167,12 @@ class SSILoss:
             count = weight.sum(dim=(2, 3), keepdim=True)
 
         # Invalid pixels get a neutral 0 before any arithmetic (see loss.ops).
-        res = _fit_residual(select(pred, valid, 0.0), select(gt, valid, 0.0), weight, count)
+        res = _normalise(select(pred, valid, 0.0), valid, weight, count)
+        res = res - _normalise(select(gt, valid, 0.0), valid, weight, count)
+        if weight is not None:
+            res = res * weight
         metrics: dict[str, torch.Tensor] = {}
-        data = safe_divide((res * res).sum(), 2 * count.sum())
+        data = safe_divide(res.abs().sum(), 2 * count.sum())
         metrics["ssi/data"] = data
 
         gradient = torch.zeros((), dtype=dtype, device=device)

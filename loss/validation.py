@@ -10,6 +10,7 @@ import torch
 
 __all__ = [
     "check_bool",
+    "check_choice",
     "check_image_size",
     "check_inputs",
     "check_non_negative",
@@ -51,6 +52,12 @@ def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """``ValueError`` listing ``choices`` unless ``value`` is one of them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _check_shape(name: str, tensor: object, shape: torch.Size | None) -> torch.Tensor:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from loss.names import LOSS_METHODS, GradientNormalization, LossMethod, method_params
+
 __all__ = [
     "DataConfig",
     "LossConfig",
@@ -20,7 +22,6 @@ __all__ = [
     "TrainConfig",
 ]
 
-LossMethod = Literal["scale-adaptive", "sparse-scale-adaptive", "ssi", "sparse-ssi"]
 DataKind = Literal["synthetic", "kitti", "nyu", "folder"]
 
 
@@ -33,7 +34,7 @@ class LossConfig(_Frozen):
 
     method: LossMethod = Field(
         "sparse-scale-adaptive",
-        description="Loss: scale-adaptive (dense), sparse-scale-adaptive, ssi or sparse-ssi.",
+        description=f"Loss: {', '.join(LOSS_METHODS)} (sparse-: only pixels with ground truth).",
     )
     lambda_sg: float = Field(
         0.5, ge=0.0, le=100.0, description="Weight of the multi-scale gradient term L_sg."
@@ -50,18 +51,18 @@ class LossConfig(_Frozen):
     use_inv_depth: bool = Field(
         False, description="Work on inverse depth directly instead of converting to depth."
     )
+    gradient_normalization: GradientNormalization = Field(
+        "per-scale",
+        description="L_sg: per-scale = mean over scales of each scale's mean (the seed's); "
+        "full-resolution = sum of scales over the full-resolution count (G2-MonoDepth's code).",
+    )
 
     def loss_params(self) -> dict[str, Any]:
-        """Keyword arguments for ``loss.get_loss(self.method, **params)``."""
-        if self.method in ("ssi", "sparse-ssi"):
-            return {"num_scales": self.num_scales}
-        return {
-            "lambda_sg": self.lambda_sg,
-            "epsilon": self.epsilon,
-            "num_scales": self.num_scales,
-            "use_absolute": self.use_absolute,
-            "use_inv_depth": self.use_inv_depth,
-        }
+        """Keyword arguments for ``loss.get_loss(self.method, **params)``: the method's
+        parameters (``loss.names.method_params``) that this config sets; the SSI loss's
+        ``alpha`` is not one of them (it keeps MiDaS' 0.5)."""
+        fields = type(self).model_fields
+        return {name: getattr(self, name) for name in method_params(self.method) if name in fields}
 
 
 class DataConfig(_Frozen):

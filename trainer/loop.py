@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from loss import LossFunction, LossOutput, get_loss
+from loss.names import is_ssi_method
 from trainer.config import DataConfig, LossConfig, TrainConfig
 from trainer.data import DataSplits, DepthDataset, Sample, build_datasets
 from trainer.metrics import DepthMetricAccumulator
@@ -114,13 +115,10 @@ def loss_input_scale(loss: LossConfig, data: DataConfig) -> float:
     With both modes in the same unit-sized domain the comparison is between the modes, not
     their units.
     The relative and gradient terms are invariant to the factor (each image is normalised
-    by its own mean and mean absolute deviation). SSI is invariant to the prediction's
-    scale but not the ground truth's (its data term grows as ``c^2`` and its gradient term
-    as ``c``, which would re-weight its ``alpha``): its domain is inverse depth, put in
-    ``(0, 1]`` the same way as the inverse-depth mode (with the default ``min_depth`` of
-    1 m the factor is 1 and SSI is unchanged).
+    by its own mean and mean absolute deviation), and so is SSI (median / MAD normalised);
+    SSI's domain is inverse depth, put in ``(0, 1]`` the same way as the inverse-depth mode.
     """
-    if loss.method in ("ssi", "sparse-ssi") or loss.use_inv_depth:
+    if is_ssi_method(loss.method) or loss.use_inv_depth:
         return data.min_depth
     return data.max_depth
 

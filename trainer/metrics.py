@@ -11,8 +11,9 @@ aligned to the ground truth in one of three ways (:data:`ALIGNMENTS`):
   pixels (packnet-sfm's median scaling);
 - ``scale_shift`` (suffix ``_align``): as MiDaS / DPT evaluate relative depth, in inverse
   depth: ``(s, t) = argmin sum (s / pred + t - 1 / gt)^2`` over the valid pixels (least
-  squares), the aligned inverse depth ``s / pred + t`` clamped below at ``1 / max_depth``
-  (DPT caps non-positive disparity this way) and inverted back to depth.
+  squares, with ``s >= 0``: an inverted map fits as flat, ``s = 0``, instead of scoring
+  like the right one), the aligned inverse depth ``s / pred + t`` clamped below at
+  ``1 / max_depth`` (DPT caps non-positive disparity this way) and inverted back to depth.
 
 Then the prediction is clamped to ``[min_depth, max_depth]`` and
 
@@ -135,7 +136,9 @@ def _scale_shift_aligned(px: _Pixels, max_depth: float) -> torch.Tensor:
     spread = sxx > (4 * torch.finfo(torch.float64).eps) ** 2 * (weight * pred_inv**2).sum(
         dim=1, keepdim=True
     )
-    scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0)
+    # The scale is held non-negative: an inverted map (near drawn far) must not score as
+    # well as the right one, so a negative fit becomes the best flat map, mean(1/gt).
+    scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0).clamp(min=0.0)
     aligned_inv = scale * pc + gt_mean  # = s pred_inv + t
     return 1.0 / aligned_inv.clamp(min=1.0 / max_depth)
 

@@ -22,7 +22,7 @@ def _load(name: str) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def seed_ref() -> ModuleType:
-    """tests/loss/seed_reference.py: the seed's formulas, literally, and an lstsq SSI."""
+    """tests/loss/seed_reference.py: the seed's formulas, literally, and the SSI baseline's."""
     return _load("seed_reference")
 
 

@@ -6,8 +6,8 @@ over all pixels, the normalisation done twice (once for the relative term, once 
 gradient term), two separate Sobel convolutions per scale. It is only meaningful on dense
 inputs (every ``gt_inv > 0``); that is where the project's loss must agree with it.
 
-Also a brute-force MiDaS SSI reference that solves each image's least-squares problem with
-``numpy.linalg.lstsq``.
+Also a brute-force reference of the SSI baseline (MiDaS' median / MAD alignment), image by
+image in numpy.
 
 Loaded by ``conftest.py`` (fixture ``seed_ref``) and by ``benchmarks/loss_bench.py``.
 """
@@ -96,7 +96,7 @@ def seed_scale_adaptive(
     return total, metrics
 
 
-def lstsq_ssi(
+def midas_ssi(
     pred_inv: torch.Tensor,
     gt_inv: torch.Tensor,
     valid: torch.Tensor,
@@ -104,28 +104,33 @@ def lstsq_ssi(
     alpha: float = 0.5,
     num_scales: int = 4,
 ) -> dict[str, float]:
-    """MiDaS' SSI loss by brute force, in float64 numpy.
+    """The SSI baseline by brute force, in float64 numpy.
 
-    Per image, ``numpy.linalg.lstsq`` solves ``[p, 1] @ [s, t] = g`` over the valid pixels;
-    the data term is ``sum(valid * (s p + t - g)^2) / (2 sum(valid))`` over the batch; the
-    gradient term at scale k subsamples every ``2^(k-1)``-th row and column and sums the
-    absolute forward differences of the masked residual where both neighbours are valid,
-    divided by the valid count at that scale; the gradient terms are summed over scales.
+    Per image, over the valid pixels: ``t`` = the lower median (``np.sort(v)[(n - 1) // 2]``),
+    ``s`` = mean ``|v - t|``, ``n(v) = (v - t) / s`` (0 when ``s`` is 0), for prediction and
+    ground truth; the data term is ``sum(valid * |n(p) - n(g)|) / (2 sum(valid))`` over the
+    batch; the gradient term at scale k subsamples every ``2^(k-1)``-th row and column and
+    sums the absolute forward differences of the masked residual where both neighbours are
+    valid, divided by the valid count at that scale; the gradient terms are summed over
+    scales.
 
     pred_inv, gt_inv: [B,1,H,W]; valid: [B,1,H,W] bool.
     """
     p = pred_inv.detach().double().cpu().numpy()[:, 0]
     g = gt_inv.detach().double().cpu().numpy()[:, 0]
     m = valid.detach().cpu().numpy()[:, 0].astype(bool)
-    fitted = np.zeros_like(p)
+
+    def normalised(v: np.ndarray) -> np.ndarray:
+        t = np.sort(v)[(v.size - 1) // 2]
+        s = np.abs(v - t).mean()
+        return (v - t) / s if s > 0 else np.zeros_like(v)
+
+    res = np.zeros_like(p)
     for b in range(p.shape[0]):
         if m[b].any():
-            a = np.stack([p[b][m[b]], np.ones(int(m[b].sum()))], axis=1)
-            (s, t), *_ = np.linalg.lstsq(a, g[b][m[b]], rcond=None)
-            fitted[b] = s * p[b] + t
-    res = np.where(m, fitted - g, 0.0)
+            res[b][m[b]] = normalised(p[b][m[b]]) - normalised(g[b][m[b]])
     count = m.sum()
-    out = {"ssi/data": float((res**2).sum() / (2 * count)) if count else 0.0}
+    out = {"ssi/data": float(np.abs(res).sum() / (2 * count)) if count else 0.0}
     grad_total = 0.0
     for k in range(1, num_scales + 1):
         step = 2 ** (k - 1)

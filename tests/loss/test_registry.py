@@ -1,4 +1,4 @@
-"""get_loss, LOSS_METHODS and the quick check."""
+"""get_loss and the quick check."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from loss import (
     ScaleAdaptiveLoss,
     SSILoss,
     get_loss,
-    loss_parameters,
+    method_params,
     quick_check,
 )
 
@@ -56,8 +56,10 @@ def test_parameters_are_passed_on() -> None:
     assert fn == ScaleAdaptiveLoss(**params, sparse=True)
     assert get_loss("sparse-ssi", num_scales=2) == SSILoss(num_scales=2, sparse=True)
     assert get_loss("ssi", alpha=0.0).alpha == 0.0  # type: ignore[attr-defined]
-    assert loss_parameters("ssi") == ("alpha", "num_scales")
-    assert set(loss_parameters("scale-adaptive")) == set(params)
+    assert method_params("ssi") == ("alpha", "num_scales")
+    assert set(method_params("scale-adaptive")) == {*params, "gradient_normalization"}
+    fn = get_loss("scale-adaptive", gradient_normalization="full-resolution")
+    assert fn == ScaleAdaptiveLoss(gradient_normalization="full-resolution")
 
 
 @pytest.mark.parametrize("method", ["scale_adaptive", "l1", "", "SSI", "sparse-l1"])
@@ -91,6 +93,10 @@ def test_bad_value_through_get_loss() -> None:
         get_loss("ssi", num_scales=0)
     with pytest.raises(ValueError, match=r"lambda_sg must be a finite number >= 0"):
         get_loss("scale-adaptive", lambda_sg=-1.0)
+    with pytest.raises(
+        ValueError, match=r"gradient_normalization must be one of per-scale, full-resolution"
+    ):
+        get_loss("scale-adaptive", gradient_normalization="mean")
 
 
 def test_quick_check() -> None:

@@ -312,3 +312,73 @@ def test_extreme_values_at_invalid_pixels_stay_out(
     (grad,) = torch.autograd.grad(out.total, p)
     assert torch.isfinite(grad).all() and torch.all(grad[invalid] == 0)
     assert torch.equal(out.total, loss(pred, gt).total)
+
+
+def test_gradient_normalization_hand_computed_dense() -> None:
+    # 4x4, inverse depth used directly, epsilon 0, constant gt: n(gt) = 0 (MAD 0), so
+    # r = n(pred); pred rows [1,1,3,3]: mean 2, MAD 1 -> r rows [-1,-1,1,1]; relative 1.
+    # Scale 1: Sobel x per row [0,2,2,0] (replicate), smoothed x4 -> [0,8,8,0]; 4 rows:
+    #   S_1 = 64, Sobel y = 0.  Scale 2 (2x2 block means): rows [-1,1] -> S_2 = 2 * 16 = 32.
+    #   Scale 3 (1x1): the mean 0 -> S_3 = 0.
+    # per-scale: (64/16 + 32/4 + 0/1) / 3 = 4;  full-resolution: (64 + 32 + 0) / 16 = 6.
+    pred = torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64).expand(4, 4)[None, None]
+    gt = torch.full((1, 1, 4, 4), 5.0, dtype=torch.float64)
+    kwargs = {"epsilon": 0.0, "num_scales": 3, "use_inv_depth": True}
+    per_scale = ScaleAdaptiveLoss(**kwargs)(pred, gt).metrics
+    full = ScaleAdaptiveLoss(**kwargs, gradient_normalization="full-resolution")(pred, gt).metrics
+    assert [float(per_scale[f"gradient/scale_{k}"]) for k in (1, 2, 3)] == [4.0, 8.0, 0.0]
+    assert [float(full[f"gradient/scale_{k}"]) for k in (1, 2, 3)] == [4.0, 2.0, 0.0]
+    assert float(per_scale["loss_sg"]) == pytest.approx(4.0, rel=1e-12)
+    assert float(full["loss_sg"]) == pytest.approx(6.0, rel=1e-12)
+    assert float(full["scale_adaptive/relative"]) == 1.0
+    assert float(full["total_loss"]) == pytest.approx(1.0 + 0.5 * 6.0, rel=1e-12)
+
+
+def test_gradient_normalization_hand_computed_sparse() -> None:
+    # As above with the last row missing (gt 0): 12 valid pixels, r rows 0-2 [-1,-1,1,1],
+    # row 3 zero. Scale 1: sum|Sobel x| = 16 + 16 + 12 + 4 = 48, sum|Sobel y| = 12 + 12
+    # -> S_1 = 72. Scale 2: r_2 = [[-1,1],[-0.5,0.5]] -> |Sobel x| 14 + 10, |Sobel y| 2 + 2
+    # -> S_2 = 28. per-scale: N_1 = 12, N_2 = 12/4 -> (6 + 28/3) / 2 = 23/3.
+    # full-resolution: N_1 = 12 for both -> 6 + 28/12 = 25/3.
+    pred = torch.tensor([[1.0, 1.0, 3.0, 3.0]], dtype=torch.float64).expand(4, 4)[None, None]
+    gt = torch.full((1, 1, 4, 4), 5.0, dtype=torch.float64)
+    gt[..., 3, :] = 0.0
+    kwargs = {"epsilon": 0.0, "num_scales": 2, "use_inv_depth": True, "use_absolute": False}
+    per_scale = ScaleAdaptiveLoss(**kwargs, sparse=True)(pred, gt).metrics
+    full = ScaleAdaptiveLoss(**kwargs, sparse=True, gradient_normalization="full-resolution")(
+        pred, gt
+    ).metrics
+    assert float(per_scale["gradient/scale_1"]) == pytest.approx(6.0, rel=1e-12)
+    assert float(per_scale["gradient/scale_2"]) == pytest.approx(28 / 3, rel=1e-12)
+    assert float(per_scale["loss_sg"]) == pytest.approx(23 / 3, rel=1e-12)
+    assert float(full["gradient/scale_1"]) == pytest.approx(6.0, rel=1e-12)
+    assert float(full["gradient/scale_2"]) == pytest.approx(7 / 3, rel=1e-12)
+    assert float(full["loss_sg"]) == pytest.approx(25 / 3, rel=1e-12)
+    assert float(full["total_loss"]) == pytest.approx(1.0 + 0.5 * 25 / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("shape", [(2, 1, 32, 48), (3, 1, 33, 65)])
+def test_full_resolution_is_per_scale_times_area_summed(
+    helpers: ModuleType, sparse: bool, shape: tuple[int, int, int, int]
+) -> None:
+    # g_k(full) = S_k / N_1 = g_k(per-scale) * h_k w_k / (H W); loss_sg the sum, not mean.
+    pred = helpers.random_inv(shape, seed=34)
+    gt = helpers.random_inv(shape, seed=35, missing=0.4 if sparse else 0.0)
+    height, width = shape[2], shape[3]
+    for num_scales in (1, 3, 5):
+        kwargs = {"num_scales": num_scales, "sparse": sparse}
+        per_scale = ScaleAdaptiveLoss(**kwargs)(pred, gt).metrics
+        full = ScaleAdaptiveLoss(**kwargs, gradient_normalization="full-resolution")(pred, gt)
+        want_sum = 0.0
+        for k in range(1, num_scales + 1):
+            area = (height // 2 ** (k - 1)) * (width // 2 ** (k - 1)) / (height * width)
+            want = float(per_scale[f"gradient/scale_{k}"]) * area
+            assert float(full.metrics[f"gradient/scale_{k}"]) == pytest.approx(want, rel=1e-12)
+            want_sum += want
+        assert float(full.metrics["loss_sg"]) == pytest.approx(want_sum, rel=1e-12)
+        # The other terms do not depend on the normalisation.
+        for name in ("scale_adaptive/relative", "loss_sa"):
+            assert torch.equal(full.metrics[name], per_scale[name])
+        if num_scales == 1:
+            assert torch.equal(full.total, per_scale["total_loss"])

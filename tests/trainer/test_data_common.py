@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -126,3 +127,28 @@ def test_build_datasets_missing_path_names_it(tmp_path: Path, kind: str) -> None
     cfg = DataConfig.model_validate({"kind": kind, "path": tmp_path / "absent"})
     with pytest.raises(DataError, match=r"absent: .*not found"):
         build_datasets(cfg)
+
+
+def test_data_error_message_names_the_path_first(tmp_path: Path) -> None:
+    error = DataError(tmp_path / "a.png", "cannot decode image (image file is truncated)")
+    assert str(error) == f"{tmp_path / 'a.png'}: cannot decode image (image file is truncated)"
+    assert error.path == tmp_path / "a.png" and isinstance(error, ValueError)
+
+
+def test_data_error_rebuilt_from_a_chained_traceback(tmp_path: Path) -> None:
+    """The one-argument form keeps only the error's own line of a formatted traceback (how
+    a DataLoader worker hands an item's error to the main process)."""
+    path = tmp_path / "seq: 1" / "a.npy"  # ": " inside the path: the message stays exact
+    try:
+        try:
+            raise OSError("unexpected end of file")
+        except OSError as exc:
+            raise DataError(path, "cannot read .npy array (unexpected end of file)") from exc
+    except DataError as raised:
+        text = "".join(traceback.format_exception(raised))
+    worker_style = f"Caught DataError in DataLoader worker process 0.\nOriginal {text}"
+    rebuilt = DataError(worker_style)
+    assert str(rebuilt) == f"{path}: cannot read .npy array (unexpected end of file)"
+    plain = DataError(f"{tmp_path / 'b.png'}: no images (.png)")
+    assert (plain.path, plain.problem) == (tmp_path / "b.png", "no images (.png)")
+    assert str(DataError("no separator")) == "no separator"

@@ -140,6 +140,25 @@ def test_corrupt_depth_png(tmp_path: Path) -> None:
     assert str(bad) in str(err.value)
 
 
+@pytest.mark.parametrize("which", ["depth", "rgb"])
+def test_truncated_png_names_the_file(tmp_path: Path, which: str) -> None:
+    """A PNG cut short (an interrupted download or extraction) is a one-line error naming
+    the file, raised when its frame is read."""
+    write_frame(tmp_path, "0000000005", seed=0)
+    if which == "depth":
+        bad = depth_dir(tmp_path) / "0000000005.png"
+    else:
+        bad = tmp_path / "train" / DRIVE / "image_02" / "data" / "0000000005.png"
+    data = kitti(tmp_path)
+    assert data[0][0].shape == (3, 16, 40)
+    whole = bad.read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError) as err:
+        data[0]
+    assert str(err.value).startswith(f"{bad}: cannot decode image (")
+    assert "\n" not in str(err.value) and err.value.path == bad
+
+
 def test_eight_bit_depth_is_refused(tmp_path: Path) -> None:
     write_frame(tmp_path, "0000000005", seed=0)
     bad = depth_dir(tmp_path) / "0000000005.png"

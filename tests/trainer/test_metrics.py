@@ -200,7 +200,8 @@ def _numpy_aligned_metrics(
     pred: np.ndarray, gt: np.ndarray, min_depth: float, max_depth: float
 ) -> np.ndarray:
     """[B,7] metrics of [B,H,W] depths after the DPT alignment, written independently:
-    np.linalg.lstsq per image on [1/pred, 1] -> 1/gt over min_depth < gt < max_depth,
+    np.linalg.lstsq per image on [1/pred, 1] -> 1/gt over min_depth < gt < max_depth (a
+    negative scale refitted as the constant mean(1/gt), the best fit with scale >= 0),
     aligned inverse depth capped below at 1/max_depth, inverted, clipped. NaN rows for
     images without a valid pixel."""
     rows = []
@@ -212,6 +213,8 @@ def _numpy_aligned_metrics(
         x, y = 1.0 / p[valid], 1.0 / g[valid]
         design = np.stack([x, np.ones_like(x)], axis=1)
         (s, t), *_ = np.linalg.lstsq(design, y, rcond=None)
+        if s < 0:
+            s, t = 0.0, float(np.mean(y))
         aligned = np.maximum(s * x + t, 1.0 / max_depth)
         depth = np.clip(1.0 / aligned, min_depth, max_depth)
         rows.append(_expected(g[valid].tolist(), depth.tolist()))
@@ -245,8 +248,9 @@ def test_aligned_metrics_match_numpy_lstsq_on_random_images() -> None:
 
 
 def test_affine_in_inverse_depth_aligns_exactly() -> None:
-    """pred_inv = a * gt_inv + b: the aligned prediction is the ground truth, for a > 0 and
-    for a < 0 (a network that learned depth upside down is still perfectly aligned)."""
+    """pred_inv = a * gt_inv + b with a > 0: the aligned prediction is the ground truth.
+    With a < 0 (a network that learned depth upside down) the scale is held at 0: the
+    inverted map scores as the flat mean, never as a perfect one."""
     rng = np.random.default_rng(1)
     gt = rng.uniform(1.5, 70.0, size=(2, 8, 8))
     gt_inv = 1.0 / gt
@@ -254,18 +258,22 @@ def test_affine_in_inverse_depth_aligns_exactly() -> None:
     assert (pred_inv > 0).all()
     pred = torch.from_numpy(1.0 / pred_inv)[:, None]
     got = _aligned(pred, torch.from_numpy(gt)[:, None])
-    assert got[:, 0].abs().max() < 1e-9  # abs_rel_align
-    assert got[:, 2].abs().max() < 1e-9  # rmse_align
-    assert got[:, 4:].tolist() == [[1.0, 1.0, 1.0]] * 2  # a1..a3
+    assert float(got[0, 0].abs()) < 1e-9  # abs_rel_align
+    assert float(got[0, 2].abs()) < 1e-9  # rmse_align
+    assert got[0, 4:].tolist() == [1.0, 1.0, 1.0]  # a1..a3
+    flat = np.full((1, 8, 8), 1.0 / gt_inv[1].mean())
+    expected_flat = _aligned(torch.from_numpy(flat)[:, None], torch.from_numpy(gt[1:])[:, None])
+    assert got[1].tolist() == pytest.approx(expected_flat[0].tolist(), rel=1e-9)
+    assert float(got[1, 0]) > 0.3  # the inverted map is far from the ground truth
     raw, _ = depth_metrics_per_image(
         pred, torch.from_numpy(gt)[:, None], min_depth=1.0, max_depth=80.0
     )
     assert (raw[:, 0] > 0.3).all()  # far off before alignment
 
 
-def test_negative_scale_with_cap_matches_numpy() -> None:
-    """A prediction anti-correlated with the ground truth: the fitted scale is negative and
-    some aligned inverse depths fall below 1/max_depth, where they are capped."""
+def test_negative_scale_fits_flat_and_matches_numpy() -> None:
+    """A prediction anti-correlated with the ground truth: the least-squares scale is
+    negative, so the fit is the flat mean (scale held at 0)."""
     rng = np.random.default_rng(3)
     gt = rng.uniform(1.2, 10.0, size=(1, 5, 9))
     gt[0, 0, :3] = 75.0  # far pixels, whose noisy aligned inverse depth may go below 1/80
@@ -274,9 +282,23 @@ def test_negative_scale_with_cap_matches_numpy() -> None:
     assert (pred_inv > 0).all()
     pred = 1.0 / pred_inv
     x, y = pred_inv.ravel(), 1.0 / gt.ravel()
-    (s, t), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+    (s, _), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
     assert s < 0
-    assert (s * x + t < 1.0 / 80.0).any(), "the case must exercise the cap"
+    got = _aligned(torch.from_numpy(pred)[:, None], torch.from_numpy(gt)[:, None])
+    np.testing.assert_allclose(got.numpy(), _numpy_aligned_metrics(pred, gt, 1.0, 80.0), rtol=1e-9)
+
+
+def test_cap_at_max_depth_matches_numpy() -> None:
+    """Far pixels whose noisy aligned inverse depth falls below 1/max_depth are capped."""
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(1.2, 10.0, size=(1, 5, 9))
+    gt[0, 0, :4] = 78.0
+    pred_inv = 1.0 / gt + 0.05 * rng.standard_normal(gt.shape)
+    pred_inv = np.abs(pred_inv) + 1e-3
+    x, y = pred_inv.ravel(), 1.0 / gt.ravel()
+    (s, t), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+    assert s > 0 and (s * x + t < 1.0 / 80.0).any(), "the case must exercise the cap"
+    pred = 1.0 / pred_inv
     got = _aligned(torch.from_numpy(pred)[:, None], torch.from_numpy(gt)[:, None])
     np.testing.assert_allclose(got.numpy(), _numpy_aligned_metrics(pred, gt, 1.0, 80.0), rtol=1e-9)
 

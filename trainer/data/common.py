@@ -4,11 +4,15 @@ Samples are ``(rgb, depth)`` tuples: ``rgb [3,H,W]`` float32 in [0, 1] and
 ``depth [1,H,W]`` float32 metres, 0 = no measurement. Depth outside
 ``[min_depth, max_depth]`` (and any non-finite value) is marked missing, for every data
 set alike, because the network cannot predict outside that range and the metrics ignore it.
+(A folder's ``.npy`` reader refuses NaN and infinity before that: in a file they are more
+often an export bug than a convention.) A sample without any measurement is valid: the
+loss gives it no weight and the metrics skip it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,13 +46,36 @@ Sample = tuple[torch.Tensor, torch.Tensor]
 _DEPTH16_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
+# The last line(s) of a formatted traceback that raised a DataError: "<module>.DataError: <msg>".
+_RAISED_DATA_ERROR = re.compile(r"^(?:[\w.]+\.)?DataError: ", re.MULTILINE)
+
+
 class DataError(ValueError):
     """A data set cannot be read: missing path, empty folder, corrupt or mismatched file.
 
-    The message starts with the offending path, then says what is wrong with it.
+    The message starts with the offending path, then says what is wrong with it:
+    ``DataError(path, problem)`` -> ``"<path>: <problem>"``.
+
+    ``DataError(message)`` (one argument) rebuilds an error from its message; that is how
+    pickling does it, and how a DataLoader worker re-raises an item's error in the main
+    process, with the worker's whole traceback as the message. Only the error's own
+    ``"<path>: <problem>"`` is kept from such a traceback, so that the message stays one
+    line wherever the item was read (the command line prints it as is).
     """
 
-    def __init__(self, path: Path | str, problem: str) -> None:
+    def __init__(self, path: Path | str, problem: str | None = None) -> None:
+        if problem is None:
+            message = str(path)
+            raised = list(_RAISED_DATA_ERROR.finditer(message))
+            if raised:  # a traceback: keep what follows its last "...DataError: "
+                message = message[raised[-1].end() :].rstrip()
+            path, sep, problem = message.partition(": ")
+            if not sep:
+                path, problem = "", message
+            self.path = Path(path)
+            self.problem = problem
+            super().__init__(message)
+            return
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")

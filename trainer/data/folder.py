@@ -4,10 +4,18 @@
     <root>/depth/[<sequence>/]<name>.png   16-bit grayscale PNG, or
     <root>/depth/[<sequence>/]<name>.npy   a 2-D numeric array ([H,W], [H,W,1] or [1,H,W])
 
-Stored value / ``depth_scale`` = metres; 0 (and any non-finite value) = missing. Every RGB
+Stored value / ``depth_scale`` = metres; 0 = missing (an all-zero map is a valid sample
+without measurements: the loss gives it no weight and the metrics skip it). Every RGB
 file needs exactly one depth file at the same relative path and vice versa: an unpaired
 file is an error, not silently skipped. Hidden files and folders (name starting with
 ``.``) are ignored.
+
+A file that cannot be used raises :class:`DataError` naming it when its item is read (the
+pairing is checked when the data set is built; reading every header up front would cost
+about 0.4 ms a pair, longer than a short trial's reads on a KITTI-sized folder): an image
+that does not decode (truncated, not an image), a depth map whose size differs from its
+image's, a ``.npy`` that is not a 2-D numeric array or that holds NaN or infinity (store 0
+where there is no measurement: a NaN is more often a bug in the export than a convention).
 
 Splits keep a group together: a file inside a sub-folder of ``rgb/`` belongs to the group
 named by its first sub-folder level (a "sequence": frames of one recording are near
@@ -76,7 +84,11 @@ def find_folder_pairs(root: Path) -> list[tuple[Path, Path]]:
 
 
 def read_depth_npy(path: Path) -> npt.NDArray[np.float64]:
-    """A ``.npy`` depth map -> ``[H,W]`` stored values as float64 (not yet scaled)."""
+    """A ``.npy`` depth map -> ``[H,W]`` stored values as float64 (not yet scaled).
+
+    Raises :class:`DataError` naming the file when it is not a 2-D numeric array or holds
+    NaN or infinity.
+    """
     try:
         values = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -90,7 +102,16 @@ def read_depth_npy(path: Path) -> npt.NDArray[np.float64]:
         values = values[:, :, 0]
     if values.ndim != 2:
         raise DataError(path, f"depth array must be [H,W], got shape {values.shape}")
-    return values.astype(np.float64)
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            path,
+            f"depth array holds {int(bad.sum())} NaN or infinite value(s), the first at row "
+            f"{row}, column {col}; store 0 where there is no measurement",
+        )
+    return values
 
 
 class DepthFolder(PairedFiles):

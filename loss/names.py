@@ -1,0 +1,102 @@
+"""Names of the losses and of their parameters: the one place they are written out.
+
+No torch here (nor anywhere this module imports), so that configuration code and the
+read-only CLI commands can check a method name or list its parameters without loading
+torch: ``import loss.names`` stays light (``loss/__init__`` loads its torch modules on
+first use).
+
+As in packnet-sfm, a ``sparse-`` method means "ground truth is sparse (LiDAR): only pixels
+with ``gt_inv > 0`` count"; without the prefix every pixel (or the mask) counts.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "GRADIENT_NORMALIZATIONS",
+    "LOSS_METHODS",
+    "SCALE_ADAPTIVE_METHODS",
+    "SCALE_ADAPTIVE_PARAMS",
+    "SSI_METHODS",
+    "SSI_PARAMS",
+    "GradientNormalization",
+    "LossMethod",
+    "check_method",
+    "is_sparse_method",
+    "is_ssi_method",
+    "method_params",
+    "ssi_counterpart",
+]
+
+#: A loss method name (a ``typing.Literal``, so pydantic fields can use it as their type).
+LossMethod = Literal["scale-adaptive", "sparse-scale-adaptive", "ssi", "sparse-ssi"]
+#: How the scale-adaptive loss divides each scale's Sobel sum (see ScaleAdaptiveLoss).
+GradientNormalization = Literal["per-scale", "full-resolution"]
+
+#: Every valid method name, in declaration order.
+LOSS_METHODS: tuple[LossMethod, ...] = get_args(LossMethod)
+#: Every valid ``gradient_normalization`` value; the first is the default.
+GRADIENT_NORMALIZATIONS: tuple[GradientNormalization, ...] = get_args(GradientNormalization)
+
+_SPARSE_PREFIX = "sparse-"
+_SSI_FAMILY = "ssi"
+
+#: The MiDaS baseline's methods: ``ssi`` and ``sparse-ssi``.
+SSI_METHODS: tuple[LossMethod, ...] = tuple(
+    m for m in LOSS_METHODS if m.removeprefix(_SPARSE_PREFIX) == _SSI_FAMILY
+)
+#: The Scale-Adaptive Loss's methods: ``scale-adaptive`` and ``sparse-scale-adaptive``.
+SCALE_ADAPTIVE_METHODS: tuple[LossMethod, ...] = tuple(
+    m for m in LOSS_METHODS if m not in SSI_METHODS
+)
+
+#: Keyword parameters of ``get_loss`` for the scale-adaptive methods (ScaleAdaptiveLoss).
+SCALE_ADAPTIVE_PARAMS: tuple[str, ...] = (
+    "lambda_sg",
+    "epsilon",
+    "num_scales",
+    "use_absolute",
+    "use_inv_depth",
+    "gradient_normalization",
+)
+#: Keyword parameters of ``get_loss`` for the SSI methods (SSILoss).
+SSI_PARAMS: tuple[str, ...] = ("alpha", "num_scales")
+
+
+def check_method(name: object) -> LossMethod:
+    """``name`` if it is a loss method, else ``ValueError`` listing the valid ones."""
+    for method in LOSS_METHODS:
+        if name == method:
+            return method
+    raise ValueError(f"unknown loss method {name!r}; valid: {', '.join(LOSS_METHODS)}")
+
+
+def is_ssi_method(name: object) -> bool:
+    """Whether ``name`` is one of the SSI baseline's methods (False for unknown names)."""
+    return name in SSI_METHODS
+
+
+def is_sparse_method(name: object) -> bool:
+    """Whether ``name`` is a ``sparse-`` loss method (False for unknown names)."""
+    return name in LOSS_METHODS and str(name).startswith(_SPARSE_PREFIX)
+
+
+def method_params(name: str) -> tuple[str, ...]:
+    """The keyword parameters ``get_loss(name, ...)`` accepts, in a fixed order.
+
+    Raises:
+        ValueError: ``name`` is not a loss method.
+    """
+    return SSI_PARAMS if is_ssi_method(check_method(name)) else SCALE_ADAPTIVE_PARAMS
+
+
+def ssi_counterpart(name: str) -> LossMethod:
+    """The SSI baseline that matches method ``name``: ``sparse-ssi`` for the ``sparse-``
+    methods, else ``ssi``.
+
+    Raises:
+        ValueError: ``name`` is not a loss method.
+    """
+    sparse = is_sparse_method(check_method(name))
+    return next(m for m in SSI_METHODS if is_sparse_method(m) == sparse)
