@@ -61,13 +61,21 @@ def _tracking_option(func: F) -> F:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that carry a message meant for the user (imported lazily)."""
-    from studies import ExportError, ServerError, StorageError, StudyMismatch, TrackingError
+    from studies import (
+        ConfirmError,
+        ExportError,
+        ServerError,
+        StorageError,
+        StudyMismatch,
+        TrackingError,
+    )
     from sweeps import SpecError
     from trainer import ConfigError, NonFiniteLoss
     from trainer.data import DataError
 
     return (
         ConfigError,
+        ConfirmError,
         DataError,
         ExportError,
         NonFiniteLoss,
@@ -120,9 +128,10 @@ def sweep() -> None:
 class _RichObserver:
     """Progress bars for trials and epochs (studies.SweepObserver)."""
 
-    def __init__(self, progress: Progress, total: int) -> None:
+    def __init__(self, progress: Progress, total: int, metric: str = "val/abs_rel") -> None:
         self.progress = progress
-        self.trials = progress.add_task("trials", total=total)
+        self.metric = metric
+        self.trials = progress.add_task("trials", total=total, visible=total > 0)
         self.epochs = progress.add_task("epochs", total=1, visible=False)
 
     def sweep_started(self, ui_url: str) -> None:
@@ -134,10 +143,7 @@ class _RichObserver:
         self.progress.console.print(f"trial {number}: {shown}")
 
     def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
-        abs_rel = metrics.get("val/abs_rel", math.nan)
-        self.progress.update(
-            self.epochs, completed=epoch, description=f"trial {number} abs_rel={abs_rel:.4f}"
-        )
+        self.run_epoch_finished(f"trial {number}", epoch, metrics)
 
     def trial_finished(
         self, number: int, state: str, value: float | None, reason: str | None
@@ -147,6 +153,25 @@ class _RichObserver:
         shown = "" if value is None else f" value={value:.5g}"
         why = f" ({reason})" if reason and state != "COMPLETE" else ""
         self.progress.console.print(f"trial {number}: {state}{shown}{why}", markup=False)
+
+    # Runs outside the search: the SSI baseline and the confirmation's replicates.
+    def run_started(self, label: str, params: dict[str, object], epochs: int) -> None:
+        shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
+        self.progress.reset(self.epochs, total=epochs, visible=True, description=label)
+        self.progress.console.print(f"{label}: {shown}", markup=False)
+
+    def run_epoch_finished(self, label: str, epoch: int, metrics: dict[str, float]) -> None:
+        value = metrics.get(self.metric, math.nan)
+        short = self.metric.split("/")[-1]
+        self.progress.update(
+            self.epochs, completed=epoch, description=f"{label} {short}={value:.4f}"
+        )
+
+    def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
+        self.progress.update(self.epochs, visible=False)
+        shown = "" if value is None else f" value={value:.5g}"
+        why = f" ({reason})" if reason and state != "COMPLETE" else ""
+        self.progress.console.print(f"{label}: {state}{shown}{why}", markup=False)
 
 
 def _fmt(value: object) -> str:
@@ -182,12 +207,14 @@ def _run(
             name,
             target,
             n_trials=n_trials,
-            observer=_RichObserver(progress, total),
+            observer=_RichObserver(progress, total, spec.objective.metric),
             create=create,
         )
     _print_study(name, target.storage_url)
+    if outcome.confirmation_skipped:
+        err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
     out.print(f"MLflow runs: {outcome.ui_url}")
-    out.print(f"Export the best configuration: salsweep studies export {name} -o best.yaml")
+    out.print(f"Export the winner's configuration: salsweep studies export {name} -o best.yaml")
 
 
 @contextmanager
@@ -308,12 +335,30 @@ def _print_study(name: str, storage_url: str) -> None:
     table = Table("trial", "state", "params", "value", "duration", "MLflow run", title=name)
     for row in trial_rows(study):
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in row.params.items())
-        if row.baseline:
-            params = f"baseline (SSI) {params}"
         value = "-" if row.value is None else f"{row.value:.5g}"
         duration = "-" if row.duration is None else f"{row.duration:.1f}s"
-        table.add_row(str(row.number), row.state, params, value, duration, row.mlflow_run_id or "-")
+        number = "baseline" if row.number is None else str(row.number)
+        table.add_row(number, row.state, params, value, duration, row.mlflow_run_id or "-")
     out.print(table)
+    _print_confirmation(study)
+
+
+def _print_confirmation(study: Any) -> None:
+    """The confirmation table and its one-sentence verdict (nothing without one)."""
+    from rich.text import Text
+
+    from studies import TABLE_HEADER, load_confirmation, table_rows, verdict_sentence
+
+    confirmation = load_confirmation(study)
+    if confirmation is None:
+        out.print(f"unconfirmed: no confirmation yet (salsweep studies confirm {study.study_name})")
+        return
+    title = f"confirmation: {confirmation.metric} on the test split, 95% intervals"
+    table = Table(*TABLE_HEADER, title=title)
+    for row in table_rows(confirmation):
+        table.add_row(*(Text(cell) for cell in row))  # brackets are not markup
+    out.print(table)
+    out.print(verdict_sentence(confirmation), markup=False, highlight=False)
 
 
 @studies.command("show")
@@ -321,10 +366,68 @@ def _print_study(name: str, storage_url: str) -> None:
 @_storage_option
 @_home_option
 def studies_show(name: str, storage: str | None, home: Path) -> None:
-    """A table of the trials of study NAME."""
+    """A table of the trials of study NAME, and its confirmation with the verdict."""
     from studies import resolve_storage
 
     _print_study(name, resolve_storage(storage, home))
+
+
+@studies.command("confirm")
+@click.argument("name")
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Configurations to confirm (default: the spec's confirm.top_k, else 3).",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=2),
+    default=None,
+    help="Training seeds per configuration (default: the spec's confirm.seeds, else 3).",
+)
+@_storage_option
+@_tracking_option
+@_home_option
+def studies_confirm(
+    name: str,
+    top_k: int | None,
+    seeds: int | None,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
+) -> None:
+    """Train the top configurations of study NAME and its baseline with more seeds.
+
+    Runs only the replicates not done yet: a second call adds nothing, an interrupted one
+    continues.
+    """
+    from studies import (
+        SweepTarget,
+        confirm_sweep,
+        quiet_optuna_logs,
+        resolve_storage,
+        resolve_tracking,
+        stored_spec,
+    )
+
+    quiet_optuna_logs()
+    storage_url = resolve_storage(storage, home)
+    spec = stored_spec(name, storage_url)  # an unknown study fails before any server starts
+    tracking = resolve_tracking(tracking_uri, home)
+    if tracking.started_here:
+        err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
+    target = SweepTarget(storage_url, tracking.uri, home)
+    with _progress() as progress:
+        outcome = confirm_sweep(
+            name,
+            target,
+            top_k=top_k,
+            seeds=seeds,
+            observer=_RichObserver(progress, 0, spec.objective.metric),
+        )
+    _print_study(name, target.storage_url)
+    out.print(f"MLflow runs: {outcome.ui_url}")
 
 
 @studies.command("export")
@@ -333,8 +436,8 @@ def studies_show(name: str, storage: str | None, home: Path) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
-    help="File to write (YAML).",
+    default=None,
+    help="File to write (YAML); required unless --print-defaults.",
 )
 @click.option(
     "--format",
@@ -344,10 +447,33 @@ def studies_show(name: str, storage: str | None, home: Path) -> None:
     show_default=True,
     help="trainer: runnable with `salsweep train`; packnet: packnet-sfm YAML layout.",
 )
+@click.option(
+    "--print-defaults",
+    is_flag=True,
+    help="With --format packnet: print the lines that declare the loss's keys in "
+    "packnet-sfm's configs/default_config.py.",
+)
 @_storage_option
 @_home_option
-def studies_export(name: str, output: Path, fmt: str, storage: str | None, home: Path) -> None:
+def studies_export(
+    name: str,
+    output: Path | None,
+    fmt: str,
+    print_defaults: bool,
+    storage: str | None,
+    home: Path,
+) -> None:
     """Write the best trial's configuration of study NAME."""
+    if print_defaults:
+        if fmt != "packnet":
+            raise click.UsageError("--print-defaults needs --format packnet")
+        from studies.packnet import PACKNET_FORK_DECLARATIONS
+
+        click.echo(PACKNET_FORK_DECLARATIONS, nl=False)
+        if output is None:
+            return
+    if output is None:
+        raise click.UsageError("Missing option '-o' / '--output'.")
     from studies import export_best, load_study, resolve_storage, write_export
 
     study = load_study(name, resolve_storage(storage, home))

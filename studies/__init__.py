@@ -1,28 +1,100 @@
-"""Optuna studies tracked in MLflow: storage, objective, tracking, server, export, reports.
+"""Optuna studies tracked in MLflow: storage, objective, tracking, server, export, reports,
+and the confirmation of a sweep's winner.
 
-The only package that imports optuna and mlflow.
+The only package that imports optuna and mlflow. Its names load on first use (PEP 562),
+so that read-only commands (`salsweep studies list|show|export`) import neither mlflow nor
+torch: `from studies import load_study` loads studies.catalog and what it needs, no more.
 """
 
 from __future__ import annotations
 
-from studies.catalog import (
-    StudyMismatch,
-    StudySummary,
-    load_study,
-    quiet_optuna_logs,
-    stored_spec,
-    study_summaries,
-)
-from studies.export import ExportError, export_best, write_export
-from studies.objective import Objective, SweepObserver, flatten_config, objective_value
-from studies.reports import TrialRow, save_study_plots, trial_rows
-from studies.server import ServerError, ServerInfo, server_status, start_server, stop_server
-from studies.storage import StorageError, default_storage_url, open_storage
-from studies.sweep import SweepOutcome, SweepTarget, remaining_trials, run_sweep
-from studies.target import resolve_storage, resolve_tracking
-from studies.tracking import Tracker, TrackingError
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from studies.catalog import (
+        StudyMismatch,
+        StudySummary,
+        load_study,
+        quiet_optuna_logs,
+        stored_spec,
+        study_summaries,
+    )
+    from studies.confirm_report import (
+        TABLE_HEADER,
+        export_header_lines,
+        format_estimate,
+        table_rows,
+        verdict_sentence,
+    )
+    from studies.export import ExportError, export_best, write_export
+    from studies.objective import Objective, SweepObserver, flatten_config, objective_value
+    from studies.reports import TrialRow, save_study_plots, trial_rows
+    from studies.server import ServerError, ServerInfo, server_status, start_server, stop_server
+    from studies.stats import Estimate, Verdict, estimate, paired_difference, t_quantile_975
+    from studies.storage import StorageError, default_storage_url, open_storage
+    from studies.sweep import SweepOutcome, SweepTarget, confirm_sweep, remaining_trials, run_sweep
+    from studies.target import resolve_storage, resolve_tracking
+    from studies.tracking import Tracker, TrackingError
+    from studies.verdict import Confirmation, ConfirmedConfig, ConfirmError, load_confirmation
+
+# Public name -> the module that defines it (every name of __all__).
+_NAMES: dict[str, str] = {
+    "ConfirmError": "studies.verdict",
+    "Confirmation": "studies.verdict",
+    "ConfirmedConfig": "studies.verdict",
+    "Estimate": "studies.stats",
+    "ExportError": "studies.export",
+    "Objective": "studies.objective",
+    "ServerError": "studies.server",
+    "ServerInfo": "studies.server",
+    "StorageError": "studies.storage",
+    "StudyMismatch": "studies.catalog",
+    "StudySummary": "studies.catalog",
+    "SweepObserver": "studies.objective",
+    "SweepOutcome": "studies.sweep",
+    "SweepTarget": "studies.sweep",
+    "TABLE_HEADER": "studies.confirm_report",
+    "Tracker": "studies.tracking",
+    "TrackingError": "studies.tracking",
+    "TrialRow": "studies.reports",
+    "Verdict": "studies.stats",
+    "confirm_sweep": "studies.sweep",
+    "default_storage_url": "studies.storage",
+    "estimate": "studies.stats",
+    "export_best": "studies.export",
+    "export_header_lines": "studies.confirm_report",
+    "flatten_config": "studies.objective",
+    "format_estimate": "studies.confirm_report",
+    "load_confirmation": "studies.verdict",
+    "load_study": "studies.catalog",
+    "objective_value": "studies.objective",
+    "open_storage": "studies.storage",
+    "paired_difference": "studies.stats",
+    "quiet_optuna_logs": "studies.catalog",
+    "remaining_trials": "studies.sweep",
+    "resolve_storage": "studies.target",
+    "resolve_tracking": "studies.target",
+    "run_sweep": "studies.sweep",
+    "save_study_plots": "studies.reports",
+    "server_status": "studies.server",
+    "start_server": "studies.server",
+    "stop_server": "studies.server",
+    "stored_spec": "studies.catalog",
+    "study_summaries": "studies.catalog",
+    "t_quantile_975": "studies.stats",
+    "table_rows": "studies.confirm_report",
+    "trial_rows": "studies.reports",
+    "verdict_sentence": "studies.confirm_report",
+    "write_export": "studies.export",
+}
 
 __all__ = [
+    "TABLE_HEADER",
+    "ConfirmError",
+    "Confirmation",
+    "ConfirmedConfig",
+    "Estimate",
     "ExportError",
     "Objective",
     "ServerError",
@@ -36,12 +108,19 @@ __all__ = [
     "Tracker",
     "TrackingError",
     "TrialRow",
+    "Verdict",
+    "confirm_sweep",
     "default_storage_url",
+    "estimate",
     "export_best",
+    "export_header_lines",
     "flatten_config",
+    "format_estimate",
+    "load_confirmation",
     "load_study",
     "objective_value",
     "open_storage",
+    "paired_difference",
     "quiet_optuna_logs",
     "remaining_trials",
     "resolve_storage",
@@ -53,6 +132,22 @@ __all__ = [
     "stop_server",
     "stored_spec",
     "study_summaries",
+    "t_quantile_975",
+    "table_rows",
     "trial_rows",
+    "verdict_sentence",
     "write_export",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'studies' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES))

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from studies.search_space import build_pruner, build_sampler
 from studies.storage import open_storage
+from studies.verdict import is_companion_name
 from sweeps import SweepSpec, parse_spec
 
 __all__ = [
@@ -44,10 +45,12 @@ class StudySummary:
 
 
 def study_summaries(storage_url: str) -> list[StudySummary]:
-    """Every study in the storage, by name."""
+    """Every study in the storage, by name (companion ``NAME:confirm`` studies hidden)."""
     storage = open_storage(storage_url)
     rows = []
     for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):
+        if is_companion_name(summary.study_name):
+            continue
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         states = [t.state for t in study.get_trials(deepcopy=False)]
         best = summary.best_trial.value if summary.best_trial is not None else None
@@ -66,7 +69,11 @@ def study_summaries(storage_url: str) -> list[StudySummary]:
 
 
 def _existing(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    names = sorted(s.study_name for s in optuna.get_all_study_summaries(storage))
+    names = sorted(
+        s.study_name
+        for s in optuna.get_all_study_summaries(storage)
+        if not is_companion_name(s.study_name)
+    )
     if name not in names:
         known = ", ".join(names) or "none"
         raise StudyMismatch(f"no study named {name!r} in this storage (studies: {known})")

@@ -1,8 +1,12 @@
-"""Export the best trial's configuration as YAML: runnable again, or in packnet-sfm's layout.
+"""Export the winner's configuration as YAML: runnable again, or in packnet-sfm's layout.
+
+The winner is the confirmed one (best mean over the confirmation's seeds, see
+studies.verdict) when the study has a confirmation; otherwise the best single-seed search
+trial, and the header says it is unconfirmed.
 
 Contract with the objective (studies/objective.py, studies/sweep.py): a finished trial has
-the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``), ``mlflow_run_id``
-and ``baseline``; the study has ``spec`` (the spec's JSON dump), ``objective_metric``,
+the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``) and
+``mlflow_run_id``; the study has ``spec`` (the spec's JSON dump), ``objective_metric``,
 ``direction``, ``mlflow_experiment_id`` and ``mlflow_parent_run_id``. A trial without a
 stored config is rebuilt from the stored spec and its params.
 """
@@ -21,12 +25,25 @@ import yaml
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.search_space import is_baseline
+from studies.confirm_report import export_header_lines
+from studies.verdict import (
+    Confirmation,
+    load_confirmation,
+    search_baseline_trial,
+    trial_number,
+)
 from sweeps import SpecError, parse_spec
 from trainer.config import TrainConfig
 from trainer.io import dump_train_config
 
-__all__ = ["ExportError", "ExportFormat", "best_trial", "export_best", "write_export"]
+__all__ = [
+    "ExportError",
+    "ExportFormat",
+    "best_trial",
+    "export_best",
+    "exported_trial",
+    "write_export",
+]
 
 ExportFormat = Literal["trainer", "packnet"]
 
@@ -36,11 +53,11 @@ class ExportError(ValueError):
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The best COMPLETE trial that is not the SSI baseline (lowest number on a tie)."""
+    """The best COMPLETE search trial (lowest number on a tie)."""
     trials = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not is_baseline(t) and t.value is not None and math.isfinite(t.value)
+        if t.value is not None and math.isfinite(t.value)
     ]
     if not trials:
         counts: dict[str, int] = {}
@@ -48,16 +65,23 @@ def best_trial(study: optuna.Study) -> FrozenTrial:
             counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
         shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
         raise ExportError(
-            f"study {study.study_name!r} has no complete trial to export yet ({shown}; "
-            "the baseline does not count)"
+            f"study {study.study_name!r} has no complete trial to export yet ({shown})"
         )
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
     return min(trials, key=lambda t: (sign * float(t.value or 0.0), t.number))
 
 
-def _baseline(study: optuna.Study) -> FrozenTrial | None:
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return next((t for t in done if is_baseline(t)), None)
+def exported_trial(study: optuna.Study) -> tuple[FrozenTrial, Confirmation | None]:
+    """The search trial whose config an export writes: the confirmed winner's, with the
+    confirmation; else the best trial, with None (unconfirmed)."""
+    confirmation = load_confirmation(study)
+    winner = None if confirmation is None else confirmation.winner
+    number = None if winner is None else trial_number(winner.key)
+    if confirmation is not None and number is not None:
+        found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+        if found:
+            return found[0], confirmation
+    return best_trial(study), None
 
 
 def _config(study: optuna.Study, trial: FrozenTrial) -> TrainConfig:
@@ -72,27 +96,44 @@ def _config(study: optuna.Study, trial: FrozenTrial) -> TrainConfig:
         )
     try:
         spec = parse_spec(spec_data, f"study {study.study_name}")
-        return spec.config_for(trial.params, baseline=is_baseline(trial))
+        return spec.config_for(trial.params)
     except SpecError as exc:
         raise ExportError(f"cannot rebuild the config of trial {trial.number}: {exc}") from None
 
 
-def _header(study: optuna.Study, trial: FrozenTrial, fmt: ExportFormat, filename: str) -> list[str]:
+def _header(
+    study: optuna.Study,
+    trial: FrozenTrial,
+    confirmation: Confirmation | None,
+    fmt: ExportFormat,
+    filename: str,
+) -> list[str]:
     metric = str(study.user_attrs.get("objective_metric", "objective"))
     direction = study.direction.name.lower()
     spec = study.user_attrs.get("spec") or {}
     reduce = (spec.get("objective") or {}).get("reduce")
     how = f"{direction}, {reduce} epoch" if reduce else direction
+    what = "confirmed winner" if confirmation is not None else "best trial (unconfirmed)"
     lines = [
-        f"# salsweep: best trial of study {study.study_name!r} ({fmt} format)",
+        f"# salsweep: {what} of study {study.study_name!r} ({fmt} format)",
         f"# study: {study.study_name}",
         f"# trial: {trial.number}",
-        f"# objective: {metric} = {trial.value:.6g} ({how})",
+        f"# objective: {metric} = {trial.value:.6g} ({how}; the search's single run)",
     ]
-    base = _baseline(study)
-    if base is not None and base.value is not None:
-        method = (base.user_attrs.get("config") or {}).get("loss", {}).get("method", "ssi")
-        lines.append(f"# baseline: {method} (trial {base.number}): {metric} = {base.value:.6g}")
+    if confirmation is not None:
+        lines += export_header_lines(confirmation)
+    else:
+        lines.append(
+            "# confirmed: no - unconfirmed: the best single-seed search trial, possibly the "
+            f"luckiest seed (run `salsweep studies confirm {study.study_name}`)"
+        )
+        base = search_baseline_trial(study)
+        if base is not None and base.value is not None:
+            method = base.user_attrs.get("method") or "ssi"
+            seed = base.user_attrs.get("seed")
+            lines.append(
+                f"# baseline: {method} (search run, seed {seed}): {metric} = {base.value:.6g}"
+            )
     run_id = trial.user_attrs.get("mlflow_run_id")
     experiment = study.user_attrs.get("mlflow_experiment_id")
     where = f" (experiment {experiment})" if experiment is not None else ""
@@ -100,53 +141,35 @@ def _header(study: optuna.Study, trial: FrozenTrial, fmt: ExportFormat, filename
     if fmt == "trainer":
         lines.append(f"# reproduce: salsweep train {filename}")
     else:
-        lines += [
-            f"# reproduce (in packnet-sfm): python scripts/train.py {filename}",
-            "# merge into your packnet-sfm config: depth_net and the data set paths and",
-            "# splits are not part of the sweep",
-        ]
+        from studies.packnet import packnet_header_lines
+
+        lines += packnet_header_lines(filename)
     return lines
 
 
 def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:
-    """The seed's packnet-sfm YAML layout (model.params holds the supervised loss)."""
-    loss = config.loss
-    params: dict[str, Any] = {
-        "supervised_method": loss.method,
-        # The sweep trains with ground truth only: the supervised loss has the full weight.
-        "supervised_loss_weight": 1.0,
-        **loss.loss_params(),
-    }
-    return {
-        "name": name,
-        "model": {
-            "name": "SemiSupModel",
-            "params": params,
-            "optimizer": {
-                "name": "AdamW",
-                "depth": {"lr": config.lr, "weight_decay": config.weight_decay},
-            },
-        },
-        "datasets": {"train": {"batch_size": config.batch_size}},
-        # packnet-sfm reads the epoch count from arch.max_epochs (the seed wrote trainer:).
-        "arch": {"max_epochs": config.epochs},
-    }
+    """packnet-sfm's layout (studies/packnet.py): the loss under model.loss."""
+    from studies.packnet import packnet_config
+
+    return packnet_config(config, name)
 
 
 def export_best(
     study: optuna.Study, fmt: ExportFormat = "trainer", *, filename: str = "best.yaml"
 ) -> str:
-    """YAML text of the best non-baseline trial's configuration, with a comment header.
+    """YAML text of the winner's configuration (see `exported_trial`) with a comment
+    header: the confirmation's mean, interval, seeds, the baseline's, and whether the
+    winner is distinguishable from the runner-up and the baseline (or "unconfirmed").
 
     ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
-    the seed's packnet-sfm layout. ``filename`` only appears in the reproduce command.
-    Raises `ExportError` when there is no complete non-baseline trial.
+    packnet-sfm's layout. ``filename`` only appears in the reproduce command.
+    Raises `ExportError` when there is no complete search trial.
     """
     if fmt not in ("trainer", "packnet"):
         raise ValueError(f"unknown export format {fmt!r} (valid: trainer, packnet)")
-    trial = best_trial(study)
+    trial, confirmation = exported_trial(study)
     config = _config(study, trial)
-    header = "\n".join(_header(study, trial, fmt, filename)) + "\n"
+    header = "\n".join(_header(study, trial, confirmation, fmt, filename)) + "\n"
     if fmt == "trainer":
         return header + dump_train_config(config)
     body = _packnet(config, f"{study.study_name}-trial-{trial.number}")

@@ -6,7 +6,8 @@ import contextlib
 import math
 import os
 import socket
-import sys
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -15,16 +16,30 @@ import optuna
 
 from studies.search_space import suggest_config
 from studies.tracking import ParamValue, Tracker, TrackingError, flatten_params
-from sweeps import SweepSpec
-from trainer import TrainConfig, dump_train_config, fit
+from sweeps import ObjectiveSpec, SweepSpec
+from trainer import EpochSelection, TrainConfig, dump_train_config, fit
 
-__all__ = ["Objective", "SweepObserver", "flatten_config", "objective_value"]
+__all__ = [
+    "Objective",
+    "RunEnding",
+    "SweepObserver",
+    "close_dead_trials",
+    "epoch_selection",
+    "flatten_config",
+    "objective_value",
+    "tracked_run",
+]
 
 TrialEnd = Literal["COMPLETE", "PRUNED", "FAIL"]
 
 
 class SweepObserver(Protocol):
-    """Receives progress of a sweep (the CLI draws progress bars from it)."""
+    """Receives progress of a sweep (the CLI draws progress bars from it).
+
+    ``trial_*``: the search's trials, by number. ``run_*``: the runs outside the search
+    (the SSI baseline, the confirmation's replicates), by label, e.g. ``baseline`` or
+    ``confirm trial-3 seed 2``.
+    """
 
     def sweep_started(self, ui_url: str) -> None: ...
 
@@ -34,6 +49,14 @@ class SweepObserver(Protocol):
 
     def trial_finished(
         self, number: int, state: str, value: float | None, reason: str | None
+    ) -> None: ...
+
+    def run_started(self, label: str, params: dict[str, object], epochs: int) -> None: ...
+
+    def run_epoch_finished(self, label: str, epoch: int, metrics: dict[str, float]) -> None: ...
+
+    def run_finished(
+        self, label: str, state: str, value: float | None, reason: str | None
     ) -> None: ...
 
 
@@ -52,6 +75,82 @@ def objective_value(
     if reduce == "last":
         return values[-1]
     return min(values) if direction == "minimize" else max(values)
+
+
+def epoch_selection(objective: ObjectiveSpec) -> EpochSelection:
+    """The trainer's epoch selection for ``objective``: the kept checkpoint (and the
+    weights a confirmation replicate is tested with) is the epoch the objective scores."""
+    return EpochSelection(
+        metric=objective.metric, direction=objective.direction, reduce=objective.reduce
+    )
+
+
+def close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
+    """Fail the trials whose worker died (no heartbeat) and close their MLflow runs.
+
+    Optuna re-queues each such trial once (see studies.storage); its MLflow run would
+    otherwise stay RUNNING forever.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
+
+
+@dataclass
+class RunEnding:
+    """How a tracked run ended. The body sets ``state`` (and ``value``) when it has a say;
+    left None, the exception decides: FAIL, or PRUNED for ``optuna.TrialPruned``."""
+
+    state: TrialEnd | None = None
+    value: float | None = None
+    reason: str | None = None
+
+
+@contextlib.contextmanager
+def tracked_run(
+    tracker: Tracker,
+    run_id: str,
+    out_dir: Path,
+    *,
+    log_value: bool = True,
+    on_end: Callable[[RunEnding], None] | None = None,
+) -> Iterator[RunEnding]:
+    """Close MLflow run ``run_id`` however the body ends: success, pruning, an error or
+    Ctrl-C. The run is never left RUNNING; whatever previews exist in ``out_dir`` are
+    uploaded; ``value`` is logged as ``optuna.value`` when ``log_value``. A tracking error
+    while another exception is on its way must not hide that exception. ``on_end`` is
+    called last, with the ending (and the reason of a failure or pruning).
+    """
+    ending = RunEnding()
+    error: BaseException | None = None
+    try:
+        yield ending
+        if ending.state is None:
+            ending.state = "COMPLETE"
+    except optuna.TrialPruned as exc:
+        error = exc
+        ending.state = ending.state or "PRUNED"
+        raise
+    except BaseException as exc:
+        error = exc
+        ending.state = ending.state or "FAIL"
+        raise
+    finally:
+        state: TrialEnd = ending.state or "FAIL"
+        if error is not None:
+            ending.reason = str(error) or type(error).__name__
+        in_flight = error is not None and not isinstance(error, optuna.TrialPruned)
+        with contextlib.suppress(TrackingError) if in_flight else contextlib.nullcontext():
+            previews = out_dir / "previews"
+            if previews.is_dir() and any(previews.iterdir()):
+                tracker.log_artifacts(run_id, previews, "previews")
+            tracker.end_child(run_id, state, ending.value if log_value else None)
+        if on_end is not None:
+            on_end(ending)
 
 
 @dataclass
@@ -90,9 +189,15 @@ class Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at epoch {epoch} ({metric}={current:.4g})")
 
-        state: TrialEnd = "FAIL"
-        value: float | None = None
-        try:
+        def on_end(ending: RunEnding) -> None:
+            self.finished += 1
+            if self.observer is not None:
+                reason = ending.reason if ending.state != "COMPLETE" else None
+                self.observer.trial_finished(
+                    trial.number, ending.state or "FAIL", ending.value, reason
+                )
+
+        with tracked_run(self.tracker, run_id, out_dir, on_end=on_end) as ending:
             trial.set_user_attr("mlflow_run_id", run_id)
             # Which machine and process ran it: several workers may share one study.
             trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -102,29 +207,14 @@ class Objective:
             if self.observer is not None:
                 self.observer.trial_started(trial.number, dict(trial.params), config.epochs)
 
-            result = fit(config.model_copy(update={"output_dir": out_dir}), on_epoch_end)
             objective = self.spec.objective
-            value = objective_value(result.history, metric, objective.direction, objective.reduce)
-            state = "COMPLETE"
-            return value
-        except optuna.TrialPruned:
-            state = "PRUNED"
-            raise
-        finally:
-            # Runs on success, pruning, errors and Ctrl-C alike: the child run is never
-            # left RUNNING, and whatever previews exist are kept. A tracking error while
-            # another exception is on its way must not hide that exception.
-            error = sys.exc_info()[1]
-            in_flight = error is not None and state != "PRUNED"
-            with contextlib.suppress(TrackingError) if in_flight else contextlib.nullcontext():
-                self._close(run_id, out_dir, state, value)
-            self.finished += 1
-            if self.observer is not None:
-                reason = None if error is None else (str(error) or type(error).__name__)
-                self.observer.trial_finished(trial.number, state, value, reason)
-
-    def _close(self, run_id: str, out_dir: Path, state: TrialEnd, value: float | None) -> None:
-        previews = out_dir / "previews"
-        if previews.is_dir() and any(previews.iterdir()):
-            self.tracker.log_artifacts(run_id, previews, "previews")
-        self.tracker.end_child(run_id, state, value)
+            result = fit(
+                config.model_copy(update={"output_dir": out_dir}),
+                on_epoch_end,
+                select=epoch_selection(objective),
+            )
+            ending.value = objective_value(
+                result.history, metric, objective.direction, objective.reduce
+            )
+        assert ending.value is not None
+        return ending.value

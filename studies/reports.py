@@ -1,4 +1,8 @@
-"""A study's trials as rows for a table, and its plots as PNG files."""
+"""A study's trials as rows for a table, and its plots as PNG files.
+
+The SSI baseline's search run lives in the companion study (studies.verdict): it heads
+the trials table as ``baseline`` and never enters the plots of the search.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.search_space import is_baseline
+from studies.verdict import search_baseline_trial
 
 __all__ = ["PLOT_NAMES", "TrialRow", "save_study_plots", "trial_rows"]
 
@@ -22,9 +26,9 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial as the trials table shows it."""
+    """One trial as the trials table shows it; the SSI baseline's run has no number."""
 
-    number: int
+    number: int | None
     state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
     params: dict[str, Any]
     value: float | None
@@ -34,39 +38,28 @@ class TrialRow:
 
 
 def trial_rows(study: optuna.Study) -> list[TrialRow]:
-    """Every trial of ``study``, by number."""
+    """The SSI baseline's search run first (when there is one), then every trial of
+    ``study`` by number."""
     rows = []
+    baseline = search_baseline_trial(study)
+    if baseline is not None:
+        rows.append(_row(baseline, None, dict(baseline.user_attrs.get("params") or {})))
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        run_id = t.user_attrs.get("mlflow_run_id")
-        rows.append(
-            TrialRow(
-                number=t.number,
-                state=t.state.name,
-                params=dict(t.params),
-                value=t.value if t.state == TrialState.COMPLETE else None,
-                duration=t.duration.total_seconds() if t.duration is not None else None,
-                mlflow_run_id=str(run_id) if run_id is not None else None,
-                baseline=is_baseline(t),
-            )
-        )
+        rows.append(_row(t, t.number, dict(t.params)))
     return rows
 
 
-def _sweep_trials(study: optuna.Study) -> optuna.Study:
-    """An in-memory copy with the finished trials except the SSI baseline: its value comes
-    from another loss, so it would skew importances and the parameter plots."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line
-    try:
-        copy = optuna.create_study(direction=study.direction)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    copy.add_trials(
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if not is_baseline(t)
+def _row(t: FrozenTrial, number: int | None, params: dict[str, Any]) -> TrialRow:
+    run_id = t.user_attrs.get("mlflow_run_id")
+    return TrialRow(
+        number=number,
+        state=t.state.name,
+        params=params,
+        value=t.value if t.state == TrialState.COMPLETE else None,
+        duration=t.duration.total_seconds() if t.duration is not None else None,
+        mlflow_run_id=str(run_id) if run_id is not None else None,
+        baseline=number is None,
     )
-    return copy
 
 
 def _varied_params(trials: list[FrozenTrial]) -> list[str]:
@@ -77,7 +70,7 @@ def _varied_params(trials: list[FrozenTrial]) -> list[str]:
 def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     """Write the optimisation history, parameter importances and parallel coordinates as PNG
     files into ``out_dir``; a plot the trials cannot give yet is skipped. Returns the files
-    written. The baseline trial is left out (it is in the trials table and export header).
+    written. The study holds the search's trials only (the baseline is not one of them).
     """
     import matplotlib
 
@@ -86,22 +79,21 @@ def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     from optuna.visualization import matplotlib as oplt
 
     metric = str(study.user_attrs.get("objective_metric", "Objective Value"))
-    sweep = _sweep_trials(study)
-    complete = sweep.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     varied = _varied_params(complete)
     plots: dict[str, tuple[bool, Callable[[], Any]]] = {
         "optimization_history": (
             bool(complete),
-            lambda: oplt.plot_optimization_history(sweep, target_name=metric),
+            lambda: oplt.plot_optimization_history(study, target_name=metric),
         ),
         # Importances need two complete trials and a param that took two values.
         "param_importances": (
             len(complete) >= 2 and bool(varied),
-            lambda: oplt.plot_param_importances(sweep, params=varied, target_name=metric),
+            lambda: oplt.plot_param_importances(study, params=varied, target_name=metric),
         ),
         "parallel_coordinate": (
             len(complete) >= 2 and bool(varied),
-            lambda: oplt.plot_parallel_coordinate(sweep, target_name=metric),
+            lambda: oplt.plot_parallel_coordinate(study, target_name=metric),
         ),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

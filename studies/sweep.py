@@ -1,14 +1,17 @@
-"""Launch and resume sweeps: the Optuna study, the MLflow parent run, the trial loop.
+"""Launch and resume sweeps: the Optuna study, the MLflow parent run, the trial loop, and
+the runs beside it (the SSI baseline before the search, the confirmation after it).
 
 Several workers may run `launch`/`resume` on one study at once (shared storage and
-tracking server): the trial budget is counted in the storage, not per process.
+tracking server): the trial budget is counted in the storage, not per process; the
+baseline run and each confirmation replicate are claimed from a queue in the storage, and
+the worker that finishes the search last confirms (one that finishes while another's
+trials still run leaves the confirmation to it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,20 +20,35 @@ from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 
-from studies.catalog import StudyMismatch
+from studies.catalog import StudyMismatch, stored_spec
+from studies.confirm import (
+    ReplicateRunner,
+    baseline_search_job,
+    confirmation_jobs,
+    run_jobs,
+    top_trials,
+)
+from studies.confirm_report import (
+    confirmation_csv,
+    confirmation_markdown,
+    confirmation_metrics,
+    save_confirmation_plot,
+)
 from studies.export import export_best
-from studies.objective import Objective, SweepObserver
+from studies.objective import Objective, SweepObserver, close_dead_trials
 from studies.reports import save_study_plots
-from studies.search_space import baseline_params, build_pruner, build_sampler
+from studies.search_space import build_pruner, build_sampler
 from studies.storage import HEARTBEAT_INTERVAL_S, open_storage
 from studies.tracking import Tracker, TrackingError, flatten_params
-from sweeps import SweepSpec, spec_to_yaml
+from studies.verdict import ConfirmError, load_confirmation
+from sweeps import ConfirmSpec, SweepSpec, spec_to_yaml
 from trainer import NonFiniteLoss
 
 __all__ = [
     "COUNTED_STATES",
     "SweepOutcome",
     "SweepTarget",
+    "confirm_sweep",
     "remaining_trials",
     "run_sweep",
 ]
@@ -55,8 +73,11 @@ class SweepOutcome:
     study_name: str
     experiment_id: str
     parent_run_id: str
-    ran: int
+    ran: int  # search trials this process ended
     ui_url: str
+    replicates: int = 0  # baseline and confirmation runs this process ended
+    # Why the confirmation did not run here (None: it ran, or the spec has none).
+    confirmation_skipped: str | None = None
 
 
 def _optuna_study(spec: SweepSpec, name: str, storage: RDBStorage, create: bool) -> optuna.Study:
@@ -114,6 +135,23 @@ def _prepare(
     )
 
 
+def _runner(objective: Objective) -> ReplicateRunner:
+    """The runner of the runs beside the search, sharing the objective's references."""
+    return ReplicateRunner(
+        spec=objective.spec,
+        tracker=objective.tracker,
+        experiment_id=objective.experiment_id,
+        parent_run_id=objective.parent_run_id,
+        study_name=objective.study_name,
+        runs_dir=objective.trials_dir / "replicates",
+        observer=objective.observer,
+    )
+
+
+def _still_running(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
 def run_sweep(
     spec: SweepSpec,
     name: str,
@@ -123,9 +161,11 @@ def run_sweep(
     observer: SweepObserver | None = None,
     create: bool = True,
 ) -> SweepOutcome:
-    """Run the study's remaining trials, then log plots and the best config on the parent.
+    """Run the SSI baseline (once), the study's remaining trials and the confirmation
+    (when the spec has one), then log plots, the confirmation and the best config on the
+    parent run.
 
-    ``n_trials`` overrides the spec's budget (total trials of the study, all workers).
+    ``n_trials`` overrides the spec's budget (total search trials of the study, all workers).
     """
     # Check the server before the storage: a sweep that cannot be tracked creates nothing.
     tracker = Tracker(target.tracking_uri)
@@ -133,17 +173,19 @@ def run_sweep(
     storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
     study = _optuna_study(spec, name, storage, create=create)
     objective = _prepare(study, spec, tracker, name, target.home / "studies" / name, observer)
+    ui_url = _share_view(tracker, objective.experiment_id, spec)
     if observer is not None:
-        observer.sweep_started(tracker.experiment_ui_url(objective.experiment_id))
+        observer.sweep_started(ui_url)
     budget = n_trials if n_trials is not None else spec.budget.n_trials
 
-    baseline = baseline_params(spec)
-    if baseline is not None and not study.get_trials(deepcopy=False):
-        study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs)
-
-    _close_dead_trials(study, tracker)
-    todo = remaining_trials(study, budget)
+    runner = _runner(objective)
+    skipped: str | None = None
     try:
+        if spec.baseline:
+            # Before the search, outside the study: the sampler never sees its score.
+            run_jobs(study, [baseline_search_job(spec)], runner)
+        close_dead_trials(study, tracker)
+        todo = remaining_trials(study, budget)
         if todo:
             study.optimize(
                 objective,
@@ -153,6 +195,15 @@ def run_sweep(
                 callbacks=[MaxTrialsCallback(budget, states=COUNTED_STATES)],
                 gc_after_trial=True,
             )
+        if spec.confirm is not None:
+            running = _still_running(study)
+            if running:
+                skipped = (
+                    f"{running} search trial(s) still running in other workers: the last "
+                    "worker confirms (or run `salsweep studies confirm`)"
+                )
+            elif not _confirm(study, spec, spec.confirm, runner):
+                skipped = "no complete search trial to confirm"
     except BaseException:
         # Close the parent on the way out, but never let that hide why we are leaving.
         with contextlib.suppress(TrackingError):
@@ -165,31 +216,98 @@ def run_sweep(
         experiment_id=objective.experiment_id,
         parent_run_id=objective.parent_run_id,
         ran=objective.finished,
-        ui_url=tracker.experiment_ui_url(objective.experiment_id),
+        ui_url=ui_url,
+        replicates=runner.finished,
+        confirmation_skipped=skipped,
     )
 
 
-def _close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
-    """Fail the trials whose worker died (no heartbeat) and close their MLflow runs.
+def _share_view(tracker: Tracker, experiment_id: str, spec: SweepSpec) -> str:
+    """Store the sweep's runs view (searched params and objective as columns, best first)
+    on the experiment; returns the address that opens it."""
+    return tracker.share_sweep_view(
+        experiment_id,
+        list(spec.searched()),
+        spec.objective.metric,
+        ascending=spec.objective.direction == "minimize",
+    )
 
-    Optuna re-queues each such trial once (see studies.storage); its MLflow run would
-    otherwise stay RUNNING forever.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if run_id:
-            tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
+
+def _confirm(
+    study: optuna.Study, spec: SweepSpec, confirm: ConfirmSpec, runner: ReplicateRunner
+) -> bool:
+    """Run the confirmation's missing replicates; False when no search trial is complete."""
+    if not top_trials(study, 1):
+        return False
+    run_jobs(study, confirmation_jobs(study, spec, confirm.top_k, confirm.seeds), runner)
+    return True
+
+
+def confirm_sweep(
+    name: str,
+    target: SweepTarget,
+    *,
+    top_k: int | None = None,
+    seeds: int | None = None,
+    observer: SweepObserver | None = None,
+) -> SweepOutcome:
+    """Confirm the finished study ``name``: its top ``top_k`` configurations and the
+    baseline, each with ``seeds`` further training seeds (default: the spec's ``confirm``,
+    else 3 and 3). Runs only the replicates not done yet; logs the confirmation on the
+    parent run."""
+    tracker = Tracker(target.tracking_uri)
+    tracker.check_reachable()
+    spec = stored_spec(name, target.storage_url)
+    defaults = spec.confirm or ConfirmSpec()
+    confirm = ConfirmSpec(
+        top_k=defaults.top_k if top_k is None else top_k,
+        seeds=defaults.seeds if seeds is None else seeds,
+    )
+    study = _optuna_study(
+        spec,
+        name,
+        open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval),
+        create=False,
+    )
+    objective = _prepare(study, spec, tracker, name, target.home / "studies" / name, observer)
+    ui_url = _share_view(tracker, objective.experiment_id, spec)
+    if observer is not None:
+        observer.sweep_started(ui_url)
+    runner = _runner(objective)
+    try:
+        if not _confirm(study, spec, confirm, runner):
+            raise ConfirmError(f"study {name!r} has no complete search trial to confirm yet")
+    except BaseException:
+        with contextlib.suppress(TrackingError):
+            tracker.end_parent(objective.parent_run_id, "KILLED")
+        raise
+    _summarise(study, tracker, objective.parent_run_id)
+    tracker.end_parent(objective.parent_run_id, "FINISHED")
+    return SweepOutcome(
+        study_name=name,
+        experiment_id=objective.experiment_id,
+        parent_run_id=objective.parent_run_id,
+        ran=0,
+        ui_url=ui_url,
+        replicates=runner.finished,
+    )
 
 
 def _summarise(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> None:
-    """Plots and the best configuration on the parent run."""
+    """Plots, the confirmation and the best configuration on the parent run."""
     with tempfile.TemporaryDirectory(prefix="salsweep-plots-") as tmp:
         plots = save_study_plots(study, Path(tmp))
         if plots:
             tracker.log_artifacts(parent_run_id, Path(tmp), "plots")
+    confirmation = load_confirmation(study)
+    if confirmation is not None:
+        with tempfile.TemporaryDirectory(prefix="salsweep-confirm-") as tmp:
+            folder = Path(tmp)
+            (folder / "confirmation.md").write_text(confirmation_markdown(confirmation))
+            (folder / "confirmation.csv").write_text(confirmation_csv(confirmation))
+            save_confirmation_plot(confirmation, folder / "confirmation.png")
+            tracker.log_artifacts(parent_run_id, folder, None)
+        tracker.log_epoch(parent_run_id, 0, confirmation_metrics(confirmation))
     try:
         text = export_best(study, "trainer")
     except ValueError:

@@ -13,7 +13,7 @@ from pathlib import Path
 from sweeps.errors import SpecError, SpecProblem
 from sweeps.params import Choices, FixedValue, FloatRange, IntRange, SearchParam, grid_values
 from sweeps.parse import load_spec, parse_spec
-from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
 from sweeps.spec import (
     Distribution,
     SweepSpec,
@@ -26,6 +26,7 @@ __all__ = [
     "SPEC_DIR",
     "Budget",
     "Choices",
+    "ConfirmSpec",
     "Distribution",
     "FixedValue",
     "FloatRange",

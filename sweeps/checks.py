@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from loss.names import SCALE_ADAPTIVE_PARAMS, SSI_PARAMS, is_ssi_method
 from sweeps.errors import SpecProblem, join_path
 from sweeps.params import (
     Choices,
@@ -44,8 +45,9 @@ __all__ = [
     "value_problems",
 ]
 
-# Settings the SSI loss ignores (it only takes num_scales).
-SA_ONLY_PARAMS = ("loss.lambda_sg", "loss.epsilon", "loss.use_absolute", "loss.use_inv_depth")
+# Settings the SSI loss ignores: the scale-adaptive loss's parameters it does not take.
+SA_ONLY_PARAMS = tuple(f"loss.{p}" for p in SCALE_ADAPTIVE_PARAMS if p not in SSI_PARAMS)
+_SHARED_PARAMS = ", ".join(p for p in SCALE_ADAPTIVE_PARAMS if p in SSI_PARAMS)
 # Combinations of range ends / choices tried together; beyond this only one at a time.
 MAX_COMBINATIONS = 4096
 # Metrics where larger is better (threshold accuracies); the rest of the trainer's are errors.
@@ -165,12 +167,12 @@ def method_of(base: TrainConfig, search: Mapping[str, SearchParam]) -> str | Non
 def method_problems(base: TrainConfig, search: Mapping[str, SearchParam]) -> list[SpecProblem]:
     """Searching settings that the (fixed) SSI loss ignores wastes every trial."""
     method = method_of(base, search)
-    if method not in ("ssi", "sparse-ssi"):
+    if not is_ssi_method(method):
         return []
     return [
         SpecProblem(
             join_path("search", path),
-            f"has no effect with loss.method {method} (the SSI loss only takes num_scales)",
+            f"has no effect with loss.method {method} (the SSI loss only takes {_SHARED_PARAMS})",
         )
         for path, param in search.items()
         if path in SA_ONLY_PARAMS and is_searched(param)
@@ -193,7 +195,7 @@ def baseline_problems(
             )
         ]
     method = method_of(base, search)
-    if method in ("ssi", "sparse-ssi"):
+    if is_ssi_method(method):
         return [
             SpecProblem(
                 "baseline",
@@ -213,9 +215,10 @@ def grid_size(search: Mapping[str, SearchParam]) -> int:
 
 
 def budget_problems(
-    search: Mapping[str, SearchParam], sampler: SamplerSpec, budget: Budget, baseline: bool
+    search: Mapping[str, SearchParam], sampler: SamplerSpec, budget: Budget
 ) -> list[SpecProblem]:
-    """Grid sampling: every searched param discrete, and no more trials than grid points."""
+    """Grid sampling: every searched param discrete, and no more trials than grid points
+    (the SSI baseline runs outside the study: it takes no grid point)."""
     if sampler.type != "grid":
         return []
     out = [
@@ -230,14 +233,12 @@ def budget_problems(
     if out:
         return out
     points = grid_size(search)
-    most = points + int(baseline)
-    if budget.n_trials > most:
-        extra = " + 1 baseline" if baseline else ""
+    if budget.n_trials > points:
         out.append(
             SpecProblem(
                 "budget.n_trials",
-                f"{budget.n_trials} is more than the grid's {points} points{extra}; at most "
-                f"{most} (more would repeat grid points)",
+                f"{budget.n_trials} is more than the grid's {points} points; at most "
+                f"{points} (more would repeat grid points)",
             )
         )
     return out
@@ -277,7 +278,7 @@ def pruner_problems(
 
 def objective_problems(objective: ObjectiveSpec) -> list[SpecProblem]:
     """A known metric optimised in the wrong direction."""
-    name = objective.metric.rsplit("/", 1)[-1].removesuffix("_med")
+    name = objective.metric.rsplit("/", 1)[-1].removesuffix("_med").removesuffix("_align")
     if name in _HIGHER_IS_BETTER and objective.direction == "minimize":
         return [
             SpecProblem(

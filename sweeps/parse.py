@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam
 from sweeps.paths import PathError, check_value, field_kind, resolve_field
-from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
 from sweeps.spec import SweepSpec, semantic_problems
 from trainer.config import TrainConfig
 
@@ -106,6 +106,11 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
     for key, model in _SECTIONS.items():
         parts[key] = _section(key, model, data.get(key, {}), problems)
     parts["baseline"] = _field("baseline", data.get("baseline", False), problems)
+    # `confirm: null` (or no key) = no confirmation; `confirm: {}` = the defaults.
+    confirm = data.get("confirm")
+    parts["confirm"] = (
+        None if confirm is None else _section("confirm", ConfirmSpec, confirm, problems)
+    )
 
     problems += semantic_problems(
         parts["base"],

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Budget", "ObjectiveSpec", "PrunerSpec", "SamplerSpec"]
+__all__ = ["Budget", "ConfirmSpec", "ObjectiveSpec", "PrunerSpec", "SamplerSpec"]
 
 
 class _Frozen(BaseModel):
@@ -19,25 +19,34 @@ class Budget(_Frozen):
     """How many trials the study runs (all workers together) and for how long."""
 
     n_trials: int = Field(
-        8, ge=1, le=100_000, description="Trials of the study in all, the baseline included."
+        8,
+        ge=1,
+        le=100_000,
+        description="Search trials of the study in all workers (the baseline run and the "
+        "confirmation's replicates are not counted).",
     )
     timeout: float | None = Field(
         None,
         gt=0.0,
         le=30 * 24 * 3600.0,
-        description="Seconds after which one launch starts no new trial; null = no limit.",
+        description="Seconds after which one launch starts no new search trial (the "
+        "confirmation still runs); null = no limit.",
     )
 
 
 class ObjectiveSpec(_Frozen):
     """What a trial is scored by."""
 
+    # The default scores every trial after a per-image least-squares scale and shift in
+    # inverse depth (MiDaS' protocol), so scale-adaptive trials and the SSI baseline are
+    # judged on the same footing; raw val/abs_rel (metres) is for metric-depth work.
     metric: str = Field(
-        "val/abs_rel",
+        "val/abs_rel_align",
         min_length=1,
         max_length=200,
         pattern=r"^[A-Za-z0-9_]+(/[A-Za-z0-9_.\-]+)*$",
-        description="Per-epoch metric of the trainer, e.g. val/abs_rel, val/rmse, val/a1.",
+        description="Per-epoch metric of the trainer, e.g. val/abs_rel_align (scale and shift "
+        "aligned), val/abs_rel_med (median-scaled), val/abs_rel (raw, metric depth), val/a1.",
     )
     direction: Literal["minimize", "maximize"] = Field(
         "minimize", description="minimize for errors (abs_rel, rmse), maximize for a1..a3."
@@ -45,6 +54,36 @@ class ObjectiveSpec(_Frozen):
     reduce: Literal["best", "last"] = Field(
         "best",
         description="Trial value: the best epoch's value (as the kept checkpoint) or the last.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ObjectiveSpec:
+        if self.metric.startswith("test/"):
+            # Selection (trials, epochs) uses validation; only the confirmation reports test.
+            raise ValueError(
+                f"metric: {self.metric} is a test-split metric, which the search never sees; "
+                f"use val/{self.metric.removeprefix('test/')} (the confirmation reports the "
+                "test split)"
+            )
+        return self
+
+
+class ConfirmSpec(_Frozen):
+    """After the search: the top configurations and the baseline trained again with more
+    training seeds, scored on the test split (the search's seed and split are not reused)."""
+
+    top_k: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Distinct configurations to confirm: the best complete search trials.",
+    )
+    seeds: int = Field(
+        3,
+        ge=2,
+        le=100,
+        description="Training seeds per configuration (base seed + 1 .. + seeds); at least 2 "
+        "for an interval.",
     )
 
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from sweeps import checks
 from sweeps.errors import SpecError, SpecProblem, problems_from_validation
-from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched, snap
-from sweeps.paths import apply_values, get_value
-from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched
+from sweeps.paths import apply_values
+from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
 from trainer.config import LossMethod, TrainConfig
 
 __all__ = [
@@ -93,7 +93,7 @@ def semantic_problems(
     if baseline is not None:
         out += checks.baseline_problems(effective, search, baseline)
     if sampler is not None and budget is not None and ranges_ok:
-        out += checks.budget_problems(search, sampler, budget, bool(baseline))
+        out += checks.budget_problems(search, sampler, budget)
     if pruner is not None:
         out += checks.pruner_problems(effective, search, pruner)
     return out
@@ -132,7 +132,13 @@ class SweepSpec(BaseModel):
     baseline: bool = Field(
         False,
         strict=True,
-        description="Run the base config with the SSI loss first, reported next to the best.",
+        description="Run the base config with the SSI loss before the search (kept out of the "
+        "sampler's history) and confirm it next to the best configurations.",
+    )
+    confirm: ConfirmSpec | None = Field(
+        None,
+        description="After the search, train the top configurations and the baseline with "
+        "more seeds and report intervals; null or absent = no confirmation.",
     )
 
     @model_validator(mode="after")
@@ -169,6 +175,16 @@ class SweepSpec(BaseModel):
         """The most epochs a trial runs (reported steps are epochs 1..max)."""
         return checks.max_epochs(self.base, self.search)
 
+    def training_seed(self) -> int:
+        """The search's training seed (the base's, or a fixed ``seed`` of ``search``).
+        Confirmation replicates use the seeds after it."""
+        seed = self.fixed().get("seed", self.base.seed)
+        return int(seed)
+
+    def baseline_config(self) -> TrainConfig:
+        """The base config (fixed values applied) with the SSI counterpart of its loss."""
+        return self.config_for({}, baseline=True)
+
     def config_for(self, values: Mapping[str, Any], *, baseline: bool = False) -> TrainConfig:
         """The base config with the fixed values and ``values`` (dotted paths) applied.
 
@@ -186,12 +202,6 @@ class SweepSpec(BaseModel):
                 f"{self.name}: config for {shown or 'the base'}",
                 problems_from_validation(exc, TrainConfig),
             ) from None
-
-    def baseline_values(self) -> dict[str, Any]:
-        """Values of the searched params for the baseline trial: the base's own value, or the
-        nearest value inside the search space when the base's lies outside it."""
-        effective = apply_values(self.base, self.fixed())
-        return {p: snap(d, get_value(effective, p)) for p, d in self.searched().items()}
 
 
 def spec_to_yaml(spec: SweepSpec) -> str:

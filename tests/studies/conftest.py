@@ -7,12 +7,14 @@ import pytest
 
 from studies import SweepTarget, run_sweep
 from studies.server import ServerInfo
-from tests.studies.sweep_helpers import Sweep, tiny_spec
+from tests.studies.sweep_helpers import CONFIRM, Sweep, tiny_spec
 
 
 @pytest.fixture(scope="session")
 def sweep(mlflow_server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
     home = tmp_path_factory.mktemp("sweep-home")
     target = SweepTarget(f"sqlite:///{home / 'optuna.db'}", mlflow_server.url, home)
-    outcome = run_sweep(tiny_spec("e2e"), "e2e", target)
-    return Sweep("e2e", target, outcome.experiment_id, outcome.parent_run_id, outcome.ran)
+    outcome = run_sweep(tiny_spec("e2e", confirm=CONFIRM), "e2e", target)
+    return Sweep(
+        "e2e", target, outcome.experiment_id, outcome.parent_run_id, outcome.ran, outcome.replicates
+    )

@@ -8,7 +8,9 @@ from typing import Any
 from studies import SweepTarget
 from sweeps import SweepSpec, parse_spec
 
-N_TRIALS = 4  # the SSI baseline + 3 searched trials
+N_TRIALS = 4  # searched trials (the SSI baseline runs beside the study)
+# The session sweep's confirmation: the 2 best configurations and the baseline, 2 seeds each.
+CONFIRM = {"top_k": 2, "seeds": 2}
 
 
 def tiny_spec(name: str, n_trials: int = N_TRIALS, **extra: Any) -> SweepSpec:
@@ -16,7 +18,7 @@ def tiny_spec(name: str, n_trials: int = N_TRIALS, **extra: Any) -> SweepSpec:
         "name": name,
         "base": {
             "loss": {"method": "sparse-scale-adaptive"},
-            "data": {"height": 32, "width": 64, "num_train": 16, "num_val": 4},
+            "data": {"height": 32, "width": 64, "num_train": 16, "num_val": 4, "num_test": 4},
             "model": {"base_channels": 4, "num_stages": 2},
             "epochs": 2,
             "steps_per_epoch": 2,
@@ -44,3 +46,4 @@ class Sweep:
     experiment_id: str
     parent_run_id: str
     ran: int
+    replicates: int = 0

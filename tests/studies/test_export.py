@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from optuna.trial import TrialState, create_trial
 
 from studies.export import ExportError, best_trial, export_best, write_export
 from sweeps import SPEC_DIR, SweepSpec, load_spec
+from tests.studies.confirm_helpers import add_replicate, add_search_baseline
 from trainer import TrainConfig, load_train_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -30,13 +32,12 @@ def add(
     params: dict[str, Any],
     value: float | None,
     *,
-    baseline: bool = False,
     state: TrialState = TrialState.COMPLETE,
     store_config: bool = True,
 ) -> None:
     """A finished trial with the objective's user attributes."""
-    config = spec.config_for(params, baseline=baseline)
-    attrs: dict[str, Any] = {"mlflow_run_id": f"run-{len(study.trials)}", "baseline": baseline}
+    config = spec.config_for(params)
+    attrs: dict[str, Any] = {"mlflow_run_id": f"run-{len(study.trials)}"}
     if store_config:
         attrs["config"] = config.model_dump(mode="json")
     study.add_trial(
@@ -78,8 +79,9 @@ P3 = {"loss.lambda_sg": 0.7, "loss.num_scales": 3, "loss.use_inv_depth": True}
 @pytest.fixture
 def study(tmp_path: Path, spec: SweepSpec) -> optuna.Study:
     s = make_study(tmp_path, spec)
-    add(s, spec, spec.baseline_values(), 0.10, baseline=True)  # better, but the baseline
+    add_search_baseline(s, 0.10)  # better, but the baseline (beside the study)
     add(s, spec, P1, 0.30)
+    add(s, spec, P1, 0.40)
     add(s, spec, P2, 0.25)
     add(s, spec, P3, 0.20, state=TrialState.PRUNED)
     return s
@@ -90,7 +92,7 @@ def header(text: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
 
 
-def test_best_trial_skips_the_baseline_and_pruned(study: optuna.Study) -> None:
+def test_best_trial_skips_pruned(study: optuna.Study) -> None:
     assert best_trial(study).number == 2
 
 
@@ -103,6 +105,7 @@ def test_maximize_picks_the_largest(tmp_path: Path, spec: SweepSpec) -> None:
 
 
 def test_trainer_format_is_the_trials_config(study: optuna.Study, tmp_path: Path) -> None:
+    assert study.trials[2].params == P2
     text = export_best(study, "trainer")
     config = TrainConfig.model_validate(yaml.safe_load(text))
     assert config.model_dump(mode="json") == study.trials[2].user_attrs["config"]
@@ -115,12 +118,16 @@ def test_trainer_format_is_the_trials_config(study: optuna.Study, tmp_path: Path
 
 def test_header(study: optuna.Study) -> None:
     text = export_best(study, "trainer", filename="out/best.yaml")
-    assert text.startswith("# salsweep: best trial of study 'demo' (trainer format)\n")
+    assert text.startswith(
+        "# salsweep: best trial (unconfirmed) of study 'demo' (trainer format)\n"
+    )
     assert header(text) == {
         "study": "demo",
         "trial": "2",
-        "objective": "val/abs_rel = 0.25 (minimize, best epoch)",
-        "baseline": "ssi (trial 0): val/abs_rel = 0.1",
+        "objective": "val/abs_rel = 0.25 (minimize, best epoch; the search's single run)",
+        "confirmed": "no - unconfirmed: the best single-seed search trial, possibly the "
+        "luckiest seed (run `salsweep studies confirm demo`)",
+        "baseline": "ssi (search run, seed 0): val/abs_rel = 0.1",
         "mlflow run": "run-2 (experiment 7)",
         "reproduce": "salsweep train out/best.yaml",
     }
@@ -134,14 +141,22 @@ def test_packnet_layout(study: optuna.Study) -> None:
     assert list(doc) == ["name", "model", "datasets", "arch"]
     assert doc["name"] == "demo-trial-2"
     assert doc["model"]["name"] == "SemiSupModel"
-    assert doc["model"]["params"] == {
+    # The loss under model.loss (studies/packnet.py; tests/studies/test_packnet.py merges it
+    # with packnet-sfm's own loader).
+    assert "params" not in doc["model"]
+    assert "salsweep studies export NAME --format packnet --print-defaults" in text
+    loss = doc["model"]["loss"]
+    assert {k: loss[k] for k in ("supervised_method", "lambda_sg", "num_scales")} == {
         "supervised_method": "scale-adaptive",
-        "supervised_loss_weight": 1.0,
         "lambda_sg": 1.5,
-        "epsilon": 1e-8,
         "num_scales": 4,
-        "use_absolute": True,
-        "use_inv_depth": False,
+    }
+    trial_loss = TrainConfig.model_validate(study.trials[2].user_attrs["config"]).loss
+    assert loss == {
+        "supervised_method": "scale-adaptive",
+        "supervised_num_scales": 1,
+        "supervised_loss_weight": 1.0,
+        **trial_loss.loss_params(),
     }
     assert doc["model"]["optimizer"]["depth"] == {"lr": 1e-3, "weight_decay": 1e-4}
     assert doc["datasets"]["train"]["batch_size"] == 4
@@ -157,9 +172,10 @@ def test_config_rebuilt_from_the_spec_when_not_stored(tmp_path: Path, spec: Swee
 
 def test_nothing_to_export(tmp_path: Path, spec: SweepSpec) -> None:
     s = make_study(tmp_path, spec)
-    add(s, spec, spec.baseline_values(), 0.1, baseline=True)
+    add_search_baseline(s, 0.1)  # the baseline is no trial: nothing to export
     add(s, spec, P1, None, state=TrialState.FAIL)
-    with pytest.raises(ExportError, match=r"no complete trial to export yet \(1 complete, 1 fail;"):
+    add(s, spec, P2, None, state=TrialState.PRUNED)
+    with pytest.raises(ExportError, match=r"no complete trial to export yet \(1 fail, 1 pruned\)"):
         export_best(s, "trainer")
     assert issubclass(ExportError, ValueError)
 
@@ -174,3 +190,75 @@ def test_write_export_replaces_atomically(tmp_path: Path) -> None:
         write_export("a: \ud800\n", path)  # fails while writing the temporary file
     assert path.read_text() == "a: 2\n"  # the old file is untouched
     assert [p.name for p in path.parent.iterdir()] == ["best.yaml"]  # no temp left behind
+
+
+def confirm(study: optuna.Study, samples: dict[str, list[float]]) -> None:
+    """Confirmation replicates with training seeds 1, 2, 3 ... for each config key."""
+    for key, values in samples.items():
+        number = None if key == "baseline" else int(key.split("-")[1])
+        params = {} if number is None else study.trials[number].params
+        for seed, value in enumerate(values, start=1):
+            add_replicate(study, key, seed, value, params=params)
+
+
+def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> None:
+    # Trial 2 had the best single run (0.25); over three seeds trial 1 is better.
+    confirm(
+        study,
+        {
+            "trial-2": [0.31, 0.33, 0.32],
+            "trial-1": [0.20, 0.22, 0.21],
+            "baseline": [0.40, 0.41, 0.39],
+        },
+    )
+    text = export_best(study, "trainer", filename="best.yaml")
+    assert text.startswith("# salsweep: confirmed winner of study 'demo' (trainer format)\n")
+    config = TrainConfig.model_validate(yaml.safe_load(text))
+    assert config.model_dump(mode="json") == study.trials[1].user_attrs["config"]
+    found = header(text)
+    assert found["trial"] == "1"
+    # mean 0.21, sd 0.01, half-width 4.303 * 0.01 / sqrt(3) = 0.02484
+    assert found["confirmed"] == (
+        "test/abs_rel_align = 0.21 ± 0.02484 [0.1852, 0.2348] (mean ± 95% CI, test split) "
+        "on 3 training seeds (1, 2, 3)"
+    )
+    assert found["baseline"] == (
+        "ssi: test/abs_rel_align = 0.4 ± 0.02484 [0.3752, 0.4248] on 3 seeds; "
+        "winner - baseline = -0.19 ± 0.02484 [-0.2148, -0.1652], 3 pairs: "
+        "the winner is better beyond noise"
+    )
+    assert found["runner-up"].startswith("trial 2: test/abs_rel_align = 0.32 ± 0.02484")
+    assert found["runner-up"].endswith("the winner is better beyond noise")
+    assert "caution" not in found
+    assert found["verdict"].startswith("The winner, trial 1 (test/abs_rel_align 0.21 ± 0.02484")
+    assert "beats the baseline (ssi) beyond noise" in found["verdict"]
+
+
+def test_export_says_when_the_winner_is_not_distinguishable(study: optuna.Study) -> None:
+    confirm(
+        study,
+        {
+            "trial-1": [0.20, 0.26, 0.21],
+            "trial-2": [0.24, 0.22, 0.23],
+            "baseline": [0.22, 0.30, 0.19],
+        },
+    )
+    found = header(export_best(study, "trainer"))
+    assert found["trial"] == "1"  # mean 0.2233 against 0.23
+    assert found["runner-up"].endswith("NOT distinguishable (the interval contains 0)")
+    assert found["baseline"].endswith("NOT distinguishable (the interval contains 0)")
+    assert found["caution"] == (
+        "the winner is not distinguishable from the baseline (ssi) or the "
+        "runner-up (trial 2) on these seeds; more seeds (salsweep studies confirm --seeds) "
+        "may tell them apart"
+    )
+
+
+def test_export_with_a_diverged_replicate_and_one_seed(study: optuna.Study) -> None:
+    confirm(study, {"trial-2": [0.3, math.nan], "baseline": [0.4]})
+    found = header(export_best(study, "trainer"))
+    assert found["trial"] == "2"
+    assert found["confirmed"] == (
+        "test/abs_rel_align = 0.3 ± n/a (mean ± 95% CI, test split) on 1 training seeds (1, 2)"
+    )
+    assert found["baseline"].endswith("1 pair: cannot tell (fewer than 2 shared seeds)")

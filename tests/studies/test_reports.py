@@ -12,6 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from studies.reports import TrialRow, save_study_plots, trial_rows
+from tests.studies.confirm_helpers import add_search_baseline
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -56,8 +57,8 @@ def p(lam: float, scales: int, inv: bool) -> dict[str, Any]:
 
 def test_trial_rows(tmp_path: Path) -> None:
     study = make_study(tmp_path)
-    add(study, p(0.5, 4, False), 0.4, mlflow_run_id="r0", baseline=True)
-    add(study, p(0.2, 2, True), 0.3, mlflow_run_id="r1", baseline=False)
+    add(study, p(0.5, 4, False), 0.4, mlflow_run_id="r0")
+    add(study, p(0.2, 2, True), 0.3, mlflow_run_id="r1")
     add(study, p(1.0, 3, False), 0.35, TrialState.PRUNED, mlflow_run_id="r2")
     add(study, p(1.5, 1, True), None, TrialState.FAIL)
     running = study.ask()
@@ -70,14 +71,25 @@ def test_trial_rows(tmp_path: Path) -> None:
         value=0.4,
         duration=1.0,
         mlflow_run_id="r0",
-        baseline=True,
+        baseline=False,
     )
     assert [r.state for r in rows] == ["COMPLETE", "COMPLETE", "PRUNED", "FAIL", "RUNNING"]
     assert [r.value for r in rows] == [0.4, 0.3, None, None, None]
-    assert [r.baseline for r in rows] == [True, False, False, False, False]
+    assert [r.baseline for r in rows] == [False] * 5
     assert [r.mlflow_run_id for r in rows] == ["r0", "r1", "r2", None, None]
     assert [r.duration for r in rows[:4]] == [1.0, 2.0, 3.0, 4.0]
     assert rows[4].duration is None and rows[4].params == {}
+
+
+def test_baseline_heads_the_rows_from_the_companion_study(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    add(study, p(0.2, 2, True), 0.3, mlflow_run_id="r0")
+    add_search_baseline(study, 0.45, seed=0)
+    rows = trial_rows(study)
+    assert [(r.number, r.baseline, r.value) for r in rows] == [(None, True, 0.45), (0, False, 0.3)]
+    assert rows[0].params == {"loss.method": "ssi"}
+    assert rows[0].mlflow_run_id == "baseline-0-search-baseline"
+    assert len(study.trials) == 1  # the main study holds the search's trial only
 
 
 def is_png(path: Path) -> bool:
@@ -86,7 +98,7 @@ def is_png(path: Path) -> bool:
 
 def test_plots_written(tmp_path: Path) -> None:
     study = make_study(tmp_path)
-    add(study, p(0.5, 4, False), 0.9, baseline=True)
+    add_search_baseline(study, 0.9)  # beside the study: never plotted
     for i, (lam, scales, inv) in enumerate(
         [(0.1, 1, True), (0.3, 2, False), (0.8, 3, True), (1.2, 4, False), (1.9, 2, True)]
     ):
@@ -112,7 +124,7 @@ def test_plots_skipped_when_impossible(
     tmp_path: Path, trials: list[dict[str, Any]], expected: list[str]
 ) -> None:
     study = make_study(tmp_path)
-    add(study, p(0.3, 2, True), 0.5, baseline=True)  # never plotted
+    add_search_baseline(study, 0.5)  # never plotted
     for i, params in enumerate(trials):
         add(study, params, 0.3 + 0.1 * i)
     written = save_study_plots(study, tmp_path / "plots")

@@ -12,7 +12,6 @@ from optuna.pruners import HyperbandPruner, MedianPruner, NopPruner
 from optuna.samplers import GridSampler, RandomSampler, TPESampler
 
 from studies.search_space import (
-    baseline_params,
     build_pruner,
     build_sampler,
     grid_search_space,
@@ -84,33 +83,9 @@ def test_suggest_config_applies_every_param_in_range(tmp_path: Path) -> None:
         assert config["lr_schedule"] == t.params["lr_schedule"] in ("none", "cosine")
         assert loss["use_absolute"] is False  # fixed, not an Optuna param
         assert loss["method"] == "sparse-scale-adaptive"
-        assert t.user_attrs["baseline"] is False
     # The sampler explored: more than one value per param over 8 trials.
     assert len({t.params["loss.use_inv_depth"] for t in trials}) == 2
     assert len({t.params["loss.lambda_sg"] for t in trials}) == 8
-
-
-def test_baseline_trial_runs_the_ssi_loss(tmp_path: Path) -> None:
-    spec = make_spec(baseline=True)
-    baseline = baseline_params(spec)
-    assert baseline is not None and baseline.user_attrs == {"baseline": True}
-    assert baseline.params == {
-        "loss.lambda_sg": 0.5,
-        "loss.num_scales": 4,
-        "loss.use_inv_depth": False,
-        "lr": 1e-3,
-        "lr_schedule": "cosine",
-    }
-    study = make_study(tmp_path, spec)
-    study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs)
-    first, second = run(study, spec, 2)
-    assert first.user_attrs["baseline"] is True
-    assert first.params == baseline.params
-    assert first.user_attrs["config"]["loss"]["method"] == "sparse-ssi"
-    assert first.user_attrs["config"]["loss"]["num_scales"] == 4
-    assert second.user_attrs["baseline"] is False
-    assert second.user_attrs["config"]["loss"]["method"] == "sparse-scale-adaptive"
-    assert baseline_params(make_spec(baseline=False)) is None
 
 
 def test_seed_grid_space_is_the_cartesian_product(tmp_path: Path) -> None:
@@ -122,13 +97,12 @@ def test_seed_grid_space_is_the_cartesian_product(tmp_path: Path) -> None:
         "loss.use_inv_depth": [True, False],
     }
     study = make_study(tmp_path, spec)
-    baseline = baseline_params(spec)
-    assert baseline is not None
-    study.enqueue_trial(baseline.params, user_attrs=baseline.user_attrs)
     trials = run(study, spec, spec.budget.n_trials)
-    points = [tuple(t.params[k] for k in space) for t in trials if not t.user_attrs["baseline"]]
+    points = [tuple(t.params[k] for k in space) for t in trials]
     assert sorted(points) == sorted(itertools.product(*space.values()))  # 18, each once
-    assert len(trials) == 19 and trials[0].user_attrs["config"]["loss"]["method"] == "sparse-ssi"
+    # The SSI baseline is no trial of the study (it runs beside it, see studies.confirm).
+    assert len(trials) == 18
+    assert {t.user_attrs["config"]["loss"]["method"] for t in trials} == {"sparse-scale-adaptive"}
     assert isinstance(study.sampler, GridSampler) and study.sampler.is_exhausted(study)
 
 

@@ -194,13 +194,15 @@ def test_grid_needs_discrete_params(good: dict[str, Any]) -> None:
 def test_grid_budget_at_most_the_grid(good: dict[str, Any]) -> None:
     good["sampler"] = {"type": "grid"}
     good["search"]["loss.lambda_sg"] = [0.3, 0.7]
-    good["baseline"] = True
-    good["budget"]["n_trials"] = 2 * 4 * 2 + 2
+    good["baseline"] = True  # runs outside the study: it takes no grid point
+    good["budget"]["n_trials"] = 2 * 4 * 2 + 1
     found = problems(good)
     assert found == {
-        "budget.n_trials": "18 is more than the grid's 16 points + 1 baseline; at most 17 "
+        "budget.n_trials": "17 is more than the grid's 16 points; at most 16 "
         "(more would repeat grid points)"
     }
+    good["budget"]["n_trials"] = 16
+    assert parse_spec(good, "t").budget.n_trials == 16
 
 
 def test_baseline_needs_a_scale_adaptive_method(good: dict[str, Any]) -> None:
@@ -221,6 +223,40 @@ def test_objective_direction_must_fit_the_metric(good: dict[str, Any]) -> None:
     assert problems(good) == {"objective.direction": "val/a1_med is higher-is-better: use maximize"}
     good["objective"] = {"metric": "val/a1", "direction": "maximize"}
     assert parse_spec(good, "t").objective.direction == "maximize"
+    good["objective"] = {"metric": "val/a1_align"}
+    assert problems(good) == {
+        "objective.direction": "val/a1_align is higher-is-better: use maximize"
+    }
+    good["objective"] = {"metric": "val/abs_rel_align", "direction": "maximize"}
+    assert problems(good) == {
+        "objective.direction": "val/abs_rel_align is lower-is-better: use minimize"
+    }
+
+
+def test_objective_cannot_be_a_test_metric(good: dict[str, Any]) -> None:
+    good["objective"] = {"metric": "test/abs_rel_align"}
+    assert problems(good) == {
+        "objective.metric": "test/abs_rel_align is a test-split metric, which the search never "
+        "sees; use val/abs_rel_align (the confirmation reports the test split)"
+    }
+
+
+@pytest.mark.parametrize(
+    ("confirm", "expected"),
+    [
+        ({"top_k": 0}, {"confirm.top_k": "greater than or equal to 1 (got 0)"}),
+        ({"seeds": 1}, {"confirm.seeds": "greater than or equal to 2 (got 1)"}),
+        ({"top_k": 2.5, "seeds": "3"}, {"confirm.top_k": "", "confirm.seeds": ""}),
+        ({"top": 2}, {"confirm.top": "unknown key"}),
+        ([3, 3], {"confirm": "expected a mapping, got list"}),
+    ],
+)
+def test_confirm_problems(good: dict[str, Any], confirm: Any, expected: dict[str, str]) -> None:
+    good["confirm"] = confirm
+    found = problems(good)
+    assert sorted(found) == sorted(expected)
+    for key, start in expected.items():
+        assert start in found[key], (key, found[key])
 
 
 def test_pruner_settings_beyond_the_epochs(good: dict[str, Any]) -> None:

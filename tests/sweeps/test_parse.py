@@ -36,7 +36,9 @@ def test_default_spec() -> None:
     assert spec.pruner.type == "median"
     assert 6 <= spec.budget.n_trials <= 8
     assert spec.baseline is True
-    assert spec.objective.metric == "val/abs_rel" and spec.objective.direction == "minimize"
+    assert spec.objective.metric == "val/abs_rel_align" and spec.objective.direction == "minimize"
+    assert spec.confirm is not None
+    assert (spec.confirm.top_k, spec.confirm.seeds) == (3, 3)
 
 
 def test_seed_grid_spec() -> None:
@@ -49,7 +51,7 @@ def test_seed_grid_spec() -> None:
     }
     assert spec.base.loss.method == "sparse-scale-adaptive"
     assert spec.base.data.sparse is True
-    assert spec.budget.n_trials == 3 * 3 * 2 + 1  # the grid + the baseline
+    assert spec.budget.n_trials == 3 * 3 * 2  # the grid (the baseline runs outside it)
     # Every grid point is a valid config (5 scales fit the image).
     for scales in (2, 4, 5):
         assert spec.config_for({"loss.num_scales": scales}).loss.num_scales == scales
@@ -62,6 +64,18 @@ def test_defaults_filled(good: dict[str, Any]) -> None:
     assert spec.objective.reduce == "best"
     assert spec.sampler.type == "tpe" and spec.sampler.seed is None
     assert spec.pruner.type == "median" and spec.baseline is False
+    assert spec.objective.metric == "val/abs_rel_align"
+    assert spec.confirm is None  # no key: no confirmation
+    good["confirm"] = None
+    assert parse_spec(good, "t").confirm is None
+    good["confirm"] = {}
+    confirm = parse_spec(good, "t").confirm
+    assert confirm is not None and (confirm.top_k, confirm.seeds) == (3, 3)
+    good["confirm"] = {"top_k": 1, "seeds": 5}
+    spec = parse_spec(good, "t")
+    assert spec.confirm is not None and (spec.confirm.top_k, spec.confirm.seeds) == (1, 5)
+    # The stored JSON dump reads back equal (resume, studies confirm).
+    assert parse_spec(spec.model_dump(mode="json"), "t") == spec
     assert spec.base.lr == 1e-3  # TrainConfig defaults in the base
 
 

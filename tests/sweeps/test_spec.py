@@ -45,25 +45,27 @@ def test_baseline_uses_the_matching_ssi_loss(good: dict[str, Any], method: str, 
     assert baseline_method(method) == ssi
     good["base"]["loss"] = {"method": method}
     spec = parse_spec(good, "t")
-    config = spec.config_for(spec.baseline_values(), baseline=True)
+    config = spec.baseline_config()
     assert config.loss.method == ssi
     assert config.loss.num_scales == spec.base.loss.num_scales == 4
 
 
-def test_baseline_values_are_the_base_or_the_nearest_in_space(good: dict[str, Any]) -> None:
-    spec = parse_spec(good, "t")
-    assert spec.baseline_values() == {
-        "loss.lambda_sg": 0.5,
-        "loss.num_scales": 4,
-        "loss.use_inv_depth": False,
-    }
-    good["search"]["loss.lambda_sg"] = [0.3, 0.7]
+def test_baseline_config_is_the_base_with_fixed_values(good: dict[str, Any]) -> None:
+    # The baseline is no trial: it keeps the base's own values, even outside the space.
+    good["base"]["loss"] = {"num_scales": 4, "lambda_sg": 0.5}
     good["search"]["loss.num_scales"] = {"low": 1, "high": 3}
-    assert parse_spec(good, "t").baseline_values() == {
-        "loss.lambda_sg": 0.3,  # 0.5 is not a choice: the first choice
-        "loss.num_scales": 3,  # 4 is above the range: its high end
-        "loss.use_inv_depth": False,
-    }
+    good["search"]["lr"] = 0.01  # fixed: applied to every run, baseline included
+    config = parse_spec(good, "t").baseline_config()
+    assert config.loss.method == "sparse-ssi" and config.loss.num_scales == 4
+    assert config.lr == 0.01
+
+
+def test_training_seed(good: dict[str, Any]) -> None:
+    assert parse_spec(good, "t").training_seed() == 0
+    good["base"]["seed"] = 7
+    assert parse_spec(good, "t").training_seed() == 7
+    good["search"]["seed"] = 11  # a fixed value of search wins
+    assert parse_spec(good, "t").training_seed() == 11
 
 
 def test_grid_values() -> None:
