@@ -32,7 +32,8 @@ TABLE_HEADER = ("config", "params", "seeds", "mean ± 95% CI", "vs baseline ± 9
 
 
 def _num(value: float) -> str:
-    return f"{value:.4g}" if math.isfinite(value) else "n/a"
+    # Fixed decimals: a mean and its half-width line up and read at the same precision.
+    return f"{value:.4f}" if math.isfinite(value) else "n/a"
 
 
 def format_estimate(e: Estimate) -> str:

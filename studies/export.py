@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studies.confirm_report import export_header_lines
 from studies.verdict import (
+    NON_FINITE_ATTR,
     Confirmation,
     load_confirmation,
     search_baseline_trial,
@@ -127,13 +128,7 @@ def _header(
             "# confirmed: no - unconfirmed: the best single-seed search trial, possibly the "
             f"luckiest seed (run `salsweep studies confirm {study.study_name}`)"
         )
-        base = search_baseline_trial(study)
-        if base is not None and base.value is not None:
-            method = base.user_attrs.get("method") or "ssi"
-            seed = base.user_attrs.get("seed")
-            lines.append(
-                f"# baseline: {method} (search run, seed {seed}): {metric} = {base.value:.6g}"
-            )
+        lines.append(f"# baseline: {_search_baseline(study, metric)}")
     run_id = trial.user_attrs.get("mlflow_run_id")
     experiment = study.user_attrs.get("mlflow_experiment_id")
     where = f" (experiment {experiment})" if experiment is not None else ""
@@ -145,6 +140,24 @@ def _header(
 
         lines += packnet_header_lines(filename)
     return lines
+
+
+def _search_baseline(study: optuna.Study, metric: str) -> str:
+    """The SSI baseline's search run for the header: its value, why it has none, or that
+    the study has none."""
+    base = search_baseline_trial(study)
+    if base is None:
+        return "none (the study ran no SSI baseline: spec `baseline: false`, or not yet)"
+    method = base.user_attrs.get("method") or "ssi"
+    seed = base.user_attrs.get("seed")
+    where = f"{method} (search run, seed {seed})"
+    if base.value is not None:
+        return f"{where}: {metric} = {base.value:.6g}"
+    diverged = base.user_attrs.get(NON_FINITE_ATTR)
+    if diverged:
+        return f"{where}: no value, diverged ({diverged})"
+    state = "failed" if base.state == TrialState.FAIL else base.state.name.lower()
+    return f"{where}: no value, {state}"
 
 
 def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:

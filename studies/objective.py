@@ -17,9 +17,10 @@ import optuna
 from studies.search_space import suggest_config
 from studies.tracking import ParamValue, Tracker, TrackingError, flatten_params
 from sweeps import ObjectiveSpec, SweepSpec
-from trainer import EpochSelection, TrainConfig, dump_train_config, fit
+from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 
 __all__ = [
+    "FAIL_REASON_ATTR",
     "Objective",
     "RunEnding",
     "SweepObserver",
@@ -31,6 +32,8 @@ __all__ = [
 ]
 
 TrialEnd = Literal["COMPLETE", "PRUNED", "FAIL"]
+# Trial user attribute: why a search trial FAILED (its non-finite loss).
+FAIL_REASON_ATTR = "fail_reason"
 
 
 class SweepObserver(Protocol):
@@ -166,6 +169,8 @@ class Objective:
     observer: SweepObserver | None = None
     # Trials this process ran to an end (any state); other workers count their own.
     finished: int = 0
+    # The last trial of this process that diverged (None: none did).
+    last_failure: NonFiniteLoss | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = suggest_config(trial, self.spec)
@@ -208,11 +213,17 @@ class Objective:
                 self.observer.trial_started(trial.number, dict(trial.params), config.epochs)
 
             objective = self.spec.objective
-            result = fit(
-                config.model_copy(update={"output_dir": out_dir}),
-                on_epoch_end,
-                select=epoch_selection(objective),
-            )
+            try:
+                result = fit(
+                    config.model_copy(update={"output_dir": out_dir}),
+                    on_epoch_end,
+                    select=epoch_selection(objective),
+                )
+            except NonFiniteLoss as exc:
+                # Optuna keeps no reason for a FAIL: the trial carries it.
+                trial.set_user_attr(FAIL_REASON_ATTR, str(exc))
+                self.last_failure = exc
+                raise
             ending.value = objective_value(
                 result.history, metric, objective.direction, objective.reduce
             )

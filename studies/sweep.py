@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from studies.catalog import StudyMismatch, stored_spec
 from studies.confirm import (
@@ -41,20 +41,42 @@ from studies.search_space import build_pruner, build_sampler
 from studies.storage import HEARTBEAT_INTERVAL_S, open_storage
 from studies.tracking import Tracker, TrackingError, flatten_params
 from studies.verdict import ConfirmError, load_confirmation
-from sweeps import ConfirmSpec, SweepSpec, spec_to_yaml
+from sweeps import ConfirmSpec, StudyNameError, SweepSpec, check_study_name, spec_to_yaml
 from trainer import NonFiniteLoss
 
 __all__ = [
+    "BUDGET_ATTR",
     "COUNTED_STATES",
+    "SweepDiverged",
     "SweepOutcome",
     "SweepTarget",
     "confirm_sweep",
     "remaining_trials",
     "run_sweep",
+    "study_dir",
+    "trial_budget",
 ]
 
 # Trials that use up the budget; failed ones (a crash, a non-finite loss) do not.
 COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+# Study user attribute: the study's trial budget, as the last launch (or a resume given
+# --n-trials) set it; a plain resume runs up to it, not up to the spec's.
+BUDGET_ATTR = "n_trials"
+
+
+class SweepDiverged(NonFiniteLoss):
+    """The sweep stopped: its last ``count`` trials in a row ended with a non-finite loss
+    (``epoch``, ``step``, ``value``: the last one's). Without this bound a search space
+    that always diverges would start trials forever, since failed trials use no budget."""
+
+    def __init__(self, study_name: str, count: int, last: NonFiniteLoss) -> None:
+        super().__init__(last.epoch, last.step, last.value)
+        self.study_name = study_name
+        self.count = count
+        self.args = (
+            f"study {study_name!r} stopped: {count} trials in a row failed, the last with a "
+            f"{last}; narrow the search space, then `salsweep sweep resume {study_name}`",
+        )
 
 
 @dataclass(frozen=True)
@@ -95,8 +117,61 @@ def _optuna_study(spec: SweepSpec, name: str, storage: RDBStorage, create: bool)
 
 
 def remaining_trials(study: optuna.Study, n_trials: int) -> int:
+    """Trials still to finish (COMPLETE or PRUNED) before the study has ``n_trials``."""
     done = len(study.get_trials(deepcopy=False, states=COUNTED_STATES))
     return max(0, n_trials - done)
+
+
+def trial_budget(
+    study: optuna.Study, spec: SweepSpec, n_trials: int | None, *, create: bool
+) -> int:
+    """The study's budget (search trials, all workers) and record it on the study.
+
+    ``n_trials`` when given; else a launch (``create``) takes the spec's, and a resume the
+    one stored by the launch (or by the last resume given ``n_trials``), falling back on
+    the spec's for a study that has none stored.
+    """
+    stored = study.user_attrs.get(BUDGET_ATTR)
+    if n_trials is not None:
+        budget = n_trials
+    elif not create and isinstance(stored, int):
+        budget = stored
+    else:
+        budget = spec.budget.n_trials
+    if stored != budget:
+        study.set_user_attr(BUDGET_ATTR, budget)
+    return budget
+
+
+def study_dir(home: Path, name: str) -> Path:
+    """``<home>/studies/<name>``: the folder of a study's trial outputs. Raises
+    `sweeps.StudyNameError` for a name that is not a plain folder name, or whose folder
+    would resolve outside the data dir (a symbolic link named like the study)."""
+    check_study_name(name)
+    root = (home / "studies").resolve()
+    folder = (root / name).resolve()
+    if folder.parent != root:
+        raise StudyNameError(name, f"its folder {folder} is outside the data dir {home}")
+    return home / "studies" / name
+
+
+class _FailureStreak:
+    """Optuna callback: stops the study after ``limit`` trials in a row of this process
+    FAILED; ``tripped`` says that it did."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.tripped = False
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            self.count += 1
+            if self.count >= self.limit:
+                self.tripped = True
+                study.stop()
+        elif trial.state in COUNTED_STATES:
+            self.count = 0
 
 
 def _prepare(
@@ -165,18 +240,23 @@ def run_sweep(
     (when the spec has one), then log plots, the confirmation and the best config on the
     parent run.
 
-    ``n_trials`` overrides the spec's budget (total search trials of the study, all workers).
+    The budget (see `trial_budget`: ``n_trials``, else the spec's on a launch and the
+    stored one on a resume) counts the study's COMPLETE and PRUNED trials, all workers
+    together: a trial that fails (non-finite loss) is replaced by another. After as many
+    failures in a row as the budget, the sweep stops with `SweepDiverged`.
+    Raises `sweeps.StudyNameError` for an unusable ``name`` before anything is created.
     """
+    trials_dir = study_dir(target.home, name)
     # Check the server before the storage: a sweep that cannot be tracked creates nothing.
     tracker = Tracker(target.tracking_uri)
     tracker.check_reachable()
     storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
     study = _optuna_study(spec, name, storage, create=create)
-    objective = _prepare(study, spec, tracker, name, target.home / "studies" / name, observer)
+    objective = _prepare(study, spec, tracker, name, trials_dir, observer)
     ui_url = _share_view(tracker, objective.experiment_id, spec)
     if observer is not None:
         observer.sweep_started(ui_url)
-    budget = n_trials if n_trials is not None else spec.budget.n_trials
+    budget = trial_budget(study, spec, n_trials, create=create)
 
     runner = _runner(objective)
     skipped: str | None = None
@@ -185,16 +265,7 @@ def run_sweep(
             # Before the search, outside the study: the sampler never sees its score.
             run_jobs(study, [baseline_search_job(spec)], runner)
         close_dead_trials(study, tracker)
-        todo = remaining_trials(study, budget)
-        if todo:
-            study.optimize(
-                objective,
-                n_trials=todo,
-                timeout=spec.budget.timeout,
-                catch=(NonFiniteLoss,),
-                callbacks=[MaxTrialsCallback(budget, states=COUNTED_STATES)],
-                gc_after_trial=True,
-            )
+        _search(study, objective, budget, spec.budget.timeout)
         if spec.confirm is not None:
             running = _still_running(study)
             if running:
@@ -220,6 +291,26 @@ def run_sweep(
         replicates=runner.finished,
         confirmation_skipped=skipped,
     )
+
+
+def _search(study: optuna.Study, objective: Objective, budget: int, timeout: float | None) -> None:
+    """Run trials until the study has ``budget`` COMPLETE or PRUNED ones (Optuna's
+    ``n_trials`` would count failed ones too), ``timeout`` seconds have passed, or
+    ``budget`` trials in a row failed (then raises `SweepDiverged`)."""
+    if not remaining_trials(study, budget):
+        return
+    streak = _FailureStreak(limit=budget)
+    study.optimize(
+        objective,
+        n_trials=None,  # MaxTrialsCallback ends the loop: the budget counts finished trials
+        timeout=timeout,
+        catch=(NonFiniteLoss,),
+        callbacks=[MaxTrialsCallback(budget, states=COUNTED_STATES), streak],
+        gc_after_trial=True,
+    )
+    if streak.tripped:
+        assert objective.last_failure is not None  # only NonFiniteLoss is caught
+        raise SweepDiverged(study.study_name, streak.count, objective.last_failure)
 
 
 def _share_view(tracker: Tracker, experiment_id: str, spec: SweepSpec) -> str:
@@ -255,6 +346,7 @@ def confirm_sweep(
     baseline, each with ``seeds`` further training seeds (default: the spec's ``confirm``,
     else 3 and 3). Runs only the replicates not done yet; logs the confirmation on the
     parent run."""
+    trials_dir = study_dir(target.home, name)
     tracker = Tracker(target.tracking_uri)
     tracker.check_reachable()
     spec = stored_spec(name, target.storage_url)
@@ -269,7 +361,7 @@ def confirm_sweep(
         open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval),
         create=False,
     )
-    objective = _prepare(study, spec, tracker, name, target.home / "studies" / name, observer)
+    objective = _prepare(study, spec, tracker, name, trials_dir, observer)
     ui_url = _share_view(tracker, objective.experiment_id, spec)
     if observer is not None:
         observer.sweep_started(ui_url)

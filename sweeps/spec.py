@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,10 +17,13 @@ from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, Samp
 from trainer.config import LossMethod, TrainConfig
 
 __all__ = [
+    "NAME_MAX_LENGTH",
     "NAME_PATTERN",
     "Distribution",
+    "StudyNameError",
     "SweepSpec",
     "baseline_method",
+    "check_study_name",
     "semantic_problems",
     "spec_json_schema",
     "spec_to_yaml",
@@ -27,7 +31,37 @@ __all__ = [
 
 # Study, MLflow experiment and folder name alike: no spaces, slashes or leading dots.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+NAME_MAX_LENGTH = 100
 Distribution = FloatRange | IntRange | Choices
+
+
+class StudyNameError(SpecError):
+    """A study name that cannot be used (it also names a folder and an MLflow experiment).
+
+    A `SpecError` with a one-line message: the CLI reports it like a bad spec (exit 1).
+    """
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"study name {name!r}", [SpecProblem("", why)])
+        self.name = name
+        self.args = (f"invalid study name {name!r}: {why}",)
+
+
+def check_study_name(name: str) -> str:
+    """``name`` when it can name a study: letters, digits, ``_ . -``, starting with a
+    letter or digit, at most `NAME_MAX_LENGTH` characters (no slash, no leading dot, so a
+    folder named after it stays inside the data dir). Raises `StudyNameError`."""
+    if not name:
+        raise StudyNameError(name, "empty")
+    if len(name) > NAME_MAX_LENGTH:
+        raise StudyNameError(name, f"longer than {NAME_MAX_LENGTH} characters")
+    if re.fullmatch(NAME_PATTERN, name) is None:
+        raise StudyNameError(
+            name,
+            "use letters, digits, '_', '.' and '-', starting with a letter or digit "
+            "(it names a folder of the data dir and the MLflow experiment)",
+        )
+    return name
 
 
 def baseline_method(method: str) -> LossMethod:
@@ -106,7 +140,7 @@ class SweepSpec(BaseModel):
 
     name: str = Field(
         min_length=1,
-        max_length=100,
+        max_length=NAME_MAX_LENGTH,
         pattern=NAME_PATTERN,
         description="Default study (and MLflow experiment) name; --study-name overrides it.",
     )

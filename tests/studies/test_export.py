@@ -158,16 +158,80 @@ def test_packnet_layout(study: optuna.Study) -> None:
         "supervised_loss_weight": 1.0,
         **trial_loss.loss_params(),
     }
-    assert doc["model"]["optimizer"]["depth"] == {"lr": 1e-3, "weight_decay": 1e-4}
+    assert doc["model"]["optimizer"]["depth"] == {"lr": 0.004, "weight_decay": 1e-4}
     assert doc["datasets"]["train"]["batch_size"] == 4
-    assert doc["arch"]["max_epochs"] == 3
+    assert doc["arch"]["max_epochs"] == 4
 
 
 def test_config_rebuilt_from_the_spec_when_not_stored(tmp_path: Path, spec: SweepSpec) -> None:
     s = make_study(tmp_path, spec)
     add(s, spec, P1, 0.3, store_config=False)
-    config = TrainConfig.model_validate(yaml.safe_load(export_best(s)))
-    assert config == spec.config_for(P1)
+    assert "config" not in s.trials[0].user_attrs
+    exported = yaml.safe_load(export_best(s))
+    # The trial's params (P1) over sweeps/default.yaml's base, every other setting at the
+    # TrainConfig default: typed out here, not rebuilt by the code under test.
+    expected = TrainConfig().model_dump(mode="json")
+    expected["loss"].update(
+        {"method": "scale-adaptive", "num_scales": 2, "lambda_sg": 0.2, "use_inv_depth": True}
+    )
+    expected["data"].update(
+        {"height": 64, "width": 192, "num_train": 1000, "num_val": 128, "num_test": 128}
+    )
+    expected["model"]["base_channels"] = 8
+    expected.update({"epochs": 4, "steps_per_epoch": 150, "batch_size": 4, "lr": 0.004})
+    expected["previews"] = True
+    assert TrainConfig.model_validate(exported).model_dump(mode="json") == expected
+
+
+def test_config_that_no_longer_validates_is_an_export_error(
+    tmp_path: Path, spec: SweepSpec
+) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3, store_config=False)
+    # A param outside what the base allows: 64 px cannot take 8 scales.
+    s.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.1,
+            params={**P1, "loss.num_scales": 8},
+            distributions={**DISTRIBUTIONS, "loss.num_scales": IntDistribution(1, 8)},
+        )
+    )
+    with pytest.raises(ExportError, match="cannot rebuild the config of trial 1"):
+        export_best(s)
+
+
+def test_header_without_a_baseline(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3)
+    found = header(export_best(s))
+    assert found["baseline"] == (
+        "none (the study ran no SSI baseline: spec `baseline: false`, or not yet)"
+    )
+    assert found["objective"] == "val/abs_rel = 0.3 (minimize, best epoch; the search's single run)"
+
+
+def test_header_when_the_baseline_failed_or_diverged(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3)
+    # Interrupted (FAIL, no value): said so, never a number.
+    add_replicate(
+        s,
+        "baseline",
+        0,
+        math.nan,
+        role="search-baseline",
+        state=TrialState.FAIL,
+    )
+    assert header(export_best(s))["baseline"] == "ssi (search run, seed 0): no value, failed"
+    # Diverged (a result, stored PRUNED with its reason): the reason is in the header.
+    add_replicate(s, "baseline", 0, math.nan, role="search-baseline")
+    assert header(export_best(s))["baseline"] == (
+        "ssi (search run, seed 0): no value, diverged (non-finite training loss)"
+    )
+    # A later complete run of the baseline wins over the failed ones.
+    add_search_baseline(s, 0.35)
+    assert header(export_best(s))["baseline"] == "ssi (search run, seed 0): val/abs_rel = 0.35"
 
 
 def test_nothing_to_export(tmp_path: Path, spec: SweepSpec) -> None:
@@ -219,18 +283,18 @@ def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> N
     assert found["trial"] == "1"
     # mean 0.21, sd 0.01, half-width 4.303 * 0.01 / sqrt(3) = 0.02484
     assert found["confirmed"] == (
-        "test/abs_rel_align = 0.21 ± 0.02484 [0.1852, 0.2348] (mean ± 95% CI, test split) "
+        "test/abs_rel_align = 0.2100 ± 0.0248 [0.1852, 0.2348] (mean ± 95% CI, test split) "
         "on 3 training seeds (1, 2, 3)"
     )
     assert found["baseline"] == (
-        "ssi: test/abs_rel_align = 0.4 ± 0.02484 [0.3752, 0.4248] on 3 seeds; "
-        "winner - baseline = -0.19 ± 0.02484 [-0.2148, -0.1652], 3 pairs: "
+        "ssi: test/abs_rel_align = 0.4000 ± 0.0248 [0.3752, 0.4248] on 3 seeds; "
+        "winner - baseline = -0.1900 ± 0.0248 [-0.2148, -0.1652], 3 pairs: "
         "the winner is better beyond noise"
     )
-    assert found["runner-up"].startswith("trial 2: test/abs_rel_align = 0.32 ± 0.02484")
+    assert found["runner-up"].startswith("trial 2: test/abs_rel_align = 0.3200 ± 0.0248")
     assert found["runner-up"].endswith("the winner is better beyond noise")
     assert "caution" not in found
-    assert found["verdict"].startswith("The winner, trial 1 (test/abs_rel_align 0.21 ± 0.02484")
+    assert found["verdict"].startswith("The winner, trial 1 (test/abs_rel_align 0.2100 ± 0.0248")
     assert "beats the baseline (ssi) beyond noise" in found["verdict"]
 
 

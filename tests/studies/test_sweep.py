@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+import yaml
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
@@ -18,13 +25,12 @@ from studies import (
     Tracker,
     export_best,
     load_study,
-    objective_value,
     run_sweep,
     write_export,
 )
-from studies.export import exported_trial
 from studies.server import ServerInfo
 from studies.verdict import companion_name, load_confirmation
+from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, Sweep, tiny_spec
 from trainer import fit, load_train_config
 
@@ -73,7 +79,9 @@ def test_baseline_and_replicates_live_beside_the_study(sweep: Sweep) -> None:
     assert first.user_attrs["config"]["loss"]["method"] == "sparse-ssi"
     assert first.user_attrs["metric"] == METRIC
     study = load_study(sweep.name, sweep.target.storage_url)
-    assert first.datetime_complete <= study.trials[0].datetime_start
+    started = study.trials[0].datetime_start
+    assert first.datetime_complete is not None and started is not None
+    assert first.datetime_complete <= started
     # Then the confirmation: the 2 best distinct configs and the baseline, seeds 1 and 2.
     confirmations = runs[1:]
     assert sweep.replicates == len(runs) == 1 + 3 * CONFIRM["seeds"]
@@ -108,6 +116,10 @@ def test_mlflow_holds_parent_and_one_child_per_trial(
     assert parent.info.run_name == "sweep"
     assert parent.info.status == "FINISHED"
     assert parent.data.params["spec.budget.n_trials"] == str(N_TRIALS)
+    # The spec's lists and nulls as JSON (studies.tracking.flatten_params).
+    assert parent.data.params["spec.search.loss.use_inv_depth.choices"] == "[true, false]"
+    assert parent.data.params["spec.budget.timeout"] == "null"
+    assert parent.data.params["spec.base.data.path"] == "null"
     parent_files = {f.path for f in client.list_artifacts(sweep.parent_run_id)}
     assert {
         "sweep.yaml",
@@ -192,24 +204,65 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
     assert "The winner, trial " in table
 
 
+def _confirmed_means(sweep: Sweep) -> dict[str, float]:
+    """Mean test value per confirmed config key, from the companion's replicates."""
+    companion = optuna.load_study(
+        study_name=companion_name(sweep.name), storage=sweep.target.storage_url
+    )
+    values: dict[str, list[float]] = {}
+    for t in companion.get_trials(states=(TrialState.COMPLETE,)):
+        if t.user_attrs["role"] == "confirmation":
+            assert t.value is not None
+            values.setdefault(t.user_attrs["config_key"], []).append(t.value)
+    assert all(len(v) == CONFIRM["seeds"] for v in values.values())
+    return {key: sum(v) / len(v) for key, v in values.items()}
+
+
 def test_export_reproduces_the_objective(sweep: Sweep, tmp_path: Path) -> None:
+    # The winner, found here from the raw replicates: the config with the best mean.
+    means = _confirmed_means(sweep)
+    winner_key = min((k for k in means if k != "baseline"), key=lambda k: means[k])
+    number = int(winner_key.split("-")[1])
+    raw = optuna.load_study(study_name=sweep.name, storage=sweep.target.storage_url)
+    winner = raw.trials[number]
+    assert winner.state == TrialState.COMPLETE and winner.value is not None
+
     study = load_study(sweep.name, sweep.target.storage_url)
     path = tmp_path / "best.yaml"
     write_export(export_best(study, "trainer", filename=str(path)), path)
     text = path.read_text()
-    # The confirmed winner (best mean over seeds 1, 2), not the luckiest single trial.
-    winner, confirmation = exported_trial(study)
-    assert confirmation is not None and confirmation.winner is not None
-    assert confirmation.winner.key == f"trial-{winner.number}"
     assert text.startswith(f"# salsweep: confirmed winner of study '{sweep.name}'")
-    assert f"# trial: {winner.number}\n" in text
-    assert "# confirmed: test/abs_rel_align = " in text and "on 2 training seeds (1, 2)" in text
-    assert "# baseline: sparse-ssi: test/abs_rel_align = " in text
-    assert winner.user_attrs["mlflow_run_id"] in text
-    config = load_train_config(path)
-    result = fit(config)
-    value = objective_value(result.history, METRIC, "minimize")
-    assert value == pytest.approx(winner.value, rel=1e-6, abs=1e-9)
+    assert f"# trial: {number}\n" in text
+    assert f"# objective: {METRIC} = {winner.value:.6g} (minimize, best epoch;" in text
+    assert f"# confirmed: test/abs_rel_align = {means[winner_key]:.4g} ± " in text
+    assert "on 2 training seeds (1, 2)" in text
+    assert f"# baseline: sparse-ssi: test/abs_rel_align = {means['baseline']:.4g} ± " in text
+    assert f"# mlflow run: {winner.user_attrs['mlflow_run_id']} (experiment " in text
+    assert f"# reproduce: salsweep train {path}\n" in text
+
+    # The file holds the winner's params over tiny_spec's base, typed out here.
+    doc = yaml.safe_load(text)
+    assert doc["loss"]["lambda_sg"] == winner.params["loss.lambda_sg"]
+    assert doc["loss"]["num_scales"] == winner.params["loss.num_scales"]
+    assert doc["loss"]["use_inv_depth"] is winner.params["loss.use_inv_depth"]
+    assert doc["loss"]["method"] == "sparse-scale-adaptive"
+    assert {k: doc["data"][k] for k in ("height", "width", "num_train", "num_val")} == {
+        "height": 32,
+        "width": 64,
+        "num_train": 16,
+        "num_val": 4,
+    }
+    assert (doc["model"]["base_channels"], doc["model"]["num_stages"]) == (4, 2)
+    assert (doc["epochs"], doc["steps_per_epoch"], doc["batch_size"]) == (2, 2, 2)
+    assert (doc["seed"], doc["device"], doc["output_dir"]) == (0, "cpu", None)
+
+    # Trained again, it scores what Optuna recorded for the trial (best epoch, by hand).
+    result = fit(load_train_config(path))
+    refit = min(epoch[METRIC] for epoch in result.history)
+    assert refit == pytest.approx(winner.value, rel=1e-6, abs=1e-9)
+    assert [e[METRIC] for e in result.history] == pytest.approx(
+        [winner.intermediate_values[1], winner.intermediate_values[2]], rel=1e-6, abs=1e-9
+    )
 
 
 def test_export_cli_packnet(sweep: Sweep, tmp_path: Path) -> None:
@@ -234,23 +287,60 @@ def test_export_cli_packnet(sweep: Sweep, tmp_path: Path) -> None:
     assert "lambda_sg:" in text
 
 
+def _table_rows(output: str) -> list[list[str]]:
+    """The cells of a rich table's body rows (lines framed by │)."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in output.splitlines()
+        if line.strip().startswith("│")
+    ]
+
+
 def test_studies_show_and_list(sweep: Sweep) -> None:
     runner = CliRunner()
     shown = runner.invoke(
         cli, ["studies", "show", sweep.name, "--storage", sweep.target.storage_url]
     )
     assert shown.exit_code == 0, shown.output
-    assert shown.output.count("COMPLETE") == N_TRIALS + 1  # and the baseline's run
-    assert "│ baseline │ COMPLETE │ method=sparse-ssi" in shown.output
+    trials = optuna.load_study(study_name=sweep.name, storage=sweep.target.storage_url).trials
+    companion = optuna.load_study(
+        study_name=companion_name(sweep.name), storage=sweep.target.storage_url
+    )
+    baseline = companion.trials[0]
+    assert baseline.user_attrs["role"] == "search-baseline" and baseline.value is not None
+    rows = _table_rows(shown.output.split("confirmation: ", 1)[0])
+    # trial, state, params, value, duration, MLflow run: the baseline's search run, then
+    # the trials in order, each value as Optuna stores it (5 significant digits).
+    assert [(r[0], r[1], r[3], r[5]) for r in rows] == [
+        ("baseline", "COMPLETE", f"{baseline.value:.5g}", baseline.user_attrs["mlflow_run_id"])
+    ] + [
+        (str(t.number), "COMPLETE", f"{t.value:.5g}", t.user_attrs["mlflow_run_id"]) for t in trials
+    ]
+    assert rows[0][2] == "method=sparse-ssi"
+    for row, t in zip(rows[1:], trials, strict=True):
+        assert row[2] == (
+            f"lambda_sg={t.params['loss.lambda_sg']:.4g}, "
+            f"num_scales={t.params['loss.num_scales']}, "
+            f"use_inv_depth={t.params['loss.use_inv_depth']}"
+        )
     assert "confirmation: test/abs_rel_align on the test split, 95% intervals" in shown.output
     assert "baseline (sparse-ssi)" in shown.output and "(winner)" in shown.output
     sentence = " ".join(shown.output.split("The winner, trial ", 1)[1].split())
+    means = _confirmed_means(sweep)
+    winner = min((k for k in means if k != "baseline"), key=lambda k: means[k])
+    assert sentence.startswith(f"{winner.split('-')[1]} (test/abs_rel_align ")
     assert "the baseline (sparse-ssi)" in sentence and "runner-up" in sentence
     assert "2 pairs" in sentence
+
     listed = runner.invoke(cli, ["studies", "list", "--storage", sweep.target.storage_url])
     assert listed.exit_code == 0, listed.output
-    assert sweep.name in listed.output
     assert ":confirm" not in listed.output
+    best = min(t.value for t in trials if t.value is not None)
+    mine = [r for r in _table_rows(listed.output) if r[0] == sweep.name]
+    # study, trials, complete, pruned, failed, best (the baseline is no trial of it)
+    assert [r[:6] for r in mine] == [
+        [sweep.name, str(N_TRIALS), str(N_TRIALS), "0", "0", f"{best:.5g}"]
+    ]
 
 
 def test_studies_confirm_twice_adds_nothing(sweep: Sweep, mlflow_server: ServerInfo) -> None:
@@ -397,28 +487,32 @@ def test_malformed_spec_creates_nothing(tmp_path: Path, text: str, code: int, me
     assert not home.exists()
 
 
-def test_ctrl_c_exits_130_and_resume_finishes(mlflow_server: ServerInfo, tmp_path: Path) -> None:
-    """A real SIGINT to a running `salsweep sweep launch`, then `salsweep sweep resume`."""
+def test_ctrl_c_exits_130_and_resume_keeps_the_launch_budget(
+    mlflow_server: ServerInfo, tmp_path: Path
+) -> None:
+    """A real SIGINT to a running `salsweep sweep launch --n-trials 3` of a spec whose
+    budget is 4, then `salsweep sweep resume`: up to 3, the launch's budget, not the spec's
+    4; `sweep resume --n-trials 4` then sets a new budget."""
     import os
     import signal
     import subprocess
     import sys
-
-    import yaml
+    import threading
 
     root = Path(__file__).resolve().parents[2]
-    data = tiny_spec("ctrlc", n_trials=3).model_dump(mode="json")
+    data = tiny_spec("ctrlc", n_trials=4).model_dump(mode="json")
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(data))
+    home = tmp_path / "home"
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": mlflow_server.url,
-        "SALSWEEP_HOME": str(tmp_path / "home"),
+        "SALSWEEP_HOME": str(home),
         "PYTHONUNBUFFERED": "1",
     }
     cmd = [sys.executable, str(root / "cli.py")]
     proc = subprocess.Popen(
-        [*cmd, "sweep", "launch", str(spec)],
+        [*cmd, "sweep", "launch", str(spec), "--n-trials", "3"],
         # A shell that runs the tests in the background (as CI may) starts them with SIGINT
         # ignored, and a child inherits that: give the sweep the default Ctrl-C handling.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -429,21 +523,31 @@ def test_ctrl_c_exits_130_and_resume_finishes(mlflow_server: ServerInfo, tmp_pat
     )
     assert proc.stdout is not None
     seen = []
-    for line in proc.stdout:  # wait until trial 1 has started, then press Ctrl-C
-        seen.append(line)
-        if line.startswith("trial 1:"):
-            proc.send_signal(signal.SIGINT)
-            break
-    rest = proc.communicate(timeout=120)[0]
+    # The read below has no timeout of its own: a sweep that never prints "trial 1:" is
+    # killed, which closes its output and ends the loop.
+    watchdog = threading.Timer(180, proc.kill)
+    watchdog.start()
+    try:
+        for line in proc.stdout:  # wait until trial 1 has started, then press Ctrl-C
+            seen.append(line)
+            if line.startswith("trial 1:"):
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.communicate(timeout=120)[0]
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:  # never leave a sweep running behind a failed test
+            proc.kill()
+            proc.wait(timeout=30)
     output = "".join(seen) + rest
     assert proc.returncode == 130, output
     assert "interrupted" in output
     assert "Traceback" not in output
 
-    storage = f"sqlite:///{tmp_path / 'home' / 'optuna.db'}"
-    states = [t.state for t in load_study("ctrlc", storage).get_trials()]
-    assert states[:1] == [TrialState.COMPLETE]
-    assert states[-1] == TrialState.FAIL
+    storage = f"sqlite:///{home / 'optuna.db'}"
+    study = load_study("ctrlc", storage)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert study.user_attrs["n_trials"] == 3
 
     resumed = subprocess.run(
         [*cmd, "sweep", "resume", "ctrlc"],
@@ -454,7 +558,32 @@ def test_ctrl_c_exits_130_and_resume_finishes(mlflow_server: ServerInfo, tmp_pat
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     states = [t.state for t in load_study("ctrlc", storage).get_trials()]
-    assert states.count(TrialState.COMPLETE) == 3
+    assert states == [
+        TrialState.COMPLETE,
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+    ]
+
+    # resume --n-trials: a new budget of 4 complete trials, kept by the next resume.
+    again = ["--storage", storage, "--tracking-uri", mlflow_server.url, "--home", str(home)]
+    more = CliRunner().invoke(cli, ["sweep", "resume", "ctrlc", "--n-trials", "4", *again])
+    assert more.exit_code == 0, more.output
+    study = load_study("ctrlc", storage)
+    assert [t.state for t in study.get_trials()].count(TrialState.COMPLETE) == 4
+    assert len(study.trials) == 5 and study.user_attrs["n_trials"] == 4
+    rows = _table_rows(more.output.split("unconfirmed:", 1)[0])
+    assert [(r[0], r[1]) for r in rows] == [
+        ("baseline", "COMPLETE"),
+        ("0", "COMPLETE"),
+        ("1", "FAIL"),
+        ("2", "COMPLETE"),
+        ("3", "COMPLETE"),
+        ("4", "COMPLETE"),
+    ]
+    plain = CliRunner().invoke(cli, ["sweep", "resume", "ctrlc", *again])
+    assert plain.exit_code == 0, plain.output
+    assert len(load_study("ctrlc", storage).trials) == 5  # nothing left to run
 
 
 class _InterruptReplicate(_InterruptAt):
@@ -512,7 +641,9 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
         TrialState.WAITING,
     ]
     client = MlflowClient(mlflow_server.url)
-    experiment = client.get_experiment_by_name("confirm-resume").experiment_id
+    found = client.get_experiment_by_name("confirm-resume")
+    assert found is not None
+    experiment = found.experiment_id
     interrupted = client.get_run(companion.get_trials()[2].user_attrs["mlflow_run_id"])
     assert interrupted.info.status == "FAILED"
     assert interrupted.data.tags["optuna.state"] == "FAIL"
@@ -527,7 +658,9 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
         if t.user_attrs["role"] == "confirmation"
     ]
     jobs = sorted((t.user_attrs["config_key"], t.user_attrs["seed"]) for t in done)
-    best = min(load_study("confirm-resume", target.storage_url).trials, key=lambda t: t.value)
+    best = min(
+        load_study("confirm-resume", target.storage_url).trials, key=lambda t: float(t.value or 0)
+    )
     assert jobs == [
         ("baseline", 1),
         ("baseline", 2),
@@ -562,3 +695,278 @@ def test_confirm_needs_a_complete_trial(mlflow_server: ServerInfo, tmp_path: Pat
     assert result.exit_code == 1, result.output
     assert "study 'empty' has no complete search trial to confirm yet" in result.output
     assert "Traceback" not in result.output
+
+
+def fast_spec(name: str, **extra: Any) -> SweepSpec:
+    """`tiny_spec` without preview images (the slowest part of a tiny trial)."""
+    data = tiny_spec(name, **extra).model_dump(mode="json")
+    data["base"]["previews"] = False
+    return parse_spec(data, "test")
+
+
+class _Record:
+    """Observer that records how each search trial ended; ``current``: the running one."""
+
+    def __init__(self) -> None:
+        self.current = -1
+        self.finished: list[tuple[int, str, str | None]] = []
+
+    def sweep_started(self, ui_url: str) -> None:
+        pass
+
+    def trial_started(self, number: int, params: dict[str, object], epochs: int) -> None:
+        self.current = number
+
+    def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def trial_finished(
+        self, number: int, state: str, value: float | None, reason: str | None
+    ) -> None:
+        self.finished.append((number, state, reason))
+
+    def run_started(self, label: str, params: dict[str, object], epochs: int) -> None:
+        pass
+
+    def run_epoch_finished(self, label: str, epoch: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _diverging(when: Callable[[], bool]) -> Iterator[None]:
+    """A real forward hook on every module: while ``when()``, the network's training
+    output becomes NaN, so the trainer raises NonFiniteLoss at that step."""
+    import torch
+
+    def poison(module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> object:
+        if type(module).__name__ == "DepthNet" and module.training and when():
+            return output * math.nan
+        return None
+
+    # torch types the hook as returning None, but a forward hook may return a new output.
+    handle = torch.nn.modules.module.register_module_forward_hook(poison)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+NON_FINITE = "non-finite training loss (nan) at epoch 1, step 1"
+
+
+def test_failed_trial_does_not_use_the_budget(mlflow_server: ServerInfo, tmp_path: Path) -> None:
+    """Trial 1 diverges: FAIL in Optuna, FAILED in MLflow, and a 4th trial makes the 3
+    complete trials of the budget."""
+    target = SweepTarget(f"sqlite:///{tmp_path / 'optuna.db'}", mlflow_server.url, tmp_path)
+    spec = fast_spec("diverge", n_trials=3, baseline=False)
+    observer = _Record()
+    with _diverging(lambda: observer.current == 1):
+        outcome = run_sweep(spec, "diverge", target, observer=observer)
+    assert [(n, state) for n, state, _ in observer.finished] == [
+        (0, "COMPLETE"),
+        (1, "FAIL"),
+        (2, "COMPLETE"),
+        (3, "COMPLETE"),
+    ]
+    assert observer.finished[1][2] is not None and observer.finished[1][2].startswith(NON_FINITE)
+    assert outcome.ran == 4
+    trials = optuna.load_study(study_name="diverge", storage=target.storage_url).trials
+    states = [t.state for t in trials]
+    complete, fail = TrialState.COMPLETE, TrialState.FAIL
+    assert states == [complete, fail, complete, complete]
+    assert states.count(TrialState.COMPLETE) == spec.budget.n_trials
+    assert trials[1].user_attrs["fail_reason"].startswith(NON_FINITE)
+    assert trials[1].intermediate_values == {}
+    client = MlflowClient(mlflow_server.url)
+    for trial in trials:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        failed = trial.state == TrialState.FAIL
+        assert run.info.status == ("FAILED" if failed else "FINISHED")
+        assert run.data.tags["optuna.state"] == trial.state.name
+        assert ("optuna.value" in run.data.metrics) is not failed
+    assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
+
+
+def test_a_sweep_that_always_diverges_stops(mlflow_server: ServerInfo, tmp_path: Path) -> None:
+    """Every trial diverges: after as many failures in a row as the budget (2), the sweep
+    stops with one line and exit 1 instead of starting trials forever."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(fast_spec("nan", n_trials=4, baseline=False).model_dump(mode="json"))
+    )
+    home = tmp_path / "home"
+    args = ["sweep", "launch", str(spec), "--n-trials", "2", "--home", str(home)]
+    with _diverging(lambda: True):
+        result = CliRunner().invoke(cli, [*args, "--tracking-uri", mlflow_server.url])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == [
+        f"Error: study 'nan' stopped: 2 trials in a row failed, the last with a {NON_FINITE}: "
+        "lower the learning rate or check the ground truth; narrow the search space, then "
+        "`salsweep sweep resume nan`"
+    ]
+    study = optuna.load_study(study_name="nan", storage=f"sqlite:///{home / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.FAIL]
+    client = MlflowClient(mlflow_server.url)
+    parent = client.get_run(study.user_attrs["mlflow_parent_run_id"])
+    assert parent.info.status == "KILLED"
+    for trial in study.trials:
+        assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "FAILED"
+
+
+class _SlowStart(_Record):
+    """Each trial starts ``seconds`` late (a slow trial, without a slower training run)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def trial_started(self, number: int, params: dict[str, object], epochs: int) -> None:
+        super().trial_started(number, params, epochs)
+        time.sleep(self.seconds)
+
+
+def test_budget_timeout_ends_each_launch(mlflow_server: ServerInfo, tmp_path: Path) -> None:
+    """budget.timeout 0.5 s: the first trial (longer than that) is the launch's only one;
+    a resume has its own 0.5 s and runs one more; the confirmation still runs."""
+    target = SweepTarget(f"sqlite:///{tmp_path / 'optuna.db'}", mlflow_server.url, tmp_path)
+    spec = fast_spec(
+        "timeout",
+        baseline=False,
+        budget={"n_trials": 3, "timeout": 0.5},
+        confirm={"top_k": 1, "seeds": 2},
+    )
+    first = run_sweep(spec, "timeout", target, observer=_SlowStart(0.6))
+    assert (first.ran, first.replicates, first.confirmation_skipped) == (1, 2, None)
+    second = run_sweep(spec, "timeout", target, observer=_SlowStart(0.6), create=False)
+    assert second.ran == 1
+    study = optuna.load_study(study_name="timeout", storage=target.storage_url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["sweep", "launch", str(SPEC_DIR / "default.yaml"), "--study-name", "../../evil"],
+        ["sweep", "resume", "../../evil"],
+        ["studies", "show", "../../evil"],
+        ["studies", "export", "../../evil", "-o", "best.yaml"],
+        ["studies", "confirm", "../../evil"],
+    ],
+    ids=["launch", "resume", "show", "export", "confirm"],
+)
+def test_study_name_cannot_escape_the_data_dir(
+    mlflow_server: ServerInfo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """A study name that is a path: one line, exit 1, nothing written outside the data
+    dir (`X/home/studies/../../evil` would be `X/evil`)."""
+    x = tmp_path / "X"
+    x.mkdir()
+    home = x / "home"
+    args = [*command, "--home", str(home)]
+    if command[1] != "show" and command[1] != "export":
+        args += ["--tracking-uri", mlflow_server.url]
+    monkeypatch.chdir(x)  # the export's -o best.yaml would land in X
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    # One line says what is wrong (the launch's progress bar may be drawn before it).
+    errors = [line for line in result.output.splitlines() if "evil" in line]
+    assert len(errors) == 1 and errors[0].startswith("Error: ")
+    assert "'../../evil'" in errors[0]
+    assert not (x / "evil").exists() and not (tmp_path / "evil").exists()
+    assert [p.name for p in x.iterdir()] in ([], ["home"])
+    assert not (home / "studies").exists()
+    if command[1] == "launch":  # refused before anything is created, the data dir too
+        assert errors[0].startswith("Error: invalid study name '../../evil': use letters")
+        assert not home.exists()
+    assert MlflowClient(mlflow_server.url).get_experiment_by_name("../../evil") is None
+
+
+HANG = """
+import sys, time
+from pathlib import Path
+import optuna, sqlalchemy, yaml
+from studies.search_space import suggest_config
+from studies.storage import open_storage
+from sweeps import parse_spec
+spec = parse_spec(yaml.safe_load(Path(sys.argv[1]).read_text()), "spec")
+storage = open_storage(sys.argv[2], heartbeat_interval=1)
+study = optuna.load_study(study_name=spec.name, storage=storage)
+beats = sqlalchemy.text("SELECT COUNT(*) FROM trial_heartbeats WHERE trial_id = :id")
+def hang(trial):
+    suggest_config(trial, spec)  # the objective's params (a retried trial keeps them)
+    # Only a trial with a heartbeat can go stale: killed before its first one, it would
+    # stay RUNNING (Optuna's rule). Wait for the heartbeat thread's first write.
+    for _ in range(600):
+        with storage.engine.connect() as db:
+            if db.execute(beats, {"id": trial._trial_id}).scalar():
+                break
+        time.sleep(0.1)
+    print("running", trial.number, flush=True)
+    time.sleep(300)
+study.optimize(hang, n_trials=1)
+"""
+
+
+def _die_in_a_trial(spec_file: Path, storage: str) -> int:
+    """Run a worker (Optuna heartbeats every 1 s) until its trial runs, then SIGKILL it;
+    returns the number of the trial it left RUNNING."""
+    import signal
+    import subprocess
+    import sys
+
+    worker = subprocess.Popen(
+        [sys.executable, "-c", HANG, str(spec_file), storage],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert worker.stdout is not None
+    watchdog = threading.Timer(120, worker.kill)  # bounds the read below
+    watchdog.start()
+    try:
+        line = worker.stdout.readline()
+    finally:
+        watchdog.cancel()
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert line.startswith("running "), line + worker.stdout.read()
+    # Past the grace period (2 heartbeats); SQLite's clock ticks in whole seconds.
+    time.sleep(3.2)
+    return int(line.split()[1])
+
+
+def test_second_death_of_a_trial_is_not_retried(mlflow_server: ServerInfo, tmp_path: Path) -> None:
+    """Trial 0's worker dies: Optuna re-queues it once (trial 1, same params). Trial 1's
+    worker dies too: max_retry (1) is used up, so the next sweep fails it and samples a
+    fresh trial 2 instead of retrying forever."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    spec = fast_spec("twice", n_trials=1, baseline=False)
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
+    optuna.create_study(study_name="twice", storage=storage)
+    assert _die_in_a_trial(spec_file, storage) == 0
+    # The second worker fails the stale trial 0 and runs its retry, trial 1; and dies.
+    assert _die_in_a_trial(spec_file, storage) == 1
+    trials = optuna.load_study(study_name="twice", storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING]
+    assert trials[1].system_attrs["failed_trial"] == 0
+    assert trials[1].params == trials[0].params
+
+    target = SweepTarget(storage, mlflow_server.url, tmp_path, heartbeat_interval=1)
+    outcome = run_sweep(spec, "twice", target, create=False)
+    trials = optuna.load_study(study_name="twice", storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert outcome.ran == 1
+    fresh = trials[2]
+    assert "failed_trial" not in fresh.system_attrs  # sampled, not a retry of trial 1
+    assert fresh.user_attrs["mlflow_run_id"]
+    run = MlflowClient(mlflow_server.url).get_run(fresh.user_attrs["mlflow_run_id"])
+    assert run.info.status == "FINISHED"

@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from studies.server import ServerInfo
-from studies.tracking import PARENT_RUN_NAME, ChildState, Tracker, TrackingError
+from studies.tracking import PARENT_RUN_NAME, ChildState, Tracker, TrackingError, flatten_params
 from studies.urls import SHARED_VIEW_TAG_PREFIX as SHARED
 from studies.urls import free_port
 
@@ -284,3 +284,30 @@ def test_share_sweep_view_stores_the_view_on_the_experiment(
 def test_share_sweep_view_of_a_missing_experiment_is_a_tracking_error(tracker: Tracker) -> None:
     with pytest.raises(TrackingError, match="cannot store the runs view of experiment 987654"):
         tracker.share_sweep_view("987654", ["lr"], "val/abs_rel", ascending=True)
+
+
+def test_flatten_params_lists_none_and_nesting() -> None:
+    data = {
+        "loss": {"lambda_sg": 0.5, "use_inv_depth": False, "method": "ssi"},
+        "search": {"loss.use_inv_depth": {"choices": [True, False]}, "seed": [0, None, 1.5]},
+        "confirm": None,
+        "tags": [],
+        "nested": [{"a": 1}, ["x"]],
+        "path": Path("runs/out"),
+        "empty": {},
+    }
+    assert flatten_params(data, "spec") == {
+        "spec.loss.lambda_sg": 0.5,
+        "spec.loss.use_inv_depth": False,
+        "spec.loss.method": "ssi",
+        # Lists as JSON (MLflow params are strings): true/false/null, not Python's spelling.
+        "spec.search.loss.use_inv_depth.choices": "[true, false]",
+        "spec.search.seed": "[0, null, 1.5]",
+        "spec.confirm": "null",
+        "spec.tags": "[]",
+        "spec.nested": '[{"a": 1}, ["x"]]',
+        "spec.path": "runs/out",
+        # an empty section has no leaf: no param
+    }
+    assert flatten_params(None, "x") == {"x": "null"}
+    assert flatten_params({"a": {"b": None}}) == {"a.b": "null"}

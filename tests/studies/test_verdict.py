@@ -121,24 +121,24 @@ def test_confirmation_read_back(tmp_path: Path) -> None:
         "trial 1 (winner)",
         "lambda_sg=0.5",
         "3",
-        "0.21 ± 0.02484 [0.1852, 0.2348]",
-        "-0.19 ± 0.02484 [-0.2148, -0.1652], 3 pairs",
+        "0.2100 ± 0.0248 [0.1852, 0.2348]",
+        "-0.1900 ± 0.0248 [-0.2148, -0.1652], 3 pairs",
     )
     assert rows[1][2] == "2 (+1 NaN)"
     assert rows[2][0] == "baseline (ssi)" and rows[2][4] == "-"
     sentence = verdict_sentence(c)
     assert sentence.startswith(
-        "The winner, trial 1 (test/abs_rel_align 0.21 ± 0.02484 [0.1852, 0.2348] on 3 seeds), "
-        "beats the baseline (ssi) beyond noise (difference -0.19 ± 0.02484"
+        "The winner, trial 1 (test/abs_rel_align 0.2100 ± 0.0248 [0.1852, 0.2348] on 3 seeds), "
+        "beats the baseline (ssi) beyond noise (difference -0.1900 ± 0.0248"
     )
     assert sentence.endswith(
-        "and is not distinguishable from the runner-up, trial 2 (difference -0.04 ± 0.2541 "
+        "and is not distinguishable from the runner-up, trial 2 (difference -0.0400 ± 0.2541 "
         "[-0.2941, 0.2141], 2 pairs)."
     )
     assert re.sub(r"\d\.\d", "", sentence).count(".") == 1  # one sentence: one full stop
 
     markdown = confirmation_markdown(c)
-    assert "| trial 1 (winner) | lambda_sg=0.5 | 3 | 0.21 ± 0.02484 [0.1852, 0.2348] |" in markdown
+    assert "| trial 1 (winner) | lambda_sg=0.5 | 3 | 0.2100 ± 0.0248 [0.1852, 0.2348] |" in markdown
     assert sentence in markdown
     table = list(csv.DictReader(io.StringIO(confirmation_csv(c))))
     assert [row["config"] for row in table] == ["trial-1", "trial-2", "baseline"]
@@ -180,9 +180,9 @@ def test_one_config_one_seed(tmp_path: Path) -> None:
     add_replicate(study, "trial-1", 1, 0.25)
     c = load_confirmation(study)
     assert c is not None
-    assert table_rows(c)[0][3] == "0.25 ± n/a"
+    assert table_rows(c)[0][3] == "0.2500 ± n/a"
     assert verdict_sentence(c) == (
-        "The winner, trial 1 (test/abs_rel_align 0.25 ± n/a on 1 seed), has no baseline and "
+        "The winner, trial 1 (test/abs_rel_align 0.2500 ± n/a on 1 seed), has no baseline and "
         "no runner-up to be compared with."
     )
     add_replicate(study, "baseline", 1, 0.3)
@@ -195,8 +195,10 @@ def test_one_config_one_seed(tmp_path: Path) -> None:
 
 def test_formatting() -> None:
     assert format_estimate(estimate([])) == "n/a"
-    assert format_estimate(estimate([1.0, 1.0])) == "1 ± 0 [1, 1]"
-    assert format_difference(estimate([0.5, 0.7])) == "+0.6 ± 1.271 [-0.6706, 1.871], 2 pairs"
+    assert format_estimate(estimate([1.0, 1.0])) == "1.0000 ± 0.0000 [1.0000, 1.0000]"
+    assert format_difference(estimate([0.5, 0.7])) == (
+        "+0.6000 ± 1.2706 [-0.6706, 1.8706], 2 pairs"
+    )
     assert format_difference(estimate([])) == "no shared seed"
 
 
@@ -246,7 +248,7 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
     )
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout
-    assert "The winner, trial 1 (test/abs_rel_align 0.21 ± 0.1271 [0.08294, 0.3371] on 2" in (
+    assert "The winner, trial 1 (test/abs_rel_align 0.2100 ± 0.1271 [0.0829, 0.3371] on 2" in (
         " ".join(out.stdout.split())
     )
     assert "# confirmed: test/abs_rel_align = 0.21" in (tmp_path / "b.yaml").read_text()

@@ -23,6 +23,8 @@ from sweeps import (
 
 
 def test_default_spec() -> None:
+    """Every value sweeps/default.yaml writes, pinned (a change to the shipped sweep is
+    deliberate: update the file's comments, the README's timings and this test)."""
     spec = load_spec(SPEC_DIR / "default.yaml")
     assert spec.name == "salsweep-default"
     assert spec.search == {
@@ -30,13 +32,25 @@ def test_default_spec() -> None:
         "loss.num_scales": IntRange(low=1, high=4),
         "loss.use_inv_depth": Choices(choices=[True, False]),
     }
-    assert (spec.base.data.height, spec.base.data.width, spec.base.epochs) == (64, 192, 3)
-    assert spec.base.loss.method == "scale-adaptive"
-    assert spec.sampler.type == "tpe" and spec.sampler.seed == 0
-    assert spec.pruner.type == "median"
-    assert 6 <= spec.budget.n_trials <= 8
+    base = spec.base
+    assert (base.loss.method, base.loss.num_scales) == ("scale-adaptive", 4)
+    data = base.data
+    assert (data.kind, data.seed, data.height, data.width) == ("synthetic", 0, 64, 192)
+    assert (data.num_train, data.num_val, data.num_test) == (1000, 128, 128)
+    assert base.model.base_channels == 8
+    assert (base.epochs, base.steps_per_epoch, base.batch_size) == (4, 150, 4)
+    assert base.lr == 0.004 and base.previews is True
+    assert (spec.budget.n_trials, spec.budget.timeout) == (8, None)
     assert spec.baseline is True
-    assert spec.objective.metric == "val/abs_rel_align" and spec.objective.direction == "minimize"
+    objective = spec.objective
+    assert (objective.metric, objective.direction, objective.reduce) == (
+        "val/abs_rel_align",
+        "minimize",
+        "best",
+    )
+    assert (spec.sampler.type, spec.sampler.seed, spec.sampler.n_startup_trials) == ("tpe", 0, 3)
+    pruner = spec.pruner
+    assert (pruner.type, pruner.n_startup_trials, pruner.n_warmup_steps) == ("median", 2, 2)
     assert spec.confirm is not None
     assert (spec.confirm.top_k, spec.confirm.seeds) == (3, 3)
 

@@ -11,7 +11,9 @@ from sweeps import (
     FloatRange,
     IntRange,
     SpecError,
+    StudyNameError,
     baseline_method,
+    check_study_name,
     grid_values,
     parse_spec,
 )
@@ -89,3 +91,42 @@ def test_max_epochs_follows_a_searched_epochs(good: dict[str, Any]) -> None:
     assert parse_spec(good, "t").max_epochs() == 3
     good["search"]["epochs"] = [2, 6]
     assert parse_spec(good, "t").max_epochs() == 6
+
+
+@pytest.mark.parametrize("name", ["salsweep-default", "e2e", "a", "run_2.v3", "A-b.c_d"])
+def test_study_name_accepted(name: str) -> None:
+    assert check_study_name(name) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../../evil", "use letters, digits"),
+        ("a/b", "use letters, digits"),
+        ("..", "use letters, digits"),
+        (".hidden", "use letters, digits"),
+        ("-flag", "use letters, digits"),
+        ("a b", "use letters, digits"),
+        ("a\\b", "use letters, digits"),
+        ("name\n", "use letters, digits"),
+        ("e2e:confirm", "use letters, digits"),  # the companion study's name is no study's
+        ("", "empty"),
+        ("x" * 101, "longer than 100 characters"),
+    ],
+)
+def test_study_name_refused_in_one_line(name: str, why: str) -> None:
+    with pytest.raises(StudyNameError) as info:
+        check_study_name(name)
+    message = str(info.value)
+    assert message.startswith(f"invalid study name {name!r}: {why}")
+    assert "\n" not in message
+    # A SpecError: the CLI reports it like a bad spec (exit 1, one line).
+    assert isinstance(info.value, SpecError)
+
+
+def test_spec_name_follows_the_same_rule(good: dict[str, Any]) -> None:
+    good["name"] = "../evil"
+    with pytest.raises(SpecError, match="name"):
+        parse_spec(good, "t")
+    good["name"] = "x" * 100
+    assert parse_spec(good, "t").name == check_study_name("x" * 100)
