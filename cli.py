@@ -59,32 +59,12 @@ def _tracking_option(func: F) -> F:
     )(func)
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that carry a message meant for the user (imported lazily)."""
-    from studies import (
-        ConfirmError,
-        ExportError,
-        ServerError,
-        StorageError,
-        StudyMismatch,
-        TrackingError,
-    )
-    from sweeps import SpecError
-    from trainer import ConfigError, NonFiniteLoss
-    from trainer.data import DataError
+def _is_user_error(exc: BaseException) -> bool:
+    """True for an error that carries a message meant for the user: every such error of the
+    project derives from `trainer.errors.UserError` (a module that imports nothing)."""
+    from trainer.errors import UserError
 
-    return (
-        ConfigError,
-        ConfirmError,
-        DataError,
-        ExportError,
-        NonFiniteLoss,
-        ServerError,
-        SpecError,
-        StorageError,
-        StudyMismatch,
-        TrackingError,
-    )
+    return isinstance(exc, UserError)
 
 
 class SalsweepGroup(click.Group):
@@ -104,7 +84,7 @@ class SalsweepGroup(click.Group):
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 traceback.print_exc()
-            known = isinstance(exc, _user_errors())
+            known = _is_user_error(exc)
             message = str(exc) if known else f"unexpected {type(exc).__name__}: {exc}"
             hint = "" if known else " (run with --debug for the traceback)"
             raise click.ClickException(message + hint) from None
@@ -305,15 +285,23 @@ def studies() -> None:
     """List, inspect and export studies."""
 
 
+def _storage_url(storage: str | None, home: Path) -> str:
+    """`studies.resolve_storage` without importing studies.target, which loads the server
+    module (urllib.request, subprocess) that reading a study never needs."""
+    from studies.storage import default_storage_url
+
+    return storage or default_storage_url(home)
+
+
 @studies.command("list")
 @_storage_option
 @_home_option
 def studies_list(storage: str | None, home: Path) -> None:
     """Every study in the storage, with its trial counts and best value."""
-    from studies import resolve_storage, study_summaries
+    from studies import study_summaries
 
     table = Table("study", "trials", "complete", "pruned", "failed", "best", "started")
-    for s in study_summaries(resolve_storage(storage, home)):
+    for s in study_summaries(_storage_url(storage, home)):
         best = "-" if s.best_value is None else f"{s.best_value:.5g}"
         started = s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-"
         table.add_row(
@@ -367,9 +355,7 @@ def _print_confirmation(study: Any) -> None:
 @_home_option
 def studies_show(name: str, storage: str | None, home: Path) -> None:
     """A table of the trials of study NAME, and its confirmation with the verdict."""
-    from studies import resolve_storage
-
-    _print_study(name, resolve_storage(storage, home))
+    _print_study(name, _storage_url(storage, home))
 
 
 @studies.command("confirm")
@@ -474,9 +460,9 @@ def studies_export(
             return
     if output is None:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    from studies import export_best, load_study, resolve_storage, write_export
+    from studies import export_best, load_study, write_export
 
-    study = load_study(name, resolve_storage(storage, home))
+    study = load_study(name, _storage_url(storage, home))
     text = export_best(study, fmt, filename=str(output))  # type: ignore[arg-type]
     write_export(text, output)
     err.print(f"wrote {output} ({fmt} format)")
@@ -526,6 +512,11 @@ def server_status_cmd(home: Path) -> None:
 # ---------------------------------------------------------------------------- train, loss
 
 
+# Per epoch of `salsweep train`: the metrics an objective is usually made of (aligned,
+# median-scaled and raw abs_rel).
+_TRAIN_SHOWN = ("val/abs_rel_align", "val/abs_rel_med", "val/abs_rel")
+
+
 @cli.command("train")
 @click.argument(
     "config_path", metavar="CONFIG", type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -543,8 +534,12 @@ def server_status_cmd(home: Path) -> None:
     help="Override the config's output folder (previews, best checkpoint).",
 )
 def train(config_path: Path, device: str | None, output_dir: Path | None) -> None:
-    """One training run from a YAML TrainConfig (e.g. an exported best.yaml)."""
-    from trainer import fit, load_train_config
+    """One training run from a YAML TrainConfig (e.g. an exported best.yaml).
+
+    Prints the validation metrics every epoch, then the kept epoch's weights scored on the
+    test split.
+    """
+    from trainer import fit, load_train_config, resolve_device
 
     config = load_train_config(config_path)
     updates: dict[str, object] = {}
@@ -553,20 +548,31 @@ def train(config_path: Path, device: str | None, output_dir: Path | None) -> Non
     if output_dir is not None:
         updates["output_dir"] = output_dir
     config = config.model_copy(update=updates)
+    try:
+        resolve_device(config.device)
+    except ValueError as exc:  # e.g. cuda asked for on a machine without it
+        raise click.ClickException(str(exc)) from None
 
     with _progress() as progress:
         task = progress.add_task("epoch 1", total=config.epochs * config.steps_per_epoch)
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            shown = " ".join(
+                f"{key}={metrics.get(key, math.nan):.4f}"
+                for key in ("train/total_loss", *_TRAIN_SHOWN)
+            )
             progress.console.print(
-                f"epoch {epoch}/{config.epochs}: train/total_loss="
-                f"{metrics.get('train/total_loss', math.nan):.4f} "
-                f"val/abs_rel={metrics.get('val/abs_rel', math.nan):.4f} "
-                f"({metrics['epoch_time_s']:.1f}s)"
+                f"epoch {epoch}/{config.epochs}: {shown} ({metrics['epoch_time_s']:.1f}s)",
+                soft_wrap=True,  # one line per epoch, also in a narrow or piped terminal
             )
             progress.update(task, description=f"epoch {min(epoch + 1, config.epochs)}")
 
-        result = fit(config, on_epoch_end, on_step=lambda _s, _n: progress.advance(task))
+        result = fit(
+            config,
+            on_epoch_end,
+            on_step=lambda _s, _n: progress.advance(task),
+            evaluate_test=True,
+        )
     table = Table(
         "metric",
         "final",
@@ -576,6 +582,10 @@ def train(config_path: Path, device: str | None, output_dir: Path | None) -> Non
     for key in sorted(result.final):
         table.add_row(key, f"{result.final[key]:.6g}", f"{result.best[key]:.6g}")
     out.print(table)
+    test = Table("metric", "test", title=f"test split, weights of epoch {result.best_epoch}")
+    for key in sorted(result.test):
+        test.add_row(key, f"{result.test[key]:.6g}")
+    out.print(test)
     if result.checkpoint is not None:
         out.print(f"best checkpoint: {result.checkpoint}")
 

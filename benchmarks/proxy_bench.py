@@ -126,24 +126,34 @@ def cmd_noise(args: argparse.Namespace) -> None:
     select = _selection(obj.metric, obj.direction, obj.reduce)
     base = spec.base.model_copy(update={"previews": False})
     finals, untrained_values = [], []
-    val_set_sd, sems = [], []
+    val_set_sd, sems, paired_sd = [], [], []
+    other_loss = CONFIGS[args.other]
     t0 = time.perf_counter()
     for seed in range(args.seeds):
         config = base.model_copy(update={"seed": seed})
         untrained_values.append(untrained(config, obj.metric))
         result, model = _train(config, select)
         finals.append(result.best[obj.metric])
-        # Validation noise: the same trained network on disjoint validation sets of the
-        # spec's size (the val splits of other data seeds).
-        values = []
+        # A second configuration, same seed: what a sweep compares.
+        other_cfg = config.model_copy(update={"loss": config.loss.model_copy(update=other_loss)})
+        _, other = _train(other_cfg, select)
+        # Validation noise: the same trained networks on disjoint validation sets of the
+        # spec's size (the val splits of other data seeds); for a comparison, what moves is
+        # the difference between the two networks' scores on the same scenes.
+        values, diffs = [], []
         for data_seed in range(1, args.val_sets + 1):
             data = config.data.model_copy(update={"seed": base.data.seed + 1000 + data_seed})
-            values.append(_metric_of(score(model, build_datasets(data).val, data), obj.metric))
+            val = build_datasets(data).val
+            mine = _metric_of(score(model, val, data), obj.metric)
+            values.append(mine)
+            diffs.append(mine - _metric_of(score(other, val, data), obj.metric))
         val_set_sd.append(statistics.stdev(values))
+        paired_sd.append(statistics.stdev(diffs))
         sems.append(_per_scene_sem(model, config, obj.metric))
         print(
             f"seed {seed}: untrained {untrained_values[-1]:.4f} final {finals[-1]:.4f} "
-            f"val-set sd {val_set_sd[-1]:.4f} sem {sems[-1]:.4f} "
+            f"val-set sd {val_set_sd[-1]:.4f} (difference {paired_sd[-1]:.4f}) "
+            f"sem {sems[-1]:.4f} "
             f"({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
@@ -159,6 +169,10 @@ def cmd_noise(args: argparse.Namespace) -> None:
     print(
         f"| validation noise: sd over {args.val_sets} disjoint val sets of "
         f"{base.data.num_val} scenes, mean over seeds | {statistics.fmean(val_set_sd):.4f} |"
+    )
+    print(
+        f"| validation noise of a comparison: sd over the same val sets of the difference "
+        f"to '{args.other}', mean over seeds | {statistics.fmean(paired_sd):.4f} |"
     )
     print(
         f"| validation noise: per-scene sd / sqrt({base.data.num_val}), mean over seeds "
@@ -234,6 +248,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="training seeds")
     parser.add_argument("--first-seed", type=int, default=100, help="configs: first seed")
     parser.add_argument("--val-sets", type=int, default=5, help="noise: disjoint val sets")
+    parser.add_argument(
+        "--other",
+        default="sa lambda 0.1, K 1, inverse",
+        choices=list(CONFIGS),
+        help="noise: the configuration compared with the base",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     args = parser.parse_args(argv)
     if args.threads:

@@ -51,7 +51,13 @@ def __getattr__(name: str) -> Any:
     module = _TORCH_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'loss' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_TORCH_NAMES))
 
 
 __all__ = [

@@ -35,6 +35,7 @@ from studies.verdict import (
 )
 from sweeps import SpecError, parse_spec
 from trainer.config import TrainConfig
+from trainer.errors import UserError
 from trainer.io import dump_train_config
 
 __all__ = [
@@ -49,7 +50,7 @@ __all__ = [
 ExportFormat = Literal["trainer", "packnet"]
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """Nothing to export: no complete trial yet, or a trial without a usable config."""
 
 

@@ -16,6 +16,8 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+from trainer.errors import UserError
+
 __all__ = [
     "HEARTBEAT_INTERVAL_S",
     "SQLITE_BUSY_TIMEOUT_S",
@@ -32,7 +34,7 @@ SQLITE_BUSY_TIMEOUT_S = 60
 _CREATE_ATTEMPTS = 4
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """The Optuna storage cannot be opened."""
 
 

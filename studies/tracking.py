@@ -39,6 +39,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from studies.urls import SHARED_VIEW_TAG_PREFIX, redact_url, runs_page_url, sweep_view_state
+from trainer.errors import UserError
 
 __all__ = [
     "PARENT_RUN_NAME",
@@ -96,7 +97,7 @@ def flatten_params(data: object, prefix: str = "") -> dict[str, ParamValue]:
     return {prefix: "null" if data is None else str(data)}
 
 
-class TrackingError(RuntimeError):
+class TrackingError(UserError, RuntimeError):
     """The MLflow tracking server cannot be reached or refused a request."""
 
 

@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from studies.stats import Direction, Estimate, Verdict, estimate, paired_difference, rank, verdict
+from trainer.errors import UserError
 
 __all__ = [
     "BASELINE_KEY",
@@ -55,7 +56,7 @@ ROLE_CONFIRMATION = "confirmation"
 NON_FINITE_ATTR = "non_finite"
 
 
-class ConfirmError(ValueError):
+class ConfirmError(UserError, ValueError):
     """Nothing to confirm: the study has no complete search trial."""
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from trainer.errors import UserError
+
 __all__ = ["SpecError", "SpecProblem", "join_path", "problems_from_validation", "unknown_key"]
 
 
@@ -23,7 +25,7 @@ class SpecProblem:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A sweep spec that cannot be used; ``problems`` lists every problem found."""
 
     def __init__(self, source: str, problems: Sequence[SpecProblem]) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli import cli
+from cli import _is_user_error, cli
+from studies.catalog import StudyMismatch
+from sweeps import SpecError, SpecProblem
 from trainer import load_train_config
+from trainer.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,7 +44,7 @@ def test_loss_check_prints_every_metric() -> None:
 
 def test_train_runs_a_config(tmp_path: Path) -> None:
     config = {
-        "data": {"height": 32, "width": 64, "num_train": 8, "num_val": 4},
+        "data": {"height": 32, "width": 64, "num_train": 8, "num_val": 4, "num_test": 4},
         "model": {"base_channels": 4, "num_stages": 2},
         "loss": {"num_scales": 2},
         "epochs": 2,
@@ -51,8 +56,16 @@ def test_train_runs_a_config(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(config))
     code, output = run("train", str(path), "--output-dir", str(tmp_path / "out"))
     assert code == 0, output
-    assert "epoch 2/2" in output
-    assert "val/abs_rel" in output
+    epoch_lines = [line for line in output.splitlines() if line.startswith("epoch 2/2:")]
+    assert len(epoch_lines) == 1, output
+    # The metrics an objective is made of, each with a value, every epoch.
+    for key in ("train/total_loss", "val/abs_rel_align", "val/abs_rel_med", "val/abs_rel"):
+        value = float(re.search(rf"{key}=(\S+)", epoch_lines[0]).group(1))  # type: ignore[union-attr]
+        assert math.isfinite(value) and value > 0, key
+    # The kept epoch's weights on the test split, at the end.
+    assert "test split, weights of epoch" in output
+    test_value = re.search(r"test/abs_rel_align\s*│\s*(\S+)", output)
+    assert test_value is not None and 0 < float(test_value.group(1)) < 10, output
     assert (tmp_path / "out" / "previews" / "epoch_002.png").is_file()
     assert (tmp_path / "out" / "best.pt").is_file()
 
@@ -62,7 +75,10 @@ def test_train_bad_config_lists_every_problem(tmp_path: Path) -> None:
     path.write_text("loss:\n  lambda_sgg: 1\n  num_scales: 0\nepochs: many\n")
     code, output = run("train", str(path))
     assert code == 1
-    assert "loss.lambda_sgg: unknown key (valid keys: epsilon, lambda_sg," in output
+    assert (
+        "loss.lambda_sgg: unknown key (valid keys: epsilon, gradient_normalization, lambda_sg,"
+        in (output)
+    )
     assert "loss.num_scales: Input should be greater than or equal to 1" in output
     assert "epochs: Input should be a valid integer" in output
     assert "Traceback" not in output
@@ -137,3 +153,38 @@ def test_storage_password_is_never_printed() -> None:
     assert code == 1
     assert "cannot open the Optuna storage" in output
     assert "s3cretpw" not in output
+
+
+def test_cuda_without_cuda_is_a_user_error(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 1\n")
+    code, output = run("train", str(path), "--device", "cuda")
+    assert code == 1
+    assert output.strip() == ("Error: device 'cuda' was requested but CUDA is not available here")
+
+
+def test_user_errors_are_told_from_bugs() -> None:
+    assert _is_user_error(StudyMismatch("no study"))
+    assert isinstance(StudyMismatch("x"), UserError) and isinstance(StudyMismatch("x"), ValueError)
+    assert _is_user_error(SpecError("spec.yaml", [SpecProblem("name", "bad")]))
+    assert not _is_user_error(ValueError("a bug"))
+    assert not _is_user_error(KeyError("a bug"))
+    # Every user-facing error class of the project is told apart by its base alone.
+    from studies.export import ExportError
+    from studies.server import ServerError
+    from studies.storage import StorageError
+    from studies.tracking import TrackingError
+    from studies.verdict import ConfirmError
+    from trainer.data import DataError
+    from trainer.io import ConfigError
+    from trainer.loop import NonFiniteLoss
+
+    for cls in (ExportError, ServerError, StorageError, TrackingError, ConfirmError):
+        assert _is_user_error(cls("x")), cls
+    assert _is_user_error(DataError("f.png", "truncated"))
+    assert _is_user_error(ConfigError("c.yaml", ["epochs: bad"]))
+    assert _is_user_error(NonFiniteLoss(1, 2, float("nan")))

@@ -2,6 +2,10 @@
 
 The trainer knows nothing of Optuna or MLflow: `fit` takes a callback
 ``on_epoch_end(epoch, metrics)`` that may raise to stop the run.
+
+Names load on first use (PEP 562): the loop imports torch (seconds), the configs pydantic;
+``import trainer.errors`` (the base of user-facing errors) loads neither, and
+``from trainer import TrainConfig`` loads the configs without torch.
 """
 
 from __future__ import annotations
@@ -9,24 +13,35 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from trainer.config import DataConfig, LossConfig, LossMethod, ModelConfig, TrainConfig
-from trainer.io import ConfigError, dump_train_config, load_train_config, parse_train_config
-from trainer.selection import DEFAULT_SELECTION, EpochSelection
-from trainer.validation import describe_validation_error
-
 if TYPE_CHECKING:
+    from trainer.config import DataConfig, LossConfig, LossMethod, ModelConfig, TrainConfig
+    from trainer.errors import UserError
+    from trainer.io import ConfigError, dump_train_config, load_train_config, parse_train_config
     from trainer.loop import NonFiniteLoss, RunResult, fit, loss_input_scale, resolve_device
+    from trainer.selection import DEFAULT_SELECTION, EpochSelection
+    from trainer.validation import describe_validation_error
 
-# The loop imports torch (seconds); configs and YAML do not. Load the loop on first use so
-# that `salsweep sweep validate` and other config-only work stay fast.
-_LOOP_NAMES = frozenset({"NonFiniteLoss", "RunResult", "fit", "loss_input_scale", "resolve_device"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LOOP_NAMES:
-        return getattr(importlib.import_module("trainer.loop"), name)
-    raise AttributeError(f"module 'trainer' has no attribute {name!r}")
-
+# Public name -> the module that defines it (every name of __all__).
+_NAMES: dict[str, str] = {
+    "DEFAULT_SELECTION": "trainer.selection",
+    "ConfigError": "trainer.io",
+    "DataConfig": "trainer.config",
+    "EpochSelection": "trainer.selection",
+    "LossConfig": "trainer.config",
+    "LossMethod": "trainer.config",
+    "ModelConfig": "trainer.config",
+    "NonFiniteLoss": "trainer.loop",
+    "RunResult": "trainer.loop",
+    "TrainConfig": "trainer.config",
+    "UserError": "trainer.errors",
+    "describe_validation_error": "trainer.validation",
+    "dump_train_config": "trainer.io",
+    "fit": "trainer.loop",
+    "load_train_config": "trainer.io",
+    "loss_input_scale": "trainer.loop",
+    "parse_train_config": "trainer.io",
+    "resolve_device": "trainer.loop",
+}
 
 __all__ = [
     "DEFAULT_SELECTION",
@@ -39,6 +54,7 @@ __all__ = [
     "NonFiniteLoss",
     "RunResult",
     "TrainConfig",
+    "UserError",
     "describe_validation_error",
     "dump_train_config",
     "fit",
@@ -47,3 +63,16 @@ __all__ = [
     "parse_train_config",
     "resolve_device",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trainer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NAMES))

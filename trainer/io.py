@@ -9,12 +9,13 @@ import yaml
 from pydantic import ValidationError
 
 from trainer.config import TrainConfig
+from trainer.errors import UserError
 from trainer.validation import describe_validation_error
 
 __all__ = ["ConfigError", "dump_train_config", "load_train_config", "parse_train_config"]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training config that cannot be used; ``problems`` holds one line per problem."""
 
     def __init__(self, source: str, problems: list[str]) -> None:

@@ -27,6 +27,7 @@ from loss import LossFunction, LossOutput, get_loss
 from loss.names import is_ssi_method
 from trainer.config import DataConfig, LossConfig, TrainConfig
 from trainer.data import DataSplits, DepthDataset, Sample, build_datasets
+from trainer.errors import UserError
 from trainer.metrics import DepthMetricAccumulator
 from trainer.model import DepthNet
 from trainer.previews import save_preview
@@ -48,7 +49,7 @@ StepCallback = Callable[[int, int], None]
 StateDict = dict[str, torch.Tensor]
 
 
-class NonFiniteLoss(RuntimeError):
+class NonFiniteLoss(UserError, RuntimeError):
     """The training loss became NaN or infinite."""
 
     def __init__(self, epoch: int, step: int, value: float) -> None:

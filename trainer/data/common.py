@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from trainer.errors import UserError
+
 __all__ = [
     "DataError",
     "DataSplits",
@@ -50,7 +52,7 @@ _DEPTH16_MODES = ("I;16", "I;16B", "I;16L", "I")
 _RAISED_DATA_ERROR = re.compile(r"^(?:[\w.]+\.)?DataError: ", re.MULTILINE)
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A data set cannot be read: missing path, empty folder, corrupt or mismatched file.
 
     The message starts with the offending path, then says what is wrong with it:

@@ -1,0 +1,157 @@
+"""Read-only commands import neither torch nor MLflow; packages load their names on use.
+
+Each check runs in a fresh interpreter, so that what this test process has imported
+already cannot hide an import.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from studies.catalog import quiet_optuna_logs
+from studies.search_space import suggest_config
+from studies.storage import default_storage_url, open_storage
+from sweeps import SPEC_DIR, load_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+# torch and MLflow take seconds to import; matplotlib and alembic (Optuna's schema
+# migrations, which reading an existing SQLite storage skips) a few tenths.
+HEAVY = ("torch", "mlflow", "matplotlib", "alembic")
+
+# Runs each command in-process with click's CliRunner and records, per command, its exit
+# code, its output and the heavy modules loaded so far.
+RUN_COMMANDS = """
+import json, sys
+from click.testing import CliRunner
+from cli import cli
+heavy = {heavy!r}
+report = []
+for args in json.loads(sys.argv[1]):
+    result = CliRunner().invoke(cli, args)
+    loaded = sorted(m for m in heavy if m in sys.modules)
+    report.append({{"args": args, "code": result.exit_code, "output": result.output,
+                   "heavy": loaded}})
+print(json.dumps(report))
+"""
+
+
+def _in_fresh_process(code: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _write_study(home: Path) -> None:
+    """Study ``s`` of the default spec with two finished trials (as a sweep stores them)."""
+    quiet_optuna_logs()
+    spec = load_spec(SPEC_DIR / "default.yaml")
+    study = optuna.create_study(
+        study_name="s",
+        storage=open_storage(default_storage_url(home)),
+        direction="minimize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.set_user_attr("spec", spec.model_dump(mode="json"))
+    study.set_user_attr("objective_metric", spec.objective.metric)
+    for value in (0.3, 0.2):
+        trial = study.ask()
+        config = suggest_config(trial, spec)
+        trial.set_user_attr("config", config.model_dump(mode="json"))
+        trial.set_user_attr("mlflow_run_id", f"run-{trial.number}")
+        study.tell(trial, value)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize
+def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _write_study(home)
+    invalid = tmp_path / "invalid.yaml"
+    invalid.write_text("search:\n  loss.lambda_sgg: {low: 1, high: 0}\n", encoding="utf-8")
+    h = ["--home", str(home)]
+    commands = [
+        (["--help"], 0),
+        (["studies", "--help"], 0),
+        (["studies", "list", *h], 0),
+        (["studies", "show", "s", *h], 0),
+        (["studies", "export", "s", "-o", str(tmp_path / "best.yaml"), *h], 0),
+        (["studies", "export", "s", "--format", "packnet", "-o", str(tmp_path / "p.yaml"), *h], 0),
+        (["sweep", "validate", str(SPEC_DIR / "default.yaml")], 0),
+        (["sweep", "validate", str(invalid)], 1),
+        (["studies", "show", "nope", *h], 1),
+        (["server", "status", *h], 1),
+    ]
+    code = RUN_COMMANDS.format(heavy=HEAVY)
+    report = json.loads(_in_fresh_process(code, json.dumps([args for args, _ in commands])))
+
+    for (args, expected), ran in zip(commands, report, strict=True):
+        assert ran["code"] == expected, (args, ran["output"])
+        assert ran["heavy"] == [], (args, ran["heavy"])
+    by_args = {" ".join(r["args"][:3]): r["output"] for r in report}
+    # The commands did their work: real output, and errors as one clear message.
+    assert "run-1" in by_args["studies show s"]
+    assert "# trial: 1" in (tmp_path / "best.yaml").read_text(encoding="utf-8")
+    assert "supervised_method" in (tmp_path / "p.yaml").read_text(encoding="utf-8")
+    invalid_out = by_args[f"sweep validate {invalid}"]
+    assert "search.loss.lambda_sgg" in invalid_out and "unexpected" not in invalid_out
+    assert "no study named 'nope' in this storage (studies: s)" in by_args["studies show nope"]
+    assert "no MLflow server is running" in by_args["server status --home"]
+
+
+PACKAGE_IMPORTS = """
+import sys
+{imports}
+print(",".join(sorted(m for m in {modules!r} if m in sys.modules)))
+"""
+
+
+@pytest.mark.parametrize(
+    ("imports", "absent"),
+    [
+        # The error base: nothing at all, not even pydantic.
+        ("import trainer.errors", ("pydantic", "yaml", "torch")),
+        ("import loss, trainer, sweeps, studies", ("pydantic", "torch", "optuna", "mlflow")),
+        ("from sweeps import load_spec, SPEC_DIR", ("torch", "optuna", "mlflow")),
+        ("from trainer import TrainConfig, load_train_config", ("torch", "optuna", "mlflow")),
+        ("from loss import LOSS_METHODS, method_params", ("torch",)),
+        ("from studies import load_study, trial_rows, load_confirmation", ("torch", "mlflow")),
+        ("from studies import export_best, study_summaries", ("torch", "mlflow")),
+    ],
+)
+def test_packages_load_heavy_parts_on_use(imports: str, absent: tuple[str, ...]) -> None:
+    code = PACKAGE_IMPORTS.format(imports=imports, modules=absent)
+    assert _in_fresh_process(code).strip() == ""
+
+
+@pytest.mark.parametrize("package", ["loss", "trainer", "sweeps", "studies"])
+def test_every_public_name_resolves(package: str) -> None:
+    """The lazy tables of the packages are complete: every name of ``__all__`` loads."""
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+        assert name in dir(module)
+    with pytest.raises(AttributeError, match=f"module '{package}' has no attribute 'nope'"):
+        module.nope  # noqa: B018
+
+
+def test_a_lazy_name_is_the_defining_module_s_object() -> None:
+    import studies
+    import studies.catalog
+    import trainer
+    import trainer.io
+
+    assert studies.load_study is studies.catalog.load_study
+    assert trainer.ConfigError is trainer.io.ConfigError
