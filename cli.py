@@ -154,6 +154,15 @@ class _RichObserver:
         self.progress.console.print(f"{label}: {state}{shown}{why}", markup=False)
 
 
+def _study_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A study name that can name a folder of the data dir, checked before anything starts."""
+    if value is None:
+        return None
+    from sweeps import check_study_name
+
+    return check_study_name(value)
+
+
 def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -181,6 +190,10 @@ def _run(
         err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
     target = SweepTarget(resolve_storage(storage, home), tracking.uri, home)
     total = n_trials if n_trials is not None else spec.budget.n_trials
+    if not create and n_trials is None:  # a resume keeps the budget it was launched with
+        from studies import load_study
+
+        total = load_study(name, target.storage_url).user_attrs.get("n_trials", total)
     with _progress() as progress:
         outcome = run_sweep(
             spec,
@@ -193,7 +206,7 @@ def _run(
     _print_study(name, target.storage_url)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
-    out.print(f"MLflow runs: {outcome.ui_url}")
+    out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
     out.print(f"Export the winner's configuration: salsweep studies export {name} -o best.yaml")
 
 
@@ -217,6 +230,7 @@ def _progress() -> Iterator[Progress]:
 @click.option(
     "--study-name",
     default=None,
+    callback=_study_name,
     help="Study (and MLflow experiment) name; default: the spec's name.",
 )
 @click.option(
@@ -257,7 +271,7 @@ def sweep_validate(spec_path: Path) -> None:
 
 
 @sweep.command("resume")
-@click.argument("name")
+@click.argument("name", callback=_study_name)
 @click.option(
     "--n-trials",
     type=click.IntRange(min=1),
@@ -350,7 +364,7 @@ def _print_confirmation(study: Any) -> None:
 
 
 @studies.command("show")
-@click.argument("name")
+@click.argument("name", callback=_study_name)
 @_storage_option
 @_home_option
 def studies_show(name: str, storage: str | None, home: Path) -> None:
@@ -359,7 +373,7 @@ def studies_show(name: str, storage: str | None, home: Path) -> None:
 
 
 @studies.command("confirm")
-@click.argument("name")
+@click.argument("name", callback=_study_name)
 @click.option(
     "--top-k",
     type=click.IntRange(min=1),
@@ -413,11 +427,11 @@ def studies_confirm(
             observer=_RichObserver(progress, 0, spec.objective.metric),
         )
     _print_study(name, target.storage_url)
-    out.print(f"MLflow runs: {outcome.ui_url}")
+    out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
 
 
 @studies.command("export")
-@click.argument("name")
+@click.argument("name", callback=_study_name)
 @click.option(
     "-o",
     "--output",
@@ -477,13 +491,20 @@ def server() -> None:
 
 
 @server.command("start")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes a server without authentication.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @_home_option
 def server_start(host: str, port: int, home: Path) -> None:
     """Start the server in the background (no-op when it already runs)."""
-    from studies import start_server
+    from studies.server import exposure_warning, start_server
 
+    if (warning := exposure_warning(host)) is not None:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     info = start_server(home, host=host, port=port)
     out.print(f"MLflow server running at {info.url} (pid {info.pid})")
 

@@ -127,6 +127,7 @@ def cmd_noise(args: argparse.Namespace) -> None:
     base = spec.base.model_copy(update={"previews": False})
     finals, untrained_values = [], []
     val_set_sd, sems, paired_sd = [], [], []
+    best_is_last = []  # per run: did the best epoch (reduce best) fall on the last one?
     other_loss = CONFIGS[args.other]
     t0 = time.perf_counter()
     for seed in range(args.seeds):
@@ -136,7 +137,9 @@ def cmd_noise(args: argparse.Namespace) -> None:
         finals.append(result.best[obj.metric])
         # A second configuration, same seed: what a sweep compares.
         other_cfg = config.model_copy(update={"loss": config.loss.model_copy(update=other_loss)})
-        _, other = _train(other_cfg, select)
+        other_result, other = _train(other_cfg, select)
+        for run in (result, other_result):
+            best_is_last.append(run.best_epoch == len(run.history))
         # Validation noise: the same trained networks on disjoint validation sets of the
         # spec's size (the val splits of other data seeds); for a comparison, what moves is
         # the difference between the two networks' scores on the same scenes.
@@ -177,6 +180,10 @@ def cmd_noise(args: argparse.Namespace) -> None:
     print(
         f"| validation noise: per-scene sd / sqrt({base.data.num_val}), mean over seeds "
         f"| {statistics.fmean(sems):.4f} |"
+    )
+    print(
+        f"| runs whose best epoch is the last (reduce best = reduce last) "
+        f"| {sum(best_is_last)} of {len(best_is_last)} |"
     )
     print(f"\n{platform.processor() or platform.machine()}, torch {torch.__version__}")
 

@@ -1,15 +1,25 @@
 """The local MLflow tracking server: SQLite and artifacts in the data dir.
 
 ``start_server`` runs ``mlflow server`` in the background, in its own process session,
-so that one signal to its process group reaches every process it starts: the uvicorn
-server, MLflow's job runner and its huey consumers (set
-``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` in the environment to run without the
-latter two; salsweep does not need them). Files under ``home``:
+so that one signal to its process group reaches every process it starts. It starts with
+``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` unless the environment says otherwise: MLflow's
+job runner and its seven huey consumers (GenAI scorers, trace roll-ups, nothing a sweep
+uses) each import MLflow again: on two cores a start used 24 CPU seconds in its first 20 s
+instead of 5, and took 16 s instead of 8 while training kept both cores busy
+(docs/BENCHMARKS.md, "Set-up and server start"). What is left is two processes:
+``mlflow server`` and its uvicorn worker.
+
+The server binds 127.0.0.1 unless told otherwise; it has no authentication, so
+:func:`exposure_warning` gives the text to show when asked to bind anything else.
+
+Files under ``home``:
 
 - ``mlflow.db``          the tracking store (SQLite)
 - ``mlartifacts/``       artifacts; clients upload them over HTTP (``--serve-artifacts``)
 - ``mlflow-server.log``  the server's stdout and stderr
 - ``mlflow-server.json`` pid, process group, address and start time of the running server
+- ``mlflow-server.lock`` held while a start checks for a server and launches one, so that
+  two starts at once (``make sweep`` starts the server beside ``sweep launch``) give one
 
 The UI's table of training runs is at ``<url>/#/experiments/<id>/runs``
 (:func:`studies.urls.runs_page_url`).
@@ -18,6 +28,8 @@ The UI's table of training runs is at ``<url>/#/experiments/<id>/runs``
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import ipaddress
 import json
 import os
 import signal
@@ -25,19 +37,24 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from studies.urls import port_in_use
+from trainer.errors import UserError
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "ServerError",
     "ServerInfo",
+    "exposure_warning",
     "is_healthy",
+    "is_loopback_host",
     "server_command",
+    "server_environment",
     "server_status",
     "start_server",
     "stop_server",
@@ -48,16 +65,22 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 STATE_FILE = "mlflow-server.json"
 LOG_FILE = "mlflow-server.log"
+LOCK_FILE = "mlflow-server.lock"
 DB_FILE = "mlflow.db"
 ARTIFACTS_DIR = "mlartifacts"
 # Lines of the server log quoted when it fails to start.
 LOG_TAIL_LINES = 15
+# Seconds between two health checks while a server starts: a refused connection costs
+# microseconds, so polling often only shortens the wait after the server is up.
+POLL_INTERVAL = 0.1
+# Environment defaults of the server process (a value already in the environment wins).
+SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 # Loopback requests must not go through an HTTP proxy set in the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class ServerError(RuntimeError):
+class ServerError(UserError, RuntimeError):
     """The MLflow server cannot be started, reached or stopped."""
 
 
@@ -110,7 +133,25 @@ def wait_healthy(
             raise ServerError(
                 f"the MLflow server at {url} was not healthy after {timeout:.0f} s" + _tail(log)
             )
-        time.sleep(0.25)
+        time.sleep(POLL_INTERVAL)
+
+
+def _wait_existing(info: ServerInfo, timeout: float, log: Path) -> None:
+    """``wait_healthy`` for a server that another command launched: raises as soon as its
+    process is gone instead of waiting out ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not is_healthy(info.url):
+        if not _is_our_server(info):
+            raise ServerError(
+                f"the MLflow server at {info.url} (pid {info.pid}) exited during start-up"
+                + _tail(log)
+            )
+        if time.monotonic() >= deadline:
+            raise ServerError(
+                f"the MLflow server at {info.url} was not healthy after {timeout:.0f} s"
+                + _tail(log)
+            )
+        time.sleep(POLL_INTERVAL)
 
 
 def _tail(log: Path | None) -> str:
@@ -284,7 +325,54 @@ def _clear_stale(home: Path, info: ServerInfo) -> None:
     (home / STATE_FILE).unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _start_lock(home: Path) -> Iterator[None]:
+    """Hold ``<home>/mlflow-server.lock`` (an exclusive ``flock``; released on exit, also
+    when the process dies) while a start looks for a server and launches one."""
+    with (home / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 # ---------------------------------------------------------------------------- public API
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` keeps the server on this machine: ``localhost`` or an
+    address in 127.0.0.0/8 or ``::1``. A wildcard (``0.0.0.0``, ``::``, empty) or any
+    other name or address is reachable from elsewhere."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a host name other than localhost: not resolved, not trusted
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    """The warning to show before a server binds ``host``, or None for a loopback address.
+
+    The MLflow server has no authentication: whoever reaches the address can read, change
+    and delete every run and artifact of the data dir.
+    """
+    if is_loopback_host(host):
+        return None
+    shown = host or "every address"
+    return (
+        f"the MLflow server will listen on {shown}, reachable from other machines, and it "
+        "has no authentication: anyone who reaches it can read, change and delete every "
+        "run and artifact; bind 127.0.0.1 (the default) unless the network is trusted"
+    )
+
+
+def server_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """The server process's environment: ``base`` plus :data:`SERVER_ENV_DEFAULTS` where
+    ``base`` does not set them."""
+    return {**SERVER_ENV_DEFAULTS, **base}
 
 
 def server_command(home: Path, host: str, port: int) -> list[str]:
@@ -316,33 +404,50 @@ def start_server(
 ) -> ServerInfo:
     """Start the data dir's MLflow server in the background and wait until it is healthy.
 
-    Returns the running one when ``home`` already has a healthy server (whatever its
-    port). A state file left by a server that died is cleaned up. Raises ServerError when
-    the port is taken, when the server exits during start-up (quoting its log) or when it
-    is not healthy within ``timeout`` seconds (it is stopped then).
+    Returns the running one when ``home`` already has a server (whatever its port), once
+    it is healthy: it may still be starting, launched a moment ago by another command.
+    Two starts at once launch one server (``<home>/mlflow-server.lock``). A state file
+    left by a server that died is cleaned up. The server's environment is
+    :func:`server_environment`. Raises ServerError when the port is taken, when the server
+    exits during start-up (quoting its log) or when it is not healthy within ``timeout``
+    seconds (it is stopped then, if this call launched it).
     """
     home.mkdir(parents=True, exist_ok=True)
-    existing = _read_state(home)
+    with _start_lock(home):
+        existing = _read_state(home)
+        if existing is not None and not _is_our_server(existing):
+            _clear_stale(home, existing)
+            existing = None
+        if existing is None:
+            proc, info = _launch(home, host, port)
     if existing is not None:
-        if _is_our_server(existing):
-            # Healthy, or still starting (another command launched it a moment ago).
-            wait_healthy(existing.url, timeout, log=home / LOG_FILE)
-            return existing
-        _clear_stale(home, existing)
+        _wait_existing(existing, timeout, home / LOG_FILE)
+        return existing
+    try:
+        wait_healthy(info.url, timeout, proc=proc, log=home / LOG_FILE)
+    except BaseException:
+        with contextlib.suppress(ServerError):
+            _terminate(info, timeout=10.0)
+        (home / STATE_FILE).unlink(missing_ok=True)
+        raise
+    return info
 
+
+def _launch(home: Path, host: str, port: int) -> tuple[subprocess.Popen[bytes], ServerInfo]:
+    """Run ``mlflow server`` in its own session and record it in the state file."""
     if port_in_use(host, port):
         raise ServerError(
             f"port {port} on {host} is in use by another program; choose another with --port"
         )
-    log_path = home / LOG_FILE
     url = f"http://{_url_host(host)}:{port}"
-    with log_path.open("ab") as log:
+    with (home / LOG_FILE).open("ab") as log:
         log.write(f"\n--- salsweep: starting mlflow server at {url} ---\n".encode())
         log.flush()
         try:
             proc = subprocess.Popen(
                 server_command(home, host, port),
                 cwd=home,
+                env=server_environment(os.environ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -360,14 +465,7 @@ def start_server(
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     _write_state(home, info)
-    try:
-        wait_healthy(url, timeout, proc=proc, log=log_path)
-    except BaseException:
-        with contextlib.suppress(ServerError):
-            _terminate(info, timeout=10.0)
-        (home / STATE_FILE).unlink(missing_ok=True)
-        raise
-    return info
+    return proc, info
 
 
 def stop_server(home: Path, *, timeout: float = 20.0) -> bool:

@@ -188,3 +188,22 @@ def test_user_errors_are_told_from_bugs() -> None:
     assert _is_user_error(DataError("f.png", "truncated"))
     assert _is_user_error(ConfigError("c.yaml", ["epochs: bad"]))
     assert _is_user_error(NonFiniteLoss(1, 2, float("nan")))
+
+
+def test_non_loopback_host_is_warned_about(tmp_path: Path) -> None:
+    """A server on 0.0.0.0 has no authentication: say so before starting it. The port is
+    held by this test, so the start fails fast after the warning and nothing stays up."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, output = run(
+            "server", "start", "--host", "0.0.0.0", "--port", str(port), "--home", str(tmp_path)
+        )
+    assert code == 1
+    text = " ".join(output.split())
+    assert text.startswith("warning: the MLflow server will listen on 0.0.0.0")
+    assert "authentication" in text.split("Error: ")[0]
+    assert "Error: " in text

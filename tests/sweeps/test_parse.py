@@ -52,7 +52,7 @@ def test_default_spec() -> None:
     pruner = spec.pruner
     assert (pruner.type, pruner.n_startup_trials, pruner.n_warmup_steps) == ("median", 2, 2)
     assert spec.confirm is not None
-    assert (spec.confirm.top_k, spec.confirm.seeds) == (3, 3)
+    assert (spec.confirm.top_k, spec.confirm.seeds) == (2, 4)
 
 
 def test_seed_grid_spec() -> None:
