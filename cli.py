@@ -115,7 +115,10 @@ class _RichObserver:
         self.epochs = progress.add_task("epochs", total=1, visible=False)
 
     def sweep_started(self, ui_url: str) -> None:
-        self.progress.console.print(f"MLflow runs: [link={ui_url}]{ui_url}[/link]")
+        # soft_wrap: a URL cut across lines cannot be clicked or copied.
+        self.progress.console.print(
+            f"MLflow runs: [link={ui_url}]{ui_url}[/link]", soft_wrap=True, highlight=False
+        )
 
     def trial_started(self, number: int, params: dict[str, object], epochs: int) -> None:
         shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -260,7 +261,7 @@ def run_sweep(
 
     runner = _runner(objective)
     skipped: str | None = None
-    try:
+    with _parent_run(study, tracker, objective.parent_run_id):
         if spec.baseline:
             # Before the search, outside the study: the sampler never sees its score.
             run_jobs(study, [baseline_search_job(spec)], runner)
@@ -275,13 +276,6 @@ def run_sweep(
                 )
             elif not _confirm(study, spec, spec.confirm, runner):
                 skipped = "no complete search trial to confirm"
-    except BaseException:
-        # Close the parent on the way out, but never let that hide why we are leaving.
-        with contextlib.suppress(TrackingError):
-            tracker.end_parent(objective.parent_run_id, "KILLED")
-        raise
-    _summarise(study, tracker, objective.parent_run_id)
-    tracker.end_parent(objective.parent_run_id, "FINISHED")
     return SweepOutcome(
         study_name=name,
         experiment_id=objective.experiment_id,
@@ -311,6 +305,21 @@ def _search(study: optuna.Study, objective: Objective, budget: int, timeout: flo
     if streak.tripped:
         assert objective.last_failure is not None  # only NonFiniteLoss is caught
         raise SweepDiverged(study.study_name, streak.count, objective.last_failure)
+
+
+@contextlib.contextmanager
+def _parent_run(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> Iterator[None]:
+    """Around a sweep's work: on success the summary goes on the parent run and it ends
+    FINISHED; on any exit by exception (Ctrl-C included) it ends KILLED, and a tracking
+    error then never hides why we are leaving."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(TrackingError):
+            tracker.end_parent(parent_run_id, "KILLED")
+        raise
+    _summarise(study, tracker, parent_run_id)
+    tracker.end_parent(parent_run_id, "FINISHED")
 
 
 def _share_view(tracker: Tracker, experiment_id: str, spec: SweepSpec) -> str:
@@ -366,15 +375,9 @@ def confirm_sweep(
     if observer is not None:
         observer.sweep_started(ui_url)
     runner = _runner(objective)
-    try:
+    with _parent_run(study, tracker, objective.parent_run_id):
         if not _confirm(study, spec, confirm, runner):
             raise ConfirmError(f"study {name!r} has no complete search trial to confirm yet")
-    except BaseException:
-        with contextlib.suppress(TrackingError):
-            tracker.end_parent(objective.parent_run_id, "KILLED")
-        raise
-    _summarise(study, tracker, objective.parent_run_id)
-    tracker.end_parent(objective.parent_run_id, "FINISHED")
     return SweepOutcome(
         study_name=name,
         experiment_id=objective.experiment_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -572,6 +573,11 @@ def test_ctrl_c_exits_130_and_resume_keeps_the_launch_budget(
     study = load_study("ctrlc", storage)
     assert [t.state for t in study.get_trials()].count(TrialState.COMPLETE) == 4
     assert len(study.trials) == 5 and study.user_attrs["n_trials"] == 4
+    # The address is printed whole on its lines (at the start and the end), never wrapped.
+    whole = (
+        r"^MLflow runs: http://\S+workflowType=machine_learning&viewStateShareKey=salsweep-sweep$"
+    )
+    assert len(re.findall(whole, more.output, flags=re.M)) == 2, more.output
     rows = _table_rows(more.output.split("unconfirmed:", 1)[0])
     assert [(r[0], r[1]) for r in rows] == [
         ("baseline", "COMPLETE"),
