@@ -150,9 +150,15 @@ def export_header_lines(c: Confirmation) -> list[str]:
         return ["# confirmed: no finite value among the confirmation's replicates"]
     v = c.verdict
     seeds = ", ".join(str(s) for s in winner.values)
+    n, excluded = winner.estimate.n, winner.estimate.n_excluded
+    counted = f"{n} training seed{'s' if n != 1 else ''}"
+    if excluded:
+        counted += f" ({seeds}; {excluded} without a finite value, left out)"
+    else:
+        counted += f" ({seeds})"
     lines = [
         f"# confirmed: {c.metric} = {format_estimate(winner.estimate)} (mean ± 95% CI, test "
-        f"split) on {winner.estimate.n} training seeds ({seeds})"
+        f"split) on {counted}"
     ]
     unclear, beaten = [], []
     others = [("baseline", c.baseline, v.vs_baseline, v.vs_baseline_outcome)]

@@ -323,6 +323,7 @@ def test_export_with_a_diverged_replicate_and_one_seed(study: optuna.Study) -> N
     found = header(export_best(study, "trainer"))
     assert found["trial"] == "2"
     assert found["confirmed"] == (
-        "test/abs_rel_align = 0.3 ± n/a (mean ± 95% CI, test split) on 1 training seeds (1, 2)"
+        "test/abs_rel_align = 0.3000 ± n/a (mean ± 95% CI, test split) on 1 training seed "
+        "(1, 2; 1 without a finite value, left out)"
     )
     assert found["baseline"].endswith("1 pair: cannot tell (fewer than 2 shared seeds)")
