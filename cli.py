@@ -273,6 +273,16 @@ def sweep_validate(spec_path: Path) -> None:
     err.print(f"{spec_path}: valid")
 
 
+@sweep.command("schema")
+def sweep_schema() -> None:
+    """Print the JSON Schema of a sweep spec (for editors that check YAML against one)."""
+    import json
+
+    from sweeps import spec_json_schema
+
+    click.echo(json.dumps(spec_json_schema(), indent=2))
+
+
 @sweep.command("resume")
 @click.argument("name", callback=_study_name)
 @click.option(

@@ -306,19 +306,7 @@ class Tracker:
         self.end_child(run_id, "FAIL", None)
         return True
 
-    # ------------------------------------------------------------------ tags, artifacts
-
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        """Set ``tags`` on a run in one request."""
-        items = [RunTag(key, str(value)) for key, value in tags.items()]
-        with self._calling(f"set tags on run {run_id}"):
-            for batch in _chunks(items, MAX_PARAMS_PER_BATCH):
-                self._client.log_batch(run_id, tags=batch, synchronous=True)
-
-    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
-        """Upload one file to the run's artifacts (under ``artifact_path`` when given)."""
-        with self._calling(f"upload {path} to run {run_id}"):
-            self._client.log_artifact(run_id, str(path), artifact_path)
+    # ------------------------------------------------------------------ artifacts
 
     def log_artifacts(self, run_id: str, directory: Path, artifact_path: str | None) -> None:
         """Upload a folder's files to the run's artifacts."""

@@ -207,3 +207,14 @@ def test_non_loopback_host_is_warned_about(tmp_path: Path) -> None:
     assert text.startswith("warning: the MLflow server will listen on 0.0.0.0")
     assert "authentication" in text.split("Error: ")[0]
     assert "Error: " in text
+
+
+def test_sweep_schema_describes_the_spec() -> None:
+    import json
+
+    code, output = run("sweep", "schema")
+    assert code == 0
+    schema = json.loads(output)
+    assert schema["title"] == "SweepSpec"
+    assert set(schema["properties"]) >= {"name", "base", "search", "budget", "confirm"}
+    assert "search" in schema["required"]

@@ -91,6 +91,7 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
         (["studies", "export", "s", "--format", "packnet", "-o", str(tmp_path / "p.yaml"), *h], 0),
         (["sweep", "validate", str(SPEC_DIR / "default.yaml")], 0),
         (["sweep", "validate", str(invalid)], 1),
+        (["sweep", "schema"], 0),
         (["studies", "show", "nope", *h], 1),
         (["server", "status", *h], 1),
     ]

@@ -116,8 +116,6 @@ def test_sweep_layout_reads_back(
     previews.mkdir()
     (previews / "epoch-1.png").write_bytes(b"\x89PNG fake")
     (previews / "epoch-2.png").write_bytes(b"\x89PNG fake")
-    extra = tmp_path / "notes.txt"
-    extra.write_text("hello")
 
     states: dict[int, ChildState] = {0: "COMPLETE", 1: "PRUNED", 2: "FAIL"}
     children = {}
@@ -130,8 +128,6 @@ def test_sweep_layout_reads_back(
             tracker.log_epoch(run_id, epoch, _epoch_metrics(trial, epoch))
         tracker.log_text(run_id, f"trial: {trial}\n", "config.yaml")
         tracker.log_artifacts(run_id, previews, "previews")
-        tracker.log_artifact(run_id, extra)
-        tracker.set_tags(run_id, {"note": f"t{trial}"})
         tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)
     tracker.end_parent(parent, "FINISHED")
 
@@ -157,7 +153,6 @@ def test_sweep_layout_reads_back(
         assert tags["optuna.study"] == study
         assert tags["optuna.trial"] == str(trial)
         assert tags["optuna.state"] == states[trial]
-        assert tags["note"] == f"t{trial}"
         assert run.data.params == {
             "loss.lambda_sg": str(0.25 * trial),
             "loss.num_scales": "4",
@@ -170,7 +165,7 @@ def test_sweep_layout_reads_back(
             assert [m.value for m in history] == pytest.approx(expected)
         assert ("optuna.value" in run.data.metrics) == (states[trial] == "COMPLETE")
         top = sorted(a.path for a in client.list_artifacts(run_id))
-        assert top == ["config.yaml", "notes.txt", "previews"]
+        assert top == ["config.yaml", "previews"]
         assert sorted(a.path for a in client.list_artifacts(run_id, "previews")) == [
             "previews/epoch-1.png",
             "previews/epoch-2.png",
