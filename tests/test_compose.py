@@ -116,6 +116,11 @@ def test_mlflow_accepts_the_host_names_it_is_called_by(config: dict[str, Any]) -
     assert "mlflow:5000" in allowed and "127.0.0.1:5000" in allowed
 
 
+def test_mlflow_runs_without_its_job_runner(config: dict[str, Any]) -> None:
+    env = config["services"]["mlflow"]["environment"]
+    assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
 def test_sweep_uses_the_mlflow_service(config: dict[str, Any]) -> None:
     sweep = config["services"]["sweep"]
     assert sweep["build"]["target"] == "cpu"
