@@ -157,7 +157,10 @@ class DepthNet(nn.Module):
         y = features[-1]
         for j in reversed(range(1, self.num_stages)):
             y = self.decoder[j - 1](y, features[j])
-        logits = self.head(y, x)
+        return self.inverse_depth(self.head(y, x))
+
+    def inverse_depth(self, logits: torch.Tensor) -> torch.Tensor:
+        """[B,1,H,W] logits -> inverse depth: a sigmoid in log inverse depth (see above)."""
         return torch.exp(self.log_min_inv + self.log_inv_range * torch.sigmoid(logits))
 
     def _check_input(self, rgb: torch.Tensor) -> None:
