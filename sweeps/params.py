@@ -34,7 +34,6 @@ __all__ = [
     "grid_values",
     "is_discrete",
     "is_searched",
-    "snap",
 ]
 
 # A grid of more points than this is a mistake, not a sweep.
@@ -154,21 +153,3 @@ def candidate_values(param: SearchParam, limit: int = MAX_CHOICES) -> list[Any]:
     if discrete and _count(param) <= limit:  # type: ignore[arg-type]
         return grid_values(param)
     return [value for _, value in endpoints(param)]
-
-
-def snap(param: SearchParam, value: Any) -> Any:
-    """``value`` when the param can take it, else the nearest value it can take
-    (the first choice for a choice list)."""
-    if isinstance(param, Choices):
-        return value if value in param.choices else param.choices[0]
-    if isinstance(param, IntRange | FloatRange):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            value = param.low
-        clamped = min(max(value, param.low), param.high)
-        if param.step is None:
-            return float(clamped)
-        low, step = Decimal(str(param.low)), Decimal(str(param.step))
-        k = min(round((Decimal(str(clamped)) - low) / step), _count(param) - 1)
-        snapped = low + k * step
-        return int(snapped) if isinstance(param, IntRange) else float(snapped)
-    return param

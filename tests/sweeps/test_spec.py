@@ -17,7 +17,6 @@ from sweeps import (
     grid_values,
     parse_spec,
 )
-from sweeps.params import snap
 
 
 def test_config_for_applies_values_and_fixed(good: dict[str, Any]) -> None:
@@ -77,14 +76,6 @@ def test_grid_values() -> None:
     assert grid_values(Choices(choices=[True, False])) == [True, False]
     with pytest.raises(ValueError, match="continuous"):
         grid_values(FloatRange(low=0.1, high=0.4))
-
-
-def test_snap() -> None:
-    assert snap(FloatRange(low=0.1, high=1.0, log=True), 5.0) == 1.0
-    assert snap(FloatRange(low=0.3, high=0.7, step=0.2), 0.45) == 0.5
-    assert snap(IntRange(low=2, high=10, step=4), 7) == 6
-    assert snap(IntRange(low=2, high=10, step=4), 100) == 10
-    assert snap(Choices(choices=["a", "b"]), "b") == "b"
 
 
 def test_max_epochs_follows_a_searched_epochs(good: dict[str, Any]) -> None:
