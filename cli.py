@@ -194,9 +194,9 @@ def _run(
     target = SweepTarget(resolve_storage(storage, home), tracking.uri, home)
     total = n_trials if n_trials is not None else spec.budget.n_trials
     if not create and n_trials is None:  # a resume keeps the budget it was launched with
-        from studies import load_study
+        from studies import attrs, load_study
 
-        total = load_study(name, target.storage_url).user_attrs.get("n_trials", total)
+        total = load_study(name, target.storage_url).user_attrs.get(attrs.BUDGET, total)
     with _progress() as progress:
         outcome = run_sweep(
             spec,

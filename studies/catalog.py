@@ -21,6 +21,7 @@ import sqlalchemy.orm
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
+from studies import attrs
 from studies.storage import SQLITE_BUSY_TIMEOUT_S, open_storage
 from studies.verdict import is_companion_name
 from trainer.errors import UserError
@@ -177,7 +178,7 @@ def stored_spec(name: str, storage_url: str) -> SweepSpec:
     from sweeps import parse_spec  # pydantic models: only the callers that need a spec
 
     study = _existing(name, open_for_reading(storage_url))
-    data = study.user_attrs.get("spec")
+    data = study.user_attrs.get(attrs.SPEC)
     if data is None:
         raise StudyMismatch(f"study {name!r} was not created by salsweep (it has no spec)")
     return parse_spec(data, f"study {name}")

@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from studies import attrs
+from studies.attrs import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
 from studies.objective import (
     RunEnding,
     SweepObserver,
@@ -38,9 +40,6 @@ from studies.objective import (
 from studies.tracking import ROLE_TAG, STUDY_TAG, Tracker
 from studies.verdict import (
     BASELINE_KEY,
-    NON_FINITE_ATTR,
-    ROLE_CONFIRMATION,
-    ROLE_SEARCH_BASELINE,
     companion_study,
     confirmation_metric,
     trial_key,
@@ -83,20 +82,20 @@ class ReplicateJob:
 
     def user_attrs(self) -> dict[str, Any]:
         return {
-            "config_key": self.key,
-            "seed": self.seed,
-            "role": self.role,
-            "params": self.params,
-            "method": self.config.loss.method,
-            "config": self.config.model_dump(mode="json"),
+            attrs.CONFIG_KEY: self.key,
+            attrs.SEED: self.seed,
+            attrs.ROLE: self.role,
+            attrs.PARAMS: self.params,
+            attrs.METHOD: self.config.loss.method,
+            attrs.CONFIG: self.config.model_dump(mode="json"),
         }
 
 
 def _job_id(trial: optuna.Trial | FrozenTrial) -> _JobId | None:
-    attrs = trial.user_attrs
-    if "config_key" not in attrs or "seed" not in attrs:
+    stored = trial.user_attrs
+    if attrs.CONFIG_KEY not in stored or attrs.SEED not in stored:
         return None
-    return (str(attrs["config_key"]), int(attrs["seed"]), str(attrs.get("role", "")))
+    return (str(stored[attrs.CONFIG_KEY]), int(stored[attrs.SEED]), str(stored.get(attrs.ROLE, "")))
 
 
 def _label(key: str, seed: int, role: str) -> str:
@@ -154,7 +153,7 @@ def confirmation_jobs(
     first = spec.training_seed() + 1
     configs: list[tuple[str, TrainConfig, dict[str, Any]]] = []
     for trial in top_trials(study, top_k):
-        stored = trial.user_attrs.get("config")
+        stored = trial.user_attrs.get(attrs.CONFIG)
         config = TrainConfig.model_validate(stored) if stored else spec.config_for(trial.params)
         configs.append((trial_key(trial.number), config, dict(trial.params)))
     if spec.baseline:
@@ -193,9 +192,9 @@ class ReplicateRunner:
             trial.study.stop()
             raise optuna.TrialPruned("no replicate was waiting")
         key, seed, role = job
-        config = TrainConfig.model_validate(trial.user_attrs["config"])
+        config = TrainConfig.model_validate(trial.user_attrs[attrs.CONFIG])
         label, name = _label(key, seed, role), _run_name(key, seed, role)
-        params = dict(trial.user_attrs.get("params") or {})
+        params = dict(trial.user_attrs.get(attrs.PARAMS) or {})
         out_dir = self.runs_dir / name
         run_id = self.tracker.start_replicate(
             self.experiment_id,
@@ -226,8 +225,8 @@ class ReplicateRunner:
         with tracked_run(
             self.tracker, run_id, out_dir, log_value=searching, on_end=on_end
         ) as ending:
-            trial.set_user_attr("mlflow_run_id", run_id)
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run_id)
+            trial.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{os.getpid()}")
             self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")
             if self.observer is not None:
                 self.observer.run_started(label, params, config.epochs)
@@ -244,10 +243,10 @@ class ReplicateRunner:
                 metric, value = self._score(result.history, result.test, searching)
             except _Diverged as exc:
                 # A result, counted as NaN; the same seed would diverge again: not re-run.
-                trial.set_user_attr(NON_FINITE_ATTR, str(exc))
+                trial.set_user_attr(attrs.NON_FINITE, str(exc))
                 ending.state = "FAIL"
                 raise optuna.TrialPruned(str(exc)) from exc
-            trial.set_user_attr("metric", metric)
+            trial.set_user_attr(attrs.COMPANION_METRIC, metric)
             ending.value = value
         return value
 
@@ -299,7 +298,7 @@ def _claimed(companion: optuna.Study) -> set[_JobId]:
         if job is None:
             continue
         live = trial.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
-        diverged = trial.state == TrialState.PRUNED and trial.user_attrs.get(NON_FINITE_ATTR)
+        diverged = trial.state == TrialState.PRUNED and trial.user_attrs.get(attrs.NON_FINITE)
         if live or diverged:
             out.add(job)
     return out
@@ -310,8 +309,10 @@ def run_jobs(study: optuna.Study, jobs: list[ReplicateJob], runner: ReplicateRun
     an interrupted call left waiting). Returns the number of runs this call ended."""
     companion = companion_study(study, create=True)
     assert companion is not None
-    companion.set_user_attr("metric", confirmation_metric(runner.spec.objective.metric))
-    companion.set_user_attr("search_metric", runner.spec.objective.metric)
+    companion.set_user_attr(
+        attrs.COMPANION_METRIC, confirmation_metric(runner.spec.objective.metric)
+    )
+    companion.set_user_attr(attrs.SEARCH_METRIC, runner.spec.objective.metric)
     close_dead_trials(companion, runner.tracker)
     claimed = _claimed(companion)
     for job in jobs:

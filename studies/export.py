@@ -25,9 +25,9 @@ import yaml
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from studies import attrs
 from studies.confirm_report import export_header_lines
 from studies.verdict import (
-    NON_FINITE_ATTR,
     Confirmation,
     load_confirmation,
     search_baseline_trial,
@@ -87,10 +87,10 @@ def exported_trial(study: optuna.Study) -> tuple[FrozenTrial, Confirmation | Non
 
 
 def _config(study: optuna.Study, trial: FrozenTrial) -> TrainConfig:
-    stored = trial.user_attrs.get("config")
+    stored = trial.user_attrs.get(attrs.CONFIG)
     if stored is not None:
         return TrainConfig.model_validate(stored)
-    spec_data = study.user_attrs.get("spec")
+    spec_data = study.user_attrs.get(attrs.SPEC)
     if spec_data is None:
         raise ExportError(
             f"trial {trial.number} of study {study.study_name!r} has no stored config and the "
@@ -110,9 +110,9 @@ def _header(
     fmt: ExportFormat,
     filename: str,
 ) -> list[str]:
-    metric = str(study.user_attrs.get("objective_metric", "objective"))
+    metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "objective"))
     direction = study.direction.name.lower()
-    spec = study.user_attrs.get("spec") or {}
+    spec = study.user_attrs.get(attrs.SPEC) or {}
     reduce = (spec.get("objective") or {}).get("reduce")
     how = f"{direction}, {reduce} epoch" if reduce else direction
     what = "confirmed winner" if confirmation is not None else "best trial (unconfirmed)"
@@ -130,8 +130,8 @@ def _header(
             f"luckiest seed (run `salsweep studies confirm {study.study_name}`)"
         )
         lines.append(f"# baseline: {_search_baseline(study, metric)}")
-    run_id = trial.user_attrs.get("mlflow_run_id")
-    experiment = study.user_attrs.get("mlflow_experiment_id")
+    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
+    experiment = study.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
     where = f" (experiment {experiment})" if experiment is not None else ""
     lines.append(f"# mlflow run: {run_id or '-'}{where}")
     if fmt == "trainer":
@@ -149,12 +149,12 @@ def _search_baseline(study: optuna.Study, metric: str) -> str:
     base = search_baseline_trial(study)
     if base is None:
         return "none (the study ran no SSI baseline: spec `baseline: false`, or not yet)"
-    method = base.user_attrs.get("method") or "ssi"
-    seed = base.user_attrs.get("seed")
+    method = base.user_attrs.get(attrs.METHOD) or "ssi"
+    seed = base.user_attrs.get(attrs.SEED)
     where = f"{method} (search run, seed {seed})"
     if base.value is not None:
         return f"{where}: {metric} = {base.value:.6g}"
-    diverged = base.user_attrs.get(NON_FINITE_ATTR)
+    diverged = base.user_attrs.get(attrs.NON_FINITE)
     if diverged:
         return f"{where}: no value, diverged ({diverged})"
     state = "failed" if base.state == TrialState.FAIL else base.state.name.lower()

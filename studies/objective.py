@@ -14,13 +14,13 @@ from typing import Literal, Protocol
 
 import optuna
 
+from studies import attrs
 from studies.search_space import suggest_config
 from studies.tracking import ParamValue, Tracker, TrackingError, flatten_params
 from sweeps import ObjectiveSpec, SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 
 __all__ = [
-    "FAIL_REASON_ATTR",
     "Objective",
     "RunEnding",
     "SweepObserver",
@@ -32,8 +32,6 @@ __all__ = [
 ]
 
 TrialEnd = Literal["COMPLETE", "PRUNED", "FAIL"]
-# Trial user attribute: why a search trial FAILED (its non-finite loss).
-FAIL_REASON_ATTR = "fail_reason"
 
 
 class SweepObserver(Protocol):
@@ -98,7 +96,7 @@ def close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        run_id = trial.user_attrs.get("mlflow_run_id")
+        run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
         if run_id:
             tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
 
@@ -203,11 +201,11 @@ class Objective:
                 )
 
         with tracked_run(self.tracker, run_id, out_dir, on_end=on_end) as ending:
-            trial.set_user_attr("mlflow_run_id", run_id)
+            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run_id)
             # Which machine and process ran it: several workers may share one study.
-            trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+            trial.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{os.getpid()}")
             # The stored config is the runnable one: no output folder of this sweep inside.
-            trial.set_user_attr("config", config.model_dump(mode="json"))
+            trial.set_user_attr(attrs.CONFIG, config.model_dump(mode="json"))
             self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")
             if self.observer is not None:
                 self.observer.trial_started(trial.number, dict(trial.params), config.epochs)
@@ -221,7 +219,7 @@ class Objective:
                 )
             except NonFiniteLoss as exc:
                 # Optuna keeps no reason for a FAIL: the trial carries it.
-                trial.set_user_attr(FAIL_REASON_ATTR, str(exc))
+                trial.set_user_attr(attrs.FAIL_REASON, str(exc))
                 self.last_failure = exc
                 raise
             ending.value = objective_value(

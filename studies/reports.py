@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from studies import attrs
 from studies.verdict import search_baseline_trial
 
 __all__ = ["PLOT_NAMES", "TrialRow", "save_study_plots", "trial_rows"]
@@ -43,14 +44,14 @@ def trial_rows(study: optuna.Study) -> list[TrialRow]:
     rows = []
     baseline = search_baseline_trial(study)
     if baseline is not None:
-        rows.append(_row(baseline, None, dict(baseline.user_attrs.get("params") or {})))
+        rows.append(_row(baseline, None, dict(baseline.user_attrs.get(attrs.PARAMS) or {})))
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         rows.append(_row(t, t.number, dict(t.params)))
     return rows
 
 
 def _row(t: FrozenTrial, number: int | None, params: dict[str, Any]) -> TrialRow:
-    run_id = t.user_attrs.get("mlflow_run_id")
+    run_id = t.user_attrs.get(attrs.MLFLOW_RUN_ID)
     return TrialRow(
         number=number,
         state=t.state.name,
@@ -78,7 +79,7 @@ def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as oplt
 
-    metric = str(study.user_attrs.get("objective_metric", "Objective Value"))
+    metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "Objective Value"))
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     varied = _varied_params(complete)
     plots: dict[str, tuple[bool, Callable[[], Any]]] = {

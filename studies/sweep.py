@@ -21,6 +21,7 @@ from optuna.storages import RDBStorage
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from studies import attrs
 from studies.catalog import StudyMismatch, stored_spec
 from studies.confirm import (
     ReplicateRunner,
@@ -46,7 +47,6 @@ from sweeps import ConfirmSpec, StudyNameError, SweepSpec, check_study_name, spe
 from trainer import NonFiniteLoss
 
 __all__ = [
-    "BUDGET_ATTR",
     "COUNTED_STATES",
     "SweepDiverged",
     "SweepOutcome",
@@ -60,9 +60,6 @@ __all__ = [
 
 # Trials that use up the budget; failed ones (a crash, a non-finite loss) do not.
 COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-# Study user attribute: the study's trial budget, as the last launch (or a resume given
-# --n-trials) set it; a plain resume runs up to it, not up to the spec's.
-BUDGET_ATTR = "n_trials"
 
 
 class SweepDiverged(NonFiniteLoss):
@@ -132,7 +129,7 @@ def trial_budget(
     one stored by the launch (or by the last resume given ``n_trials``), falling back on
     the spec's for a study that has none stored.
     """
-    stored = study.user_attrs.get(BUDGET_ATTR)
+    stored = study.user_attrs.get(attrs.BUDGET)
     if n_trials is not None:
         budget = n_trials
     elif not create and isinstance(stored, int):
@@ -140,7 +137,7 @@ def trial_budget(
     else:
         budget = spec.budget.n_trials
     if stored != budget:
-        study.set_user_attr(BUDGET_ATTR, budget)
+        study.set_user_attr(attrs.BUDGET, budget)
     return budget
 
 
@@ -185,7 +182,7 @@ def _prepare(
 ) -> Objective:
     """Open the experiment and parent run, record them on the study."""
     spec_json = spec.model_dump(mode="json")
-    stored = study.user_attrs.get("spec")
+    stored = study.user_attrs.get(attrs.SPEC)
     if stored is not None and stored != spec_json:
         raise StudyMismatch(
             f"study {name!r} exists and was launched from a different spec; "
@@ -195,11 +192,11 @@ def _prepare(
     params = flatten_params(spec_json, "spec")
     parent = tracker.find_or_create_parent(experiment_id, name, params, spec_to_yaml(spec))
     if stored is None:
-        study.set_user_attr("spec", spec_json)
-        study.set_user_attr("objective_metric", spec.objective.metric)
-        study.set_user_attr("direction", spec.objective.direction)
-    study.set_user_attr("mlflow_experiment_id", experiment_id)
-    study.set_user_attr("mlflow_parent_run_id", parent)
+        study.set_user_attr(attrs.SPEC, spec_json)
+        study.set_user_attr(attrs.OBJECTIVE_METRIC, spec.objective.metric)
+        study.set_user_attr(attrs.DIRECTION, spec.objective.direction)
+    study.set_user_attr(attrs.MLFLOW_EXPERIMENT_ID, experiment_id)
+    study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent)
     return Objective(
         spec=spec,
         tracker=tracker,

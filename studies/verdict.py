@@ -24,14 +24,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from studies import attrs
+from studies.attrs import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
 from studies.stats import Direction, Estimate, Verdict, estimate, paired_difference, rank, verdict
 from trainer.errors import UserError
 
 __all__ = [
     "BASELINE_KEY",
     "CONFIRM_SUFFIX",
-    "ROLE_CONFIRMATION",
-    "ROLE_SEARCH_BASELINE",
     "ConfirmError",
     "Confirmation",
     "ConfirmedConfig",
@@ -50,10 +50,6 @@ __all__ = [
 
 CONFIRM_SUFFIX = ":confirm"
 BASELINE_KEY = "baseline"
-ROLE_SEARCH_BASELINE = "search-baseline"
-ROLE_CONFIRMATION = "confirmation"
-# Trial user attribute of a replicate that diverged (its value counts as NaN).
-NON_FINITE_ATTR = "non_finite"
 
 
 class ConfirmError(UserError, ValueError):
@@ -129,24 +125,24 @@ class Replicate:
 
 
 def _as_replicate(trial: FrozenTrial) -> Replicate | None:
-    attrs = trial.user_attrs
-    if "config_key" not in attrs or "seed" not in attrs:
+    stored = trial.user_attrs
+    if attrs.CONFIG_KEY not in stored or attrs.SEED not in stored:
         return None  # not a replicate (see studies.confirm: a trial that found no job)
     if trial.state == TrialState.COMPLETE and trial.value is not None:
         value = float(trial.value)
-    elif trial.state == TrialState.PRUNED and attrs.get(NON_FINITE_ATTR):
+    elif trial.state == TrialState.PRUNED and stored.get(attrs.NON_FINITE):
         value = math.nan
     else:
         return None
     return Replicate(
         number=trial.number,
-        key=str(attrs["config_key"]),
-        seed=int(attrs["seed"]),
-        role=str(attrs.get("role", ROLE_CONFIRMATION)),
+        key=str(stored[attrs.CONFIG_KEY]),
+        seed=int(stored[attrs.SEED]),
+        role=str(stored.get(attrs.ROLE, ROLE_CONFIRMATION)),
         value=value,
-        params=dict(attrs.get("params") or {}),
-        method=attrs.get("method"),
-        mlflow_run_id=attrs.get("mlflow_run_id"),
+        params=dict(stored.get(attrs.PARAMS) or {}),
+        method=stored.get(attrs.METHOD),
+        mlflow_run_id=stored.get(attrs.MLFLOW_RUN_ID),
     )
 
 
@@ -170,7 +166,7 @@ def search_baseline_trial(study: optuna.Study) -> FrozenTrial | None:
     runs = [
         t
         for t in companion.get_trials(deepcopy=False)
-        if t.user_attrs.get("role") == ROLE_SEARCH_BASELINE
+        if t.user_attrs.get(attrs.ROLE) == ROLE_SEARCH_BASELINE
     ]
     if not runs:
         return None
@@ -264,7 +260,10 @@ def load_confirmation(study: optuna.Study) -> Confirmation | None:
                 mlflow_run_ids=tuple(runs.get(key, ())),
             )
         )
-    metric = str(companion.user_attrs.get("metric") or study.user_attrs.get("objective_metric"))
+    metric = str(
+        companion.user_attrs.get(attrs.COMPANION_METRIC)
+        or study.user_attrs.get(attrs.OBJECTIVE_METRIC)
+    )
     return Confirmation(
         study_name=study.study_name,
         metric=metric,

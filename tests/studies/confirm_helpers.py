@@ -9,13 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from studies.verdict import (
-    BASELINE_KEY,
-    NON_FINITE_ATTR,
-    ROLE_CONFIRMATION,
-    ROLE_SEARCH_BASELINE,
-    companion_study,
-)
+from studies.attrs import NON_FINITE, ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+from studies.verdict import BASELINE_KEY, companion_study
 
 
 def add_replicate(
@@ -45,7 +40,7 @@ def add_replicate(
     if state is None:
         state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
     if state == TrialState.PRUNED:
-        attrs[NON_FINITE_ATTR] = "non-finite training loss"
+        attrs[NON_FINITE] = "non-finite training loss"
     companion.add_trial(
         create_trial(
             state=state,

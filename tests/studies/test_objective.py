@@ -8,8 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from studies import attrs
 from studies.objective import objective_value
-from studies.sweep import BUDGET_ATTR, study_dir, trial_budget
+from studies.sweep import study_dir, trial_budget
 from sweeps import StudyNameError
 from tests.studies.sweep_helpers import tiny_spec
 
@@ -56,7 +57,7 @@ def test_trial_budget_launch_then_resume() -> None:
     study = optuna.create_study()
     # A launch: --n-trials when given, else the spec's; stored either way.
     assert trial_budget(study, spec, 4, create=True) == 4
-    assert study.user_attrs[BUDGET_ATTR] == 4
+    assert study.user_attrs[attrs.BUDGET] == 4
     # A plain resume keeps the launch's 4 (not the spec's 8) ...
     assert trial_budget(study, spec, None, create=False) == 4
     # ... a resume given --n-trials sets a new budget, which the next resume keeps.
@@ -64,13 +65,13 @@ def test_trial_budget_launch_then_resume() -> None:
     assert trial_budget(study, spec, None, create=False) == 6
     # A launch without --n-trials goes back to the spec's budget (its help says so).
     assert trial_budget(study, spec, None, create=True) == 8
-    assert study.user_attrs[BUDGET_ATTR] == 8
+    assert study.user_attrs[attrs.BUDGET] == 8
 
 
 def test_trial_budget_of_a_study_without_one_stored() -> None:
     study = optuna.create_study()  # launched before the budget was stored
     assert trial_budget(study, tiny_spec("old", n_trials=3), None, create=False) == 3
-    assert study.user_attrs[BUDGET_ATTR] == 3
+    assert study.user_attrs[attrs.BUDGET] == 3
 
 
 def test_study_dir_stays_in_the_data_dir(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from studies.attrs import ROLE_CONFIRMATION
 from studies.catalog import StudyMismatch, load_study, study_summaries
 from studies.confirm_report import (
     confirmation_csv,
@@ -27,7 +28,6 @@ from studies.confirm_report import (
 )
 from studies.stats import estimate
 from studies.verdict import (
-    ROLE_CONFIRMATION,
     companion_name,
     companion_study,
     confirmation_metric,
