@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from loss.ops import downscale, inv2depth, safe_divide, sobel_l1
+from loss.ops import downscale, inv2depth, safe_divide, sobel_l1, sobel_l1_conv
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,39 @@ def test_sobel_l1_equals_conv2d(
     assert got.item() == pytest.approx(want.item(), rel=tol, abs=tol)
     # Signs of exact zeros (the 1x1 map has no gradient) agree too: |x|' at 0 is 0.
     assert torch.allclose(got_grad, want_grad, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 9, 13), (1, 1, 1, 1), (3, 1, 5, 1)])
+def test_sobel_l1_conv_equals_the_slices(shape: tuple[int, int, int, int]) -> None:
+    # The CUDA path of sobel_l1, run here on the CPU: value and gradient of one formula.
+    r = torch.randn(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    r.requires_grad_()
+    want, got = sobel_l1(r), sobel_l1_conv(r)
+    (want_grad,) = torch.autograd.grad(want, r)
+    (got_grad,) = torch.autograd.grad(got, r)
+    assert got.item() == pytest.approx(want.item(), rel=1e-13)
+    assert torch.allclose(got_grad, want_grad, rtol=0, atol=1e-13)
+
+
+def test_sobel_l1_conv_ignores_autocast() -> None:
+    r = torch.randn(1, 1, 6, 7, generator=torch.Generator().manual_seed(4))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = sobel_l1_conv(r)
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(sobel_l1(r).item(), rel=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
+def test_sobel_l1_on_cuda_matches_the_cpu() -> None:
+    r = torch.randn(2, 1, 9, 13, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    cpu = r.clone().requires_grad_()
+    gpu = r.cuda().requires_grad_()
+    want, got = sobel_l1(cpu), sobel_l1(gpu)
+    (want_grad,) = torch.autograd.grad(want, cpu)
+    (got_grad,) = torch.autograd.grad(got, gpu)
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    assert torch.allclose(got_grad.cpu(), want_grad, rtol=0, atol=1e-12)
 
 
 def test_sobel_l1_gradcheck() -> None:
