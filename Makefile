@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SPEC ?= sweeps/default.yaml
 STUDY ?= salsweep-default
+# Worker processes of `make sweep`: auto = one per GPU, else one per CPU core (at most 8).
+WORKERS ?= auto
 export SALSWEEP_HOME ?= $(CURDIR)/.salsweep
 
 # The installer: uv, which installs the same wheels as pip several times faster, or pip
@@ -72,7 +74,8 @@ setup-dev: $(DEV_STAMP)
 # lets two starts at once launch one server).
 sweep: $(STAMP)
 	$(BIN)/salsweep server start >/dev/null 2>&1 & \
-	$(BIN)/salsweep sweep launch $(SPEC) --study-name $(STUDY); status=$$?; wait; exit $$status
+	$(BIN)/salsweep sweep launch $(SPEC) --study-name $(STUDY) --workers $(WORKERS); \
+	  status=$$?; wait; exit $$status
 	$(BIN)/salsweep studies export $(STUDY) -o best.yaml
 	@echo "Best configuration written to best.yaml:"
 	@cat best.yaml

@@ -13,12 +13,14 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:  # rich.progress loads where progress is drawn (sweeps), not for a read
+    from rich.progress import Progress, TaskID
 
 __all__ = ["cli", "main"]
 
@@ -75,12 +77,16 @@ class SalsweepGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (studies.signals.Terminated)
+            from studies.signals import exit_code
+
+            code = exit_code(exc)
+            how = "interrupted" if code == 130 else "terminated (SIGTERM)"
             err.print(
-                "[yellow]interrupted[/]: the running trial was marked failed; "
+                f"[yellow]{how}[/]: the running trial was marked failed; "
                 "`salsweep sweep resume NAME` continues the sweep"
             )
-            ctx.exit(130)
+            ctx.exit(code)
         except Exception as exc:
             if ctx.find_root().params.get("debug"):
                 traceback.print_exc()
@@ -106,13 +112,33 @@ def sweep() -> None:
 
 
 class _RichObserver:
-    """Progress bars for trials and epochs (studies.SweepObserver)."""
+    """Progress bars for trials and epochs (studies.SweepObserver). With local workers,
+    each worker has its own (``for_worker``): its lines and epoch bar start with ``w<i>``,
+    and all of them advance one bar of trials."""
 
-    def __init__(self, progress: Progress, total: int, metric: str = "val/abs_rel") -> None:
+    def __init__(
+        self,
+        progress: Progress,
+        total: int,
+        metric: str = "val/abs_rel",
+        *,
+        prefix: str = "",
+        trials: TaskID | None = None,
+    ) -> None:
         self.progress = progress
         self.metric = metric
-        self.trials = progress.add_task("trials", total=total, visible=total > 0)
-        self.epochs = progress.add_task("epochs", total=1, visible=False)
+        self.prefix = prefix
+        if trials is None:
+            trials = progress.add_task("trials", total=total, visible=total > 0)
+        self.trials = trials
+        self.epochs = progress.add_task(f"{prefix}epochs", total=1, visible=False)
+
+    def for_worker(self, index: int) -> _RichObserver:
+        return _RichObserver(self.progress, 0, self.metric, prefix=f"w{index} ", trials=self.trials)
+
+    def log(self, line: str) -> None:
+        """A line a worker wrote to its standard error."""
+        self.progress.console.print(f"{self.prefix}{line}", markup=False, highlight=False)
 
     def sweep_started(self, ui_url: str) -> None:
         # soft_wrap: a URL cut across lines cannot be clicked or copied.
@@ -122,8 +148,10 @@ class _RichObserver:
 
     def trial_started(self, number: int, params: dict[str, object], epochs: int) -> None:
         shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
-        self.progress.reset(self.epochs, total=epochs, visible=True, description=f"trial {number}")
-        self.progress.console.print(f"trial {number}: {shown}")
+        self.progress.reset(
+            self.epochs, total=epochs, visible=True, description=f"{self.prefix}trial {number}"
+        )
+        self.progress.console.print(f"{self.prefix}trial {number}: {shown}", markup=False)
 
     def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
         self.run_epoch_finished(f"trial {number}", epoch, metrics)
@@ -135,26 +163,32 @@ class _RichObserver:
         self.progress.update(self.epochs, visible=False)
         shown = "" if value is None else f" value={value:.5g}"
         why = f" ({reason})" if reason and state != "COMPLETE" else ""
-        self.progress.console.print(f"trial {number}: {state}{shown}{why}", markup=False)
+        self.progress.console.print(
+            f"{self.prefix}trial {number}: {state}{shown}{why}", markup=False
+        )
 
     # Runs outside the search: the SSI baseline and the confirmation's replicates.
     def run_started(self, label: str, params: dict[str, object], epochs: int) -> None:
         shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
-        self.progress.reset(self.epochs, total=epochs, visible=True, description=label)
-        self.progress.console.print(f"{label}: {shown}", markup=False)
+        self.progress.reset(
+            self.epochs, total=epochs, visible=True, description=f"{self.prefix}{label}"
+        )
+        self.progress.console.print(f"{self.prefix}{label}: {shown}", markup=False)
 
     def run_epoch_finished(self, label: str, epoch: int, metrics: dict[str, float]) -> None:
         value = metrics.get(self.metric, math.nan)
         short = self.metric.split("/")[-1]
         self.progress.update(
-            self.epochs, completed=epoch, description=f"{label} {short}={value:.4f}"
+            self.epochs,
+            completed=epoch,
+            description=f"{self.prefix}{label} {short}={value:.4f}",
         )
 
     def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
         self.progress.update(self.epochs, visible=False)
         shown = "" if value is None else f" value={value:.5g}"
         why = f" ({reason})" if reason and state != "COMPLETE" else ""
-        self.progress.console.print(f"{label}: {state}{shown}{why}", markup=False)
+        self.progress.console.print(f"{self.prefix}{label}: {state}{shown}{why}", markup=False)
 
 
 def _study_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -170,6 +204,51 @@ def _fmt(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+class _WorkersType(click.ParamType):
+    """``--workers``: a number >= 1, or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+        if number < 1:
+            self.fail(f"{number} is not >= 1", param, ctx)
+        return number
+
+
+def _workers_option(func: F) -> F:
+    return click.option(
+        "--workers",
+        type=_WorkersType(),
+        default=1,
+        show_default=True,
+        help="Worker processes on this machine, sharing the study: a number, or auto (one "
+        "per GPU; without GPUs, one per CPU core).",
+    )(func)
+
+
+def _worker_plans(workers: int | str, seed: int | None) -> list[Any]:
+    """The plan of the local workers (one: the sweep runs in this process), printed."""
+    if workers == 1:
+        return []
+    from studies.workers import auto_workers, cpu_count, detect_gpus, plan_workers
+
+    gpus = detect_gpus()
+    cores = cpu_count()
+    count = auto_workers(gpus, cores) if workers == "auto" else int(workers)
+    if count == 1:
+        return []
+    plans = plan_workers(count, seed, cores=cores, gpus=gpus)
+    for plan in plans:
+        err.print(plan.describe(), highlight=False, markup=False)
+    return plans
+
+
 def _run(
     spec: Any,
     name: str,
@@ -178,6 +257,7 @@ def _run(
     home: Path,
     n_trials: int | None,
     create: bool,
+    workers: int | str = 1,
 ) -> None:
     from studies import (
         SweepTarget,
@@ -188,6 +268,7 @@ def _run(
     )
 
     quiet_optuna_logs()
+    plans = _worker_plans(workers, spec.sampler.seed)
     tracking = resolve_tracking(tracking_uri, home)
     if tracking.started_here:
         err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
@@ -198,23 +279,56 @@ def _run(
 
         total = load_study(name, target.storage_url).user_attrs.get(attrs.BUDGET, total)
     with _progress() as progress:
-        outcome = run_sweep(
-            spec,
-            name,
-            target,
-            n_trials=n_trials,
-            observer=_RichObserver(progress, total, spec.objective.metric),
-            create=create,
-        )
+        observer = _RichObserver(progress, total, spec.objective.metric)
+        if plans:
+            from studies.workers import run_workers
+
+            outcome = run_workers(
+                spec,
+                name,
+                target,
+                plans,
+                n_trials=n_trials,
+                observer=observer,
+                worker_observer=observer.for_worker,
+                create=create,
+                debug=bool(click.get_current_context().find_root().params.get("debug")),
+            )
+        else:
+            outcome = run_sweep(
+                spec, name, target, n_trials=n_trials, observer=observer, create=create
+            )
     _print_study(name, target.storage_url)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
+    _print_unsent(name, outcome.unsent)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
     out.print(f"Export the winner's configuration: salsweep studies export {name} -o best.yaml")
 
 
+def _print_unsent(name: str, runs: tuple[str, ...]) -> None:
+    """One line naming the runs whose MLflow logs wait on disk (the server was away)."""
+    if runs:
+        shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
+        err.print(
+            f"MLflow logs not sent yet (the server did not answer) for {len(runs)} run(s): "
+            f"{shown}; they wait in the trial folders: salsweep studies sync {name}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @contextmanager
 def _progress() -> Iterator[Progress]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -242,6 +356,7 @@ def _progress() -> Iterator[Progress]:
     default=None,
     help="Total trials of the study (overrides the spec's budget).",
 )
+@_workers_option
 @_storage_option
 @_tracking_option
 @_home_option
@@ -249,6 +364,7 @@ def sweep_launch(
     spec_path: Path,
     study_name: str | None,
     n_trials: int | None,
+    workers: int | str,
     storage: str | None,
     tracking_uri: str | None,
     home: Path,
@@ -257,7 +373,8 @@ def sweep_launch(
     from sweeps import load_spec
 
     spec = load_spec(spec_path)
-    _run(spec, study_name or spec.name, storage, tracking_uri, home, n_trials, create=True)
+    name = study_name or spec.name
+    _run(spec, name, storage, tracking_uri, home, n_trials, create=True, workers=workers)
 
 
 @sweep.command("validate")
@@ -269,7 +386,8 @@ def sweep_validate(spec_path: Path) -> None:
     from sweeps import load_spec, spec_to_yaml
 
     spec = load_spec(spec_path)
-    out.print(spec_to_yaml(spec), highlight=False, markup=False)
+    # soft_wrap: lines longer than the console stay whole, so the output is YAML to save.
+    out.print(spec_to_yaml(spec), highlight=False, markup=False, soft_wrap=True)
     err.print(f"{spec_path}: valid")
 
 
@@ -291,17 +409,23 @@ def sweep_schema() -> None:
     default=None,
     help="Total trials of the study (overrides the stored budget).",
 )
+@_workers_option
 @_storage_option
 @_tracking_option
 @_home_option
 def sweep_resume(
-    name: str, n_trials: int | None, storage: str | None, tracking_uri: str | None, home: Path
+    name: str,
+    n_trials: int | None,
+    workers: int | str,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
 ) -> None:
     """Run the remaining trials of study NAME (as launched, same spec)."""
     from studies import resolve_storage, stored_spec
 
     spec = stored_spec(name, resolve_storage(storage, home))
-    _run(spec, name, storage, tracking_uri, home, n_trials, create=False)
+    _run(spec, name, storage, tracking_uri, home, n_trials, create=False, workers=workers)
 
 
 # ---------------------------------------------------------------------------- studies
@@ -313,11 +437,11 @@ def studies() -> None:
 
 
 def _storage_url(storage: str | None, home: Path) -> str:
-    """`studies.resolve_storage` without importing studies.target, which loads the server
-    module (urllib.request, subprocess) that reading a study never needs."""
-    from studies.storage import default_storage_url
+    """`studies.resolve_storage`, imported from studies.target itself (which imports
+    nothing), not through studies.storage (Optuna)."""
+    from studies.target import resolve_storage
 
-    return storage or default_storage_url(home)
+    return resolve_storage(storage, home)
 
 
 @studies.command("list")
@@ -344,9 +468,9 @@ def studies_list(storage: str | None, home: Path) -> None:
 
 
 def _print_study(name: str, storage_url: str) -> None:
-    from studies import load_study, trial_rows
+    from studies import read_study, trial_rows
 
-    study = load_study(name, storage_url)
+    study = read_study(name, storage_url)
     table = Table("trial", "state", "params", "value", "duration", "MLflow run", title=name)
     for row in trial_rows(study):
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in row.params.items())
@@ -377,7 +501,7 @@ def _print_confirmation(study: Any) -> None:
 
 
 @studies.command("show")
-@click.argument("name", callback=_study_name)
+@click.argument("name")  # looked up, never made a folder: no name check
 @_storage_option
 @_home_option
 def studies_show(name: str, storage: str | None, home: Path) -> None:
@@ -440,11 +564,50 @@ def studies_confirm(
             observer=_RichObserver(progress, 0, spec.objective.metric),
         )
     _print_study(name, target.storage_url)
+    _print_unsent(name, outcome.unsent)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
 
 
-@studies.command("export")
+@studies.command("sync")
 @click.argument("name", callback=_study_name)
+@_storage_option
+@_tracking_option
+@_home_option
+def studies_sync(name: str, storage: str | None, tracking_uri: str | None, home: Path) -> None:
+    """Send to MLflow the logs of study NAME's runs that wait in their folders.
+
+    A sweep whose tracking server was away keeps its runs' logs on disk; this sends every
+    one the server does not have, never one it has: a second call sends nothing. Runs whose
+    trial ended without closing them (a worker that died) are closed.
+    """
+    from studies.catalog import quiet_optuna_logs
+    from studies.sync import sync_study
+    from studies.target import resolve_tracking
+
+    quiet_optuna_logs()
+    tracking = resolve_tracking(tracking_uri, home)
+    if tracking.started_here:
+        err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
+    report = sync_study(name, home, tracking.uri, _storage_url(storage, home))
+    out.print(
+        f"study {name}: {report.synced} of {report.runs} run(s) synced: {report.sent} "
+        f"operation(s) sent ({report.epochs} epoch(s) of metrics), {report.already} already "
+        f"there, {report.rejected} refused by the server, {report.closed} run(s) closed",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report.still_running:
+        err.print(
+            f"{len(report.still_running)} run(s) still running: "
+            + ", ".join(report.still_running[:10]),
+            markup=False,
+            highlight=False,
+        )
+
+
+@studies.command("export")
+@click.argument("name")  # looked up, never made a folder: no name check
 @click.option(
     "-o",
     "--output",
@@ -487,9 +650,9 @@ def studies_export(
             return
     if output is None:
         raise click.UsageError("Missing option '-o' / '--output'.")
-    from studies import export_best, load_study, write_export
+    from studies import export_best, read_study, write_export
 
-    study = load_study(name, _storage_url(storage, home))
+    study = read_study(name, _storage_url(storage, home))
     text = export_best(study, fmt, filename=str(output))  # type: ignore[arg-type]
     write_export(text, output)
     err.print(f"wrote {output} ({fmt} format)")
@@ -573,9 +736,11 @@ def train(config_path: Path, device: str | None, output_dir: Path | None) -> Non
     Prints the validation metrics every epoch, then the kept epoch's weights scored on the
     test split.
     """
-    from trainer import fit, load_train_config, resolve_device
+    from trainer import load_train_config
 
-    config = load_train_config(config_path)
+    config = load_train_config(config_path)  # a bad config fails before torch is loaded
+    from trainer import fit, resolve_device
+
     updates: dict[str, object] = {}
     if device is not None:
         updates["device"] = device
@@ -645,10 +810,13 @@ def loss_check(seed: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    from studies.signals import exit_code, install_stop_handlers
+
+    install_stop_handlers()  # SIGTERM stops a sweep as cleanly as Ctrl-C (exit 143)
     try:
         cli.main(prog_name="salsweep")
-    except KeyboardInterrupt:  # raised outside a command (e.g. while importing)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # raised outside a command (e.g. while importing)
+        sys.exit(exit_code(exc))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,15 @@ baseline's search run and a confirmation of the top 3 configurations and the bas
 seeds each). No MLflow server runs, so ``server status`` exits 1.
 
 Besides the time, one more run of each command in a fresh interpreter lists which heavy
-modules (torch, mlflow, matplotlib, optuna, sqlalchemy, alembic, scipy) it imported.
+modules (torch, mlflow, matplotlib, optuna, sqlalchemy, alembic, scipy, pydantic) it
+imported.
+
+Bytecode: the commands run with compiled bytecode, as on a user's machine (pip compiles
+every module at install; otherwise the first run writes ``__pycache__``). The benchmark
+keeps its own cache (``PYTHONPYCACHEPREFIX`` in its temporary dir, filled by the warm-up
+round) and ignores ``PYTHONDONTWRITEBYTECODE``: a venv installed without ``.pyc`` files
+(uv's default) under ``PYTHONDONTWRITEBYTECODE=1`` compiles every imported module on every
+run, which doubles to triples these times. ``--no-bytecode-cache`` times that case.
 
 ``--compare DIR`` times another source tree in the same runs (each command of both trees
 takes its turn), e.g. the last commit for a before/after table:
@@ -21,6 +29,7 @@ takes its turn), e.g. the last commit for a before/after table:
 Prints a Markdown table for docs/BENCHMARKS.md:
 
     .venv/bin/python benchmarks/cli_bench.py [--repeats 5] [--trials 12] [--compare DIR]
+        [--no-bytecode-cache]
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ BIN = Path(sys.executable).parent
 STUDY = "bench"
 # A command that runs longer than this fails the benchmark instead of hanging it.
 COMMAND_TIMEOUT_S = 120
-HEAVY = ("torch", "mlflow", "matplotlib", "optuna", "sqlalchemy", "alembic", "scipy")
+HEAVY = ("torch", "mlflow", "matplotlib", "optuna", "sqlalchemy", "alembic", "scipy", "pydantic")
 INVALID_SPEC = """\
 name: broken
 base:
@@ -209,20 +218,23 @@ def heavy_modules(args: list[str], env: dict[str, str], tree: Path | None = None
 
 
 def python_floor(env: dict[str, str], repeats: int) -> dict[str, float]:
-    """Interpreter start alone, and with the imports every command pays for."""
+    """Interpreter start alone, with the imports every command pays for, and with those
+    that reading through Optuna or exporting would add (run from the repository root)."""
     cases = {
         "python -c pass": "pass",
         "python -c 'import click, rich.console'": "import click, rich.console",
-        "python -c 'import optuna'": "import optuna",
-        # What reading an Optuna RDB storage cannot do without.
+        # What reading a study through Optuna's RDB storage costs (studies.tables avoids it).
         "python -c 'import optuna, sqlalchemy.orm'": "import optuna, sqlalchemy.orm",
+        # What an export adds: the config models (pydantic) and YAML.
+        "python -c 'import trainer.config, yaml'": "import trainer.config, yaml",
     }
     out = {}
     for label, code in cases.items():
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)  # warm-up
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
             times.append(time.perf_counter() - start)
         out[label] = statistics.median(times)
     return out
@@ -239,6 +251,12 @@ def main() -> None:
         help="another source tree (e.g. `git archive HEAD` unpacked) timed in the same "
         "runs, both through `python -c` (cli.main) instead of the console script",
     )
+    parser.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="run without cached bytecode (PYTHONDONTWRITEBYTECODE=1, an empty cache "
+        "prefix): every run compiles what it imports, as with a venv installed without .pyc",
+    )
     args = parser.parse_args()
 
     trees: list[Path | None] = [None] if args.compare is None else [args.compare, ROOT]
@@ -248,6 +266,11 @@ def main() -> None:
         write_study(home, args.trials)
         env = dict(os.environ)
         env["SALSWEEP_HOME"] = str(home)
+        env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+        if args.no_bytecode_cache:
+            env["PYTHONDONTWRITEBYTECODE"] = "1"
+        else:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.pop("SALSWEEP_STORAGE", None)
         env.pop("MLFLOW_TRACKING_URI", None)
         cases = commands(work)
@@ -270,7 +293,8 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     print(f"{args.repeats} runs each, study of {args.trials} trials + confirmation, ", end="")
-    print(f"load average {load:.1f} at the end\n")
+    cache = "without cached bytecode" if args.no_bytecode_cache else "bytecode cached"
+    print(f"{cache}, load average {load:.1f} at the end\n")
     names: dict[Path | None, str] = {None: "", ROOT: " (this tree)"}
     if args.compare is not None:
         names[args.compare] = f" ({args.compare.name})"

@@ -40,7 +40,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from studies.urls import free_port
+# tests.port_helpers, from the repository root (a test helper, not part of salsweep).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.port_helpers import free_port
 
 BIN = Path(sys.executable).parent
 # A command that runs longer than this fails the benchmark instead of hanging it.

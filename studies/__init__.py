@@ -3,7 +3,8 @@ and the confirmation of a sweep's winner.
 
 The only package that imports optuna and mlflow. Its names load on first use (PEP 562),
 so that read-only commands (`salsweep studies list|show|export`) import neither mlflow nor
-torch: `from studies import load_study` loads studies.catalog and what it needs, no more.
+torch, nor Optuna where they read an SQLite storage: `from studies import read_study` loads
+studies.catalog and what it needs (the SQL reader, the records), no more.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from studies.catalog import (
+        StorageReadError,
         StudyMismatch,
-        StudySummary,
         load_study,
-        open_for_reading,
         quiet_optuna_logs,
+        read_study,
         stored_spec,
         study_summaries,
     )
@@ -30,12 +31,13 @@ if TYPE_CHECKING:
     )
     from studies.export import ExportError, export_best, write_export
     from studies.objective import Objective, SweepObserver, flatten_config, objective_value
+    from studies.records import StudyRecord, StudySummary, TrialRecord, as_record
     from studies.reports import TrialRow, save_study_plots, trial_rows
     from studies.server import ServerError, ServerInfo, server_status, start_server, stop_server
     from studies.stats import Estimate, Verdict, estimate, paired_difference, t_quantile_975
-    from studies.storage import StorageError, default_storage_url, open_storage
+    from studies.storage import StorageError, open_storage
     from studies.sweep import SweepOutcome, SweepTarget, confirm_sweep, remaining_trials, run_sweep
-    from studies.target import resolve_storage, resolve_tracking
+    from studies.target import default_storage_url, resolve_storage, resolve_tracking
     from studies.tracking import Tracker, TrackingError
     from studies.verdict import Confirmation, ConfirmedConfig, ConfirmError, load_confirmation
 
@@ -50,18 +52,22 @@ _NAMES: dict[str, str] = {
     "ServerError": "studies.server",
     "ServerInfo": "studies.server",
     "StorageError": "studies.storage",
+    "StorageReadError": "studies.catalog",
     "StudyMismatch": "studies.catalog",
-    "StudySummary": "studies.catalog",
+    "StudyRecord": "studies.records",
+    "StudySummary": "studies.records",
     "SweepObserver": "studies.objective",
     "SweepOutcome": "studies.sweep",
     "SweepTarget": "studies.sweep",
     "TABLE_HEADER": "studies.confirm_report",
     "Tracker": "studies.tracking",
     "TrackingError": "studies.tracking",
+    "TrialRecord": "studies.records",
     "TrialRow": "studies.reports",
     "Verdict": "studies.stats",
     "confirm_sweep": "studies.sweep",
-    "default_storage_url": "studies.storage",
+    "as_record": "studies.records",
+    "default_storage_url": "studies.target",
     "estimate": "studies.stats",
     "export_best": "studies.export",
     "export_header_lines": "studies.confirm_report",
@@ -70,10 +76,10 @@ _NAMES: dict[str, str] = {
     "load_confirmation": "studies.verdict",
     "load_study": "studies.catalog",
     "objective_value": "studies.objective",
-    "open_for_reading": "studies.catalog",
     "open_storage": "studies.storage",
     "paired_difference": "studies.stats",
     "quiet_optuna_logs": "studies.catalog",
+    "read_study": "studies.catalog",
     "remaining_trials": "studies.sweep",
     "resolve_storage": "studies.target",
     "resolve_tracking": "studies.target",
@@ -102,15 +108,19 @@ __all__ = [
     "ServerError",
     "ServerInfo",
     "StorageError",
+    "StorageReadError",
     "StudyMismatch",
+    "StudyRecord",
     "StudySummary",
     "SweepObserver",
     "SweepOutcome",
     "SweepTarget",
     "Tracker",
     "TrackingError",
+    "TrialRecord",
     "TrialRow",
     "Verdict",
+    "as_record",
     "confirm_sweep",
     "default_storage_url",
     "estimate",
@@ -121,10 +131,10 @@ __all__ = [
     "load_confirmation",
     "load_study",
     "objective_value",
-    "open_for_reading",
     "open_storage",
     "paired_difference",
     "quiet_optuna_logs",
+    "read_study",
     "remaining_trials",
     "resolve_storage",
     "resolve_tracking",

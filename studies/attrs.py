@@ -12,6 +12,7 @@ __all__ = [
     "CONFIG",
     "CONFIG_KEY",
     "DIRECTION",
+    "DUPLICATE_OF",
     "FAIL_REASON",
     "METHOD",
     "MLFLOW_EXPERIMENT_ID",
@@ -52,6 +53,8 @@ ROLE = "role"  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
 PARAMS = "params"  # the searched values (the baseline: its loss method)
 METHOD = "method"  # the loss method
 NON_FINITE = "non_finite"  # a replicate that diverged (its value counts as NaN)
+# A copy of a job that racing launches queued twice: the number of the trial that runs it.
+DUPLICATE_OF = "duplicate_of"
 COMPANION_METRIC = "metric"  # the metric a replicate (and the companion study) scores
 SEARCH_METRIC = "search_metric"  # on the companion study: the search's objective metric
 

@@ -6,7 +6,8 @@ enqueued as a WAITING trial carrying its runnable config; ``study.optimize`` on 
 companion study pops the queue, so that
 
 - a job is claimed atomically (several workers never run one job at once; should two
-  enqueue the same job in a race, the reader counts the first result only),
+  launches enqueue the same job in a race, only the first copy runs: a later copy is
+  pruned with ``duplicate_of`` set, and the reader counts the first result only),
 - a running replicate has heartbeats: one whose worker died is failed and queued again,
 - Ctrl-C fails the running replicate (and closes its MLflow run), and the next call runs
   only what is missing: jobs with a COMPLETE (or diverged) trial are never run again, jobs
@@ -35,9 +36,10 @@ from studies.objective import (
     epoch_selection,
     flatten_config,
     objective_value,
+    record_run_id,
     tracked_run,
 )
-from studies.tracking import ROLE_TAG, STUDY_TAG, Tracker
+from studies.tracking import ROLE_TAG, STATE_TAG, STUDY_TAG, Tracker
 from studies.verdict import (
     BASELINE_KEY,
     companion_study,
@@ -57,6 +59,7 @@ __all__ = [
     "ReplicateRunner",
     "baseline_search_job",
     "confirmation_jobs",
+    "enqueue_jobs",
     "run_jobs",
     "top_trials",
 ]
@@ -191,43 +194,51 @@ class ReplicateRunner:
             # The queue was emptied by another worker between our look and our pop.
             trial.study.stop()
             raise optuna.TrialPruned("no replicate was waiting")
+        first = _first_claim(trial, job)
+        if first is not None:
+            # Two launches queued this job at once: the earlier trial runs it, not this one.
+            trial.set_user_attr(attrs.DUPLICATE_OF, first)
+            raise optuna.TrialPruned(f"a duplicate of trial {first}, which runs this job")
         key, seed, role = job
         config = TrainConfig.model_validate(trial.user_attrs[attrs.CONFIG])
         label, name = _label(key, seed, role), _run_name(key, seed, role)
         params = dict(trial.user_attrs.get(attrs.PARAMS) or {})
         out_dir = self.runs_dir / name
-        run_id = self.tracker.start_replicate(
+        run = self.tracker.open_run(
+            out_dir,
             self.experiment_id,
-            self.parent_run_id,
             name,
-            flatten_config(config),
             {
+                "mlflow.parentRunId": self.parent_run_id,
+                STATE_TAG: "RUNNING",
                 ROLE_TAG: role,
                 CONFIG_TAG: key,
                 SEED_TAG: str(seed),
                 STUDY_TAG: self.study_name,
             },
+            flatten_config(config),
+            owner=(trial.study.study_name, trial.number),
         )
+        if run.run_id is not None:
+            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-            self.tracker.log_epoch(run_id, epoch, metrics)
+            run.log_epoch(epoch, metrics)
             if self.observer is not None:
                 self.observer.run_epoch_finished(label, epoch, metrics)
 
         def on_end(ending: RunEnding) -> None:
             self.finished += 1
+            record_run_id(trial, run)
             if self.observer is not None:
                 reason = ending.reason if ending.state != "COMPLETE" else None
                 self.observer.run_finished(label, ending.state or "FAIL", ending.value, reason)
 
         searching = role == ROLE_SEARCH_BASELINE
         objective = self.spec.objective
-        with tracked_run(
-            self.tracker, run_id, out_dir, log_value=searching, on_end=on_end
-        ) as ending:
-            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run_id)
+        with tracked_run(run, out_dir, log_value=searching, on_end=on_end) as ending:
             trial.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{os.getpid()}")
-            self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")
+            run.log_text(dump_train_config(config), "config.yaml")
             if self.observer is not None:
                 self.observer.run_started(label, params, config.epochs)
             try:
@@ -239,7 +250,7 @@ class ReplicateRunner:
                 )
                 if not searching:
                     # Test metrics at the step of the epoch whose weights were tested.
-                    self.tracker.log_epoch(run_id, result.best_epoch, result.test)
+                    run.log_epoch(result.best_epoch, result.test)
                 metric, value = self._score(result.history, result.test, searching)
             except _Diverged as exc:
                 # A result, counted as NaN; the same seed would diverge again: not re-run.
@@ -290,6 +301,20 @@ def _fit_or_diverged(
         raise _Diverged(str(exc)) from exc
 
 
+def _first_claim(trial: optuna.Trial, job: _JobId) -> int | None:
+    """The number of an earlier trial of the companion study that holds ``job`` (done,
+    diverged, queued or running), or None when ``trial`` is the first: of the copies that
+    launches racing each other queue, only the first is ever run (a copy whose original
+    later fails is queued again by the next `run_jobs`, as any failed job)."""
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number >= trial.number or _job_id(other) != job:
+            continue
+        live = other.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+        if live or (other.state == TrialState.PRUNED and other.user_attrs.get(attrs.NON_FINITE)):
+            return other.number
+    return None
+
+
 def _claimed(companion: optuna.Study) -> set[_JobId]:
     """Jobs done (COMPLETE, or diverged), queued (WAITING) or running elsewhere (RUNNING)."""
     out = set()
@@ -304,21 +329,30 @@ def _claimed(companion: optuna.Study) -> set[_JobId]:
     return out
 
 
-def run_jobs(study: optuna.Study, jobs: list[ReplicateJob], runner: ReplicateRunner) -> int:
-    """Run the ``jobs`` of ``study``'s companion study that are not done yet (and any job
-    an interrupted call left waiting). Returns the number of runs this call ended."""
+def enqueue_jobs(
+    study: optuna.Study, jobs: list[ReplicateJob], spec: SweepSpec, tracker: Tracker
+) -> optuna.Study:
+    """Queue the ``jobs`` not claimed yet in ``study``'s companion study (after failing
+    the runs whose worker died); returns the companion study. Local workers
+    (studies.workers) have their launcher queue every job before they run any, so that
+    they never race to queue one."""
     companion = companion_study(study, create=True)
     assert companion is not None
-    companion.set_user_attr(
-        attrs.COMPANION_METRIC, confirmation_metric(runner.spec.objective.metric)
-    )
-    companion.set_user_attr(attrs.SEARCH_METRIC, runner.spec.objective.metric)
-    close_dead_trials(companion, runner.tracker)
+    companion.set_user_attr(attrs.COMPANION_METRIC, confirmation_metric(spec.objective.metric))
+    companion.set_user_attr(attrs.SEARCH_METRIC, spec.objective.metric)
+    close_dead_trials(companion, tracker)
     claimed = _claimed(companion)
     for job in jobs:
         if job.id not in claimed:
             companion.enqueue_trial({}, user_attrs=job.user_attrs())
             claimed.add(job.id)
+    return companion
+
+
+def run_jobs(study: optuna.Study, jobs: list[ReplicateJob], runner: ReplicateRunner) -> int:
+    """Run the ``jobs`` of ``study``'s companion study that are not done yet (and any job
+    an interrupted call left waiting). Returns the number of runs this call ended."""
+    companion = enqueue_jobs(study, jobs, runner.spec, runner.tracker)
     waiting = len(companion.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if not waiting:
         return 0

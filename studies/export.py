@@ -9,6 +9,9 @@ the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``) and
 ``mlflow_run_id``; the study has ``spec`` (the spec's JSON dump), ``objective_metric``,
 ``direction``, ``mlflow_experiment_id`` and ``mlflow_parent_run_id``. A trial without a
 stored config is rebuilt from the stored spec and its params.
+
+The study comes as a record (studies.records: what `salsweep studies export` reads from
+the tables without Optuna) or as an Optuna study (a sweep's, converted once).
 """
 
 from __future__ import annotations
@@ -18,25 +21,23 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
-
-import optuna
-import yaml
-from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial, TrialState
+from typing import TYPE_CHECKING, Any, Literal
 
 from studies import attrs
 from studies.confirm_report import export_header_lines
+from studies.records import COMPLETE, FAIL, StudyRecord, TrialRecord, as_record
 from studies.verdict import (
     Confirmation,
     load_confirmation,
     search_baseline_trial,
     trial_number,
 )
-from sweeps import SpecError, parse_spec
-from trainer.config import TrainConfig
 from trainer.errors import UserError
-from trainer.io import dump_train_config
+
+if TYPE_CHECKING:
+    import optuna
+
+    from trainer.config import TrainConfig
 
 __all__ = [
     "ExportError",
@@ -54,48 +55,64 @@ class ExportError(UserError, ValueError):
     """Nothing to export: no complete trial yet, or a trial without a usable config."""
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial:
+def best_trial(study: optuna.Study | StudyRecord) -> TrialRecord:
     """The best COMPLETE search trial (lowest number on a tie)."""
+    record = as_record(study, companion=False)
     trials = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.value is not None and math.isfinite(t.value)
+        t for t in record.get_trials((COMPLETE,)) if t.value is not None and math.isfinite(t.value)
     ]
     if not trials:
         counts: dict[str, int] = {}
-        for t in study.get_trials(deepcopy=False):
-            counts[t.state.name.lower()] = counts.get(t.state.name.lower(), 0) + 1
+        for t in record.trials:
+            counts[t.state.lower()] = counts.get(t.state.lower(), 0) + 1
         shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
         raise ExportError(
-            f"study {study.study_name!r} has no complete trial to export yet ({shown})"
+            f"study {record.study_name!r} has no complete trial to export yet ({shown})"
         )
-    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+    sign = -1.0 if record.direction == "maximize" else 1.0
     return min(trials, key=lambda t: (sign * float(t.value or 0.0), t.number))
 
 
-def exported_trial(study: optuna.Study) -> tuple[FrozenTrial, Confirmation | None]:
+def exported_trial(
+    study: optuna.Study | StudyRecord,
+) -> tuple[TrialRecord, Confirmation | None]:
     """The search trial whose config an export writes: the confirmed winner's, with the
     confirmation; else the best trial, with None (unconfirmed)."""
-    confirmation = load_confirmation(study)
+    record = as_record(study)
+    confirmation = load_confirmation(record)
     winner = None if confirmation is None else confirmation.winner
     number = None if winner is None else trial_number(winner.key)
     if confirmation is not None and number is not None:
-        found = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+        found = [t for t in record.trials if t.number == number]
         if found:
             return found[0], confirmation
-    return best_trial(study), None
+    return best_trial(record), None
 
 
-def _config(study: optuna.Study, trial: FrozenTrial) -> TrainConfig:
+def _config(study: StudyRecord, trial: TrialRecord) -> TrainConfig:
+    from pydantic import ValidationError
+
+    from trainer.config import TrainConfig  # pydantic: an export validates what it writes
+    from trainer.validation import describe_validation_error
+
     stored = trial.user_attrs.get(attrs.CONFIG)
     if stored is not None:
-        return TrainConfig.model_validate(stored)
+        try:
+            return TrainConfig.model_validate(stored)
+        except ValidationError as exc:  # stored by an older salsweep, say
+            problems = "; ".join(describe_validation_error(exc, TrainConfig))
+            raise ExportError(
+                f"the stored config of trial {trial.number} of study {study.study_name!r} "
+                f"is not a valid training config here: {problems}"
+            ) from None
     spec_data = study.user_attrs.get(attrs.SPEC)
     if spec_data is None:
         raise ExportError(
             f"trial {trial.number} of study {study.study_name!r} has no stored config and the "
             "study has no spec to rebuild it from"
         )
+    from sweeps import SpecError, parse_spec
+
     try:
         spec = parse_spec(spec_data, f"study {study.study_name}")
         return spec.config_for(trial.params)
@@ -104,14 +121,14 @@ def _config(study: optuna.Study, trial: FrozenTrial) -> TrainConfig:
 
 
 def _header(
-    study: optuna.Study,
-    trial: FrozenTrial,
+    study: StudyRecord,
+    trial: TrialRecord,
     confirmation: Confirmation | None,
     fmt: ExportFormat,
     filename: str,
 ) -> list[str]:
     metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "objective"))
-    direction = study.direction.name.lower()
+    direction = study.direction
     spec = study.user_attrs.get(attrs.SPEC) or {}
     reduce = (spec.get("objective") or {}).get("reduce")
     how = f"{direction}, {reduce} epoch" if reduce else direction
@@ -143,7 +160,7 @@ def _header(
     return lines
 
 
-def _search_baseline(study: optuna.Study, metric: str) -> str:
+def _search_baseline(study: StudyRecord, metric: str) -> str:
     """The SSI baseline's search run for the header: its value, why it has none, or that
     the study has none."""
     base = search_baseline_trial(study)
@@ -157,7 +174,7 @@ def _search_baseline(study: optuna.Study, metric: str) -> str:
     diverged = base.user_attrs.get(attrs.NON_FINITE)
     if diverged:
         return f"{where}: no value, diverged ({diverged})"
-    state = "failed" if base.state == TrialState.FAIL else base.state.name.lower()
+    state = "failed" if base.state == FAIL else base.state.lower()
     return f"{where}: no value, {state}"
 
 
@@ -169,7 +186,10 @@ def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:
 
 
 def export_best(
-    study: optuna.Study, fmt: ExportFormat = "trainer", *, filename: str = "best.yaml"
+    study: optuna.Study | StudyRecord,
+    fmt: ExportFormat = "trainer",
+    *,
+    filename: str = "best.yaml",
 ) -> str:
     """YAML text of the winner's configuration (see `exported_trial`) with a comment
     header: the confirmation's mean, interval, seeds, the baseline's, and whether the
@@ -181,12 +201,17 @@ def export_best(
     """
     if fmt not in ("trainer", "packnet"):
         raise ValueError(f"unknown export format {fmt!r} (valid: trainer, packnet)")
-    trial, confirmation = exported_trial(study)
-    config = _config(study, trial)
-    header = "\n".join(_header(study, trial, confirmation, fmt, filename)) + "\n"
+    record = as_record(study)
+    trial, confirmation = exported_trial(record)
+    config = _config(record, trial)
+    header = "\n".join(_header(record, trial, confirmation, fmt, filename)) + "\n"
     if fmt == "trainer":
+        from trainer.io import dump_train_config
+
         return header + dump_train_config(config)
-    body = _packnet(config, f"{study.study_name}-trial-{trial.number}")
+    import yaml
+
+    body = _packnet(config, f"{record.study_name}-trial-{trial.number}")
     return header + yaml.safe_dump(body, sort_keys=False)
 
 

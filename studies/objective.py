@@ -1,4 +1,11 @@
-"""The Optuna objective: one trial = one short training run tracked as an MLflow child run."""
+"""The Optuna objective: one trial = one short training run tracked as an MLflow child run.
+
+A trial's MLflow run goes through an outbox in the trial's folder (studies.courier):
+training never waits on the tracking server, and a trial never fails because of it. The
+trial's ``mlflow_run_id`` is set when the server created the run in time (as the trial
+starts, or at the latest as it ends); a run created later (the server was away) is found
+through its outbox, e.g. by ``salsweep studies sync``.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +22,9 @@ from typing import Literal, Protocol
 import optuna
 
 from studies import attrs
+from studies.courier import RunLog
 from studies.search_space import suggest_config
-from studies.tracking import ParamValue, Tracker, TrackingError, flatten_params
+from studies.tracking import ParamValue, Tracker, TrackingError, child_tags, flatten_params
 from sweeps import ObjectiveSpec, SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 
@@ -28,6 +36,7 @@ __all__ = [
     "epoch_selection",
     "flatten_config",
     "objective_value",
+    "record_run_id",
     "tracked_run",
 ]
 
@@ -90,7 +99,8 @@ def close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
     """Fail the trials whose worker died (no heartbeat) and close their MLflow runs.
 
     Optuna re-queues each such trial once (see studies.storage); its MLflow run would
-    otherwise stay RUNNING forever.
+    otherwise stay RUNNING forever. With the server away, the runs stay as they are:
+    ``salsweep studies sync`` closes them from their outboxes.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -98,7 +108,17 @@ def close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
         run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
         if run_id:
-            tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
+            try:
+                tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
+            except TrackingError:
+                return  # the server is away: none of the others can be closed either
+
+
+def record_run_id(trial: optuna.Trial, run: RunLog) -> None:
+    """Set the trial's ``mlflow_run_id`` once the server has created its run (a run created
+    while the trial ran, the server having been away as it started)."""
+    if run.run_id is not None and attrs.MLFLOW_RUN_ID not in trial.user_attrs:
+        trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
 
 
 @dataclass
@@ -113,16 +133,16 @@ class RunEnding:
 
 @contextlib.contextmanager
 def tracked_run(
-    tracker: Tracker,
-    run_id: str,
+    run: RunLog,
     out_dir: Path,
     *,
     log_value: bool = True,
     on_end: Callable[[RunEnding], None] | None = None,
 ) -> Iterator[RunEnding]:
-    """Close MLflow run ``run_id`` however the body ends: success, pruning, an error or
-    Ctrl-C. The run is never left RUNNING; whatever previews exist in ``out_dir`` are
-    uploaded; ``value`` is logged as ``optuna.value`` when ``log_value``. A tracking error
+    """Close MLflow run ``run`` however the body ends: success, pruning, an error or
+    Ctrl-C. The run's end is journalled whatever the server does (it is never left
+    RUNNING once sent); whatever previews exist in ``out_dir`` are uploaded; ``value`` is
+    logged as ``optuna.value`` when ``log_value``. An error of the outbox (a full disk)
     while another exception is on its way must not hide that exception. ``on_end`` is
     called last, with the ending (and the reason of a failure or pruning).
     """
@@ -145,11 +165,11 @@ def tracked_run(
         if error is not None:
             ending.reason = str(error) or type(error).__name__
         in_flight = error is not None and not isinstance(error, optuna.TrialPruned)
-        with contextlib.suppress(TrackingError) if in_flight else contextlib.nullcontext():
+        with contextlib.suppress(OSError) if in_flight else contextlib.nullcontext():
             previews = out_dir / "previews"
             if previews.is_dir() and any(previews.iterdir()):
-                tracker.log_artifacts(run_id, previews, "previews")
-            tracker.end_child(run_id, state, ending.value if log_value else None)
+                run.log_artifacts(previews, "previews")
+            run.end(state, ending.value if log_value else None)
         if on_end is not None:
             on_end(ending)
 
@@ -174,16 +194,19 @@ class Objective:
         config = suggest_config(trial, self.spec)
         metric = self.spec.objective.metric
         out_dir = self.trials_dir / f"trial-{trial.number:04d}"
-        run_id = self.tracker.start_child(
+        run = self.tracker.open_run(
+            out_dir,
             self.experiment_id,
-            self.parent_run_id,
-            trial.number,
+            f"trial-{trial.number}",
+            child_tags(self.parent_run_id, self.study_name, trial.number),
             flatten_config(config),
-            self.study_name,
+            owner=(self.study_name, trial.number),
         )
+        if run.run_id is not None:
+            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-            self.tracker.log_epoch(run_id, epoch, metrics)
+            run.log_epoch(epoch, metrics)
             if self.observer is not None:
                 self.observer.epoch_finished(trial.number, epoch, metrics)
             current = metrics.get(metric, math.nan)
@@ -194,19 +217,19 @@ class Objective:
 
         def on_end(ending: RunEnding) -> None:
             self.finished += 1
+            record_run_id(trial, run)
             if self.observer is not None:
                 reason = ending.reason if ending.state != "COMPLETE" else None
                 self.observer.trial_finished(
                     trial.number, ending.state or "FAIL", ending.value, reason
                 )
 
-        with tracked_run(self.tracker, run_id, out_dir, on_end=on_end) as ending:
-            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run_id)
+        with tracked_run(run, out_dir, on_end=on_end) as ending:
             # Which machine and process ran it: several workers may share one study.
             trial.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{os.getpid()}")
             # The stored config is the runnable one: no output folder of this sweep inside.
             trial.set_user_attr(attrs.CONFIG, config.model_dump(mode="json"))
-            self.tracker.log_text(run_id, dump_train_config(config), "config.yaml")
+            run.log_text(dump_train_config(config), "config.yaml")
             if self.observer is not None:
                 self.observer.trial_started(trial.number, dict(trial.params), config.epochs)
 

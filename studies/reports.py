@@ -1,7 +1,8 @@
 """A study's trials as rows for a table, and its plots as PNG files.
 
 The SSI baseline's search run lives in the companion study (studies.verdict): it heads
-the trials table as ``baseline`` and never enters the plots of the search.
+the trials table as ``baseline`` and never enters the plots of the search. The table
+takes a study as a record (studies.records) or as an Optuna study; the plots need Optuna.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+from typing import TYPE_CHECKING, Any
 
 from studies import attrs
+from studies.records import COMPLETE, StudyRecord, TrialRecord, as_record
 from studies.verdict import search_baseline_trial
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 __all__ = ["PLOT_NAMES", "TrialRow", "save_study_plots", "trial_rows"]
 
@@ -38,25 +41,26 @@ class TrialRow:
     baseline: bool
 
 
-def trial_rows(study: optuna.Study) -> list[TrialRow]:
+def trial_rows(study: optuna.Study | StudyRecord) -> list[TrialRow]:
     """The SSI baseline's search run first (when there is one), then every trial of
     ``study`` by number."""
+    record = as_record(study)
     rows = []
-    baseline = search_baseline_trial(study)
+    baseline = search_baseline_trial(record)
     if baseline is not None:
         rows.append(_row(baseline, None, dict(baseline.user_attrs.get(attrs.PARAMS) or {})))
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+    for t in record.trials:
         rows.append(_row(t, t.number, dict(t.params)))
     return rows
 
 
-def _row(t: FrozenTrial, number: int | None, params: dict[str, Any]) -> TrialRow:
+def _row(t: TrialRecord, number: int | None, params: dict[str, Any]) -> TrialRow:
     run_id = t.user_attrs.get(attrs.MLFLOW_RUN_ID)
     return TrialRow(
         number=number,
-        state=t.state.name,
+        state=t.state,
         params=params,
-        value=t.value if t.state == TrialState.COMPLETE else None,
+        value=t.value if t.state == COMPLETE else None,
         duration=t.duration.total_seconds() if t.duration is not None else None,
         mlflow_run_id=str(run_id) if run_id is not None else None,
         baseline=number is None,
@@ -77,6 +81,7 @@ def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
 
     matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
     from optuna.visualization import matplotlib as oplt
 
     metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "Objective Value"))

@@ -6,6 +6,7 @@ sampler and the pruner never read its score as that of a scale-adaptive configur
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import optuna
@@ -20,6 +21,7 @@ __all__ = [
     "build_sampler",
     "grid_search_space",
     "suggest_config",
+    "worker_seed",
 ]
 
 
@@ -57,16 +59,32 @@ def grid_search_space(spec: SweepSpec) -> dict[str, list[Any]]:
     return space
 
 
-def build_sampler(spec: SweepSpec) -> BaseSampler:
-    """The spec's sampler: TPE (Optuna 5 defaults: multivariate, constant liar), random, grid."""
+def worker_seed(seed: int | None, worker: int) -> int | None:
+    """The sampler seed of local worker ``worker`` (0, 1, ...) of a sweep whose spec has
+    ``seed``: worker 0 keeps the spec's seed (a one-worker sweep is the sweep it always
+    was), worker ``i > 0`` gets a seed in [0, 2^32) hashed from (seed, i), so that no two
+    workers of a study, nor worker i of seed s and worker j of seed s', draw alike by an
+    arithmetic coincidence. None (a fresh seed per process) stays None."""
+    if worker < 0:
+        raise ValueError(f"worker index must be >= 0, not {worker}")
+    if seed is None or worker == 0:
+        return seed
+    digest = hashlib.sha256(f"salsweep-worker:{seed}:{worker}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def build_sampler(spec: SweepSpec, worker: int = 0) -> BaseSampler:
+    """The spec's sampler: TPE (Optuna 5 defaults: multivariate, constant liar), random, grid;
+    seeded with `worker_seed` of the spec's seed and the local ``worker`` index."""
     s = spec.sampler
+    seed = worker_seed(s.seed, worker)
     if s.type == "grid":
-        return GridSampler(grid_search_space(spec), seed=s.seed)
+        return GridSampler(grid_search_space(spec), seed=seed)
     if s.type == "random":
-        return RandomSampler(seed=s.seed)
+        return RandomSampler(seed=seed)
     if s.n_startup_trials is None:
-        return TPESampler(seed=s.seed)
-    return TPESampler(seed=s.seed, n_startup_trials=s.n_startup_trials)
+        return TPESampler(seed=seed)
+    return TPESampler(seed=seed, n_startup_trials=s.n_startup_trials)
 
 
 def build_pruner(spec: SweepSpec) -> BasePruner:

@@ -98,6 +98,8 @@ class SweepOutcome:
     replicates: int = 0  # baseline and confirmation runs this process ended
     # Why the confirmation did not run here (None: it ran, or the spec has none).
     confirmation_skipped: str | None = None
+    # Runs whose MLflow logs wait in their outbox (the server was away): `studies sync`.
+    unsent: tuple[str, ...] = ()
 
 
 def _optuna_study(spec: SweepSpec, name: str, storage: RDBStorage, create: bool) -> optuna.Study:
@@ -246,7 +248,7 @@ def run_sweep(
     """
     trials_dir = study_dir(target.home, name)
     # Check the server before the storage: a sweep that cannot be tracked creates nothing.
-    tracker = Tracker(target.tracking_uri)
+    tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
     tracker.check_reachable()
     storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
     study = _optuna_study(spec, name, storage, create=create)
@@ -281,6 +283,7 @@ def run_sweep(
         ui_url=ui_url,
         replicates=runner.finished,
         confirmation_skipped=skipped,
+        unsent=tuple(tracker.unsent_runs()),
     )
 
 
@@ -353,7 +356,7 @@ def confirm_sweep(
     else 3 and 3). Runs only the replicates not done yet; logs the confirmation on the
     parent run."""
     trials_dir = study_dir(target.home, name)
-    tracker = Tracker(target.tracking_uri)
+    tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
     tracker.check_reachable()
     spec = stored_spec(name, target.storage_url)
     defaults = spec.confirm or ConfirmSpec()
@@ -382,6 +385,7 @@ def confirm_sweep(
         ran=0,
         ui_url=ui_url,
         replicates=runner.finished,
+        unsent=tuple(tracker.unsent_runs()),
     )
 
 

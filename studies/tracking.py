@@ -14,9 +14,16 @@ tells a diverged epoch from a missing one, and the UI's charts skip it. (MLflow 
 +-inf as +-1.8e308, which flattens every chart of the sweep, so infinities become NaN too.)
 
 Every failure to reach or use the server becomes a :class:`TrackingError` with one line
-naming the server (credentials hidden). The MLflow client retries failed requests with
-back-off for a few minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``); a server that does not
-answer at all is detected up front by :meth:`Tracker.ensure_experiment`.
+naming the server (credentials hidden). A server that does not answer at all is detected
+up front by :meth:`Tracker.ensure_experiment`.
+
+A sweep's runs are written to outboxes on disk (studies.outbox) and sent by a background
+sender (studies.courier), which retries on its own: :class:`Tracker` turns the MLflow
+client's retries off (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` 0, 30 s per request; see
+``CLIENT_ENV_DEFAULTS``) unless the environment sets them. :meth:`Tracker.open_run`
+opens a run through an outbox; with a ``journal_dir``, the sweep's parent run gets one
+too (:meth:`find_or_create_parent`), and what is logged on it afterwards is journalled
+as well.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from mlflow.entities import LifecycleStage, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
@@ -41,13 +48,18 @@ from mlflow.tracking import MlflowClient
 from studies.urls import SHARED_VIEW_TAG_PREFIX, redact_url, runs_page_url, sweep_view_state
 from trainer.errors import UserError
 
+if TYPE_CHECKING:  # studies.courier imports this module
+    from studies.courier import RunLog
+
 __all__ = [
+    "CHILD_STATUS",
     "PARENT_RUN_NAME",
     "ChildState",
     "ParamValue",
     "RunEnd",
     "Tracker",
     "TrackingError",
+    "child_tags",
     "redact_text",
 ]
 
@@ -66,6 +78,17 @@ STATE_TAG = "optuna.state"
 VALUE_METRIC = "optuna.value"
 # The experiment's shared view of the sweep: tag mlflow.sharedViewState.<key>.
 SWEEP_VIEW_KEY = "salsweep-sweep"
+# The MLflow client's retries and request timeout, unless the environment sets them. The
+# courier retries on its own; the client's defaults (7 retries with back-off, 120 s a
+# request) kept a trial waiting 8.6 minutes on a server that was gone, and a retry of a
+# request whose answer was lost repeats it (a second run created): the courier checks
+# the server before it sends such a request again (studies.courier).
+CLIENT_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+# Under a sweep's folder: the parent run's outboxes, one folder per sweep process.
+PARENT_OUTBOX_DIR = "mlflow-parent"
 
 ParamValue = str | float | int | bool
 ChildState = Literal["COMPLETE", "PRUNED", "FAIL"]
@@ -130,14 +153,24 @@ def _health_url(tracking_uri: str) -> str:
 
 class Tracker:
     """Sweep-shaped access to one MLflow tracking server (``http(s)://`` or any URI
-    MLflow accepts). Holds no run state: every method takes the ids it works on."""
+    MLflow accepts). Every method takes the ids it works on.
 
-    def __init__(self, tracking_uri: str) -> None:
+    ``journal_dir`` (a sweep's folder): the parent run found or created by
+    :meth:`find_or_create_parent` gets an outbox there, and what is logged on it
+    afterwards (plots, the confirmation, the best config, its end) is journalled and sent
+    by the courier instead of waiting on the server.
+    """
+
+    def __init__(self, tracking_uri: str, journal_dir: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.shown_uri = redact_url(tracking_uri)
+        self.journal_dir = journal_dir
+        self._parent_log: RunLog | None = None
         # MlflowClient.set_terminated prints "View run ... at" lines to stdout (and fetches
         # the run for them); salsweep prints the runs page itself.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        for name, value in CLIENT_ENV_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         self._client = MlflowClient(tracking_uri=tracking_uri)
 
     # ------------------------------------------------------------------ plumbing
@@ -158,6 +191,18 @@ class Tracker:
         if len(line) > 300:
             line = line[:297] + "..."
         return f"MLflow server {self.shown_uri}: cannot {what}: {line}"
+
+    def answers(self, timeout: float) -> bool:
+        """Whether the server's ``/health`` answers (any HTTP status) within ``timeout``."""
+        if not self.tracking_uri.startswith(("http://", "https://")):
+            return True
+        try:
+            with _OPENER.open(_health_url(self.tracking_uri), timeout=timeout):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (OSError, ValueError):
+            return False
 
     def check_reachable(self) -> None:
         """Fail fast (instead of minutes of client retries) when no server answers."""
@@ -214,6 +259,21 @@ class Tracker:
         Two workers launching at once may both create one; the older wins and the other
         deletes its own, so the study keeps a single parent.
         """
+        run_id = self._find_or_create_parent(experiment_id, study_name, params, spec_yaml)
+        if self.journal_dir is not None:
+            from studies.courier import attach_run
+
+            folder = self.journal_dir / PARENT_OUTBOX_DIR
+            self._parent_log = attach_run(self.tracking_uri, folder, run_id, PARENT_RUN_NAME)
+        return run_id
+
+    def _find_or_create_parent(
+        self,
+        experiment_id: str,
+        study_name: str,
+        params: Mapping[str, ParamValue],
+        spec_yaml: str,
+    ) -> str:
         with self._calling(f"open the parent run of study {study_name!r}"):
             existing = self._parents(experiment_id, study_name)
             if existing:
@@ -247,7 +307,13 @@ class Tracker:
         return [r.info.run_id for r in mine]
 
     def end_parent(self, run_id: str, status: RunEnd) -> None:
-        """Close the parent run with ``status``."""
+        """Close the parent run with ``status``. A journalled parent (see ``journal_dir``)
+        is closed through its outbox, then this process's outboxes are sent for a bounded
+        time (see `studies.courier.flush_process`): a sweep's end never waits long on the
+        server; what is left is named by :meth:`unsent_runs`."""
+        if (journal := self._journal(run_id)) is not None:
+            journal.end_sweep(status)
+            return
         with self._calling(f"close parent run {run_id}"):
             self._client.set_terminated(run_id, status=status, end_time=_now_ms())
 
@@ -266,12 +332,7 @@ class Tracker:
             run = self._client.create_run(
                 experiment_id,
                 run_name=f"trial-{trial_number}",
-                tags={
-                    "mlflow.parentRunId": parent_run_id,
-                    STUDY_TAG: study_name,
-                    TRIAL_TAG: str(trial_number),
-                    STATE_TAG: "RUNNING",
-                },
+                tags=child_tags(parent_run_id, study_name, trial_number),
             )
             self._log_params(run.info.run_id, params)
             return str(run.info.run_id)
@@ -281,6 +342,9 @@ class Tracker:
 
         NaN and +-inf are logged as NaN.
         """
+        if (journal := self._journal(run_id)) is not None:
+            journal.log_epoch(epoch, metrics)
+            return
         stamp = _now_ms()
         items = [Metric(key, _finite_or_nan(value), stamp, epoch) for key, value in metrics.items()]
         with self._calling(f"log epoch {epoch} of run {run_id}"):
@@ -310,11 +374,17 @@ class Tracker:
 
     def log_artifacts(self, run_id: str, directory: Path, artifact_path: str | None) -> None:
         """Upload a folder's files to the run's artifacts."""
+        if (journal := self._journal(run_id)) is not None:
+            journal.log_artifacts(directory, artifact_path)
+            return
         with self._calling(f"upload {directory} to run {run_id}"):
             self._client.log_artifacts(run_id, str(directory), artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         """Store ``text`` as the artifact ``artifact_file`` (e.g. ``config.yaml``)."""
+        if (journal := self._journal(run_id)) is not None:
+            journal.log_text(text, artifact_file)
+            return
         with self._calling(f"upload {artifact_file} to run {run_id}"):
             self._client.log_text(run_id, text, artifact_file)
 
@@ -362,3 +432,119 @@ class Tracker:
             )
             self._log_params(run.info.run_id, params)
             return str(run.info.run_id)
+
+    # ------------------------------------------------------------------ runs through an outbox
+
+    def _journal(self, run_id: str) -> RunLog | None:
+        log = self._parent_log
+        return log if log is not None and log.run_id == run_id else None
+
+    def open_run(
+        self,
+        folder: Path,
+        experiment_id: str,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, ParamValue],
+        *,
+        owner: tuple[str, int] | None = None,
+    ) -> RunLog:
+        """Open run ``run_name`` through an outbox in ``folder`` (see studies.courier):
+        never raises for the server. While the server answers, the run is created before
+        this returns (``RunLog.run_id``); otherwise later, by the courier or
+        ``salsweep studies sync``. ``owner``: the Optuna (study, trial number) it belongs to."""
+        from studies.courier import open_run
+
+        return open_run(
+            self.tracking_uri, folder, experiment_id, run_name, tags, params, owner=owner
+        )
+
+    def flush_runs(self, *, interrupted: bool = False) -> bool:
+        """Send what this process's runs journalled, for a bounded time (a worker process
+        calls it as it ends; see `studies.courier.flush_process`). True when all is sent."""
+        from studies.courier import flush_process
+
+        return flush_process(self.tracking_uri, interrupted=interrupted)
+
+    def unsent_runs(self) -> list[str]:
+        """The runs of the sweep (``journal_dir``, any process) whose outbox on disk holds
+        operations the server does not have: ``salsweep studies sync`` sends them."""
+        if self.journal_dir is None:
+            return []
+        from studies.outbox import find_outboxes
+
+        names = [o.run_name for o in find_outboxes(self.journal_dir) if o.has_pending()]
+        return list(dict.fromkeys(names))
+
+    # ------------------------------------------------------------------ the courier's requests
+    # One request each (the courier sends one journalled operation at a time); they raise
+    # the client's own exceptions, from which the courier tells a refusal from an outage.
+
+    def create_run(
+        self, experiment_id: str, run_name: str, tags: Mapping[str, str], start_time: int
+    ) -> str:
+        run = self._client.create_run(
+            experiment_id, start_time=start_time, tags=dict(tags), run_name=run_name
+        )
+        return str(run.info.run_id)
+
+    def find_run(self, experiment_id: str, tag: str, value: str) -> str | None:
+        """The run of the experiment whose tag ``tag`` is ``value`` (the oldest), if any."""
+        runs = self._client.search_runs(
+            [experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=10
+        )
+        oldest = sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
+        return str(oldest[0].info.run_id) if oldest else None
+
+    def send_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[tuple[str, float, int, int]],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> None:
+        """One ``log-batch`` request: ``metrics`` as (key, value, timestamp ms, step)."""
+        self._client.log_batch(
+            run_id,
+            metrics=[Metric(k, _finite_or_nan(v), ts, step) for k, v, ts, step in metrics],
+            params=[Param(k, str(v)) for k, v in params.items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+            synchronous=True,
+        )
+
+    def has_metric(self, run_id: str, key: str, step: int, timestamp: int) -> bool:
+        """Whether the run has a value of ``key`` at ``step`` logged at ``timestamp``."""
+        history = self._client.get_metric_history(run_id, key)
+        return any(m.step == step and m.timestamp == timestamp for m in history)
+
+    def upload(self, run_id: str, path: Path, artifact_path: str | None) -> None:
+        """Upload a file or a folder's files to the run's artifacts."""
+        if path.is_dir():
+            self._client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self._client.log_artifact(run_id, str(path), artifact_path)
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunEnd,
+        end_time: int,
+        state: str | None = None,
+        value: float | None = None,
+    ) -> None:
+        """Tag ``optuna.state`` and metric ``optuna.value`` (when given), then the run's end."""
+        metrics = [] if value is None else [Metric(VALUE_METRIC, float(value), end_time, 0)]
+        tags = [] if state is None else [RunTag(STATE_TAG, state)]
+        if metrics or tags:
+            self._client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
+        self._client.set_terminated(run_id, status=status, end_time=end_time)
+
+
+def child_tags(parent_run_id: str, study_name: str, trial_number: int) -> dict[str, str]:
+    """The tags of search trial ``trial_number``'s run."""
+    return {
+        "mlflow.parentRunId": parent_run_id,
+        STUDY_TAG: study_name,
+        TRIAL_TAG: str(trial_number),
+        STATE_TAG: "RUNNING",
+    }

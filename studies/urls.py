@@ -1,4 +1,4 @@
-"""Small URL helpers: hide credentials, find a free port, the MLflow UI's runs page.
+"""Small URL helpers: hide credentials, whether a port is taken, the MLflow UI's runs page.
 
 Every URL that salsweep prints or logs (Optuna storage, MLflow tracking URI, server
 address) goes through :func:`redact_url` first, so a password never reaches a terminal,
@@ -30,7 +30,6 @@ from typing import Any
 
 __all__ = [
     "SHARED_VIEW_TAG_PREFIX",
-    "free_port",
     "port_in_use",
     "redact_url",
     "runs_page_url",
@@ -79,14 +78,6 @@ def redact_url(url: str) -> str:
             userinfo = user
         url = f"{scheme}{userinfo}@{url[match.end() :]}"
     return _SECRET_QUERY.sub(lambda m: f"{m['key']}{MASK}", url)
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -12,22 +12,25 @@ each, with user attributes:
 - ``params`` (the searched values), ``mlflow_run_id``, ``metric`` (what the value is);
 - a replicate that diverged ends PRUNED with ``non_finite`` set: done, and counted as NaN.
 
-Reading needs Optuna only (no training, no MLflow): `salsweep studies show` uses it.
+Reading takes the study as a record (studies.records: read from the tables without
+Optuna, as `salsweep studies show` does) or as an Optuna study (a sweep's); writing
+(`companion_study(create=True)`) needs Optuna.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
-
-import optuna
-from optuna.trial import FrozenTrial, TrialState
+from typing import TYPE_CHECKING, Any
 
 from studies import attrs
 from studies.attrs import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+from studies.records import COMPLETE, PRUNED, StudyRecord, TrialRecord, as_record
 from studies.stats import Direction, Estimate, Verdict, estimate, paired_difference, rank, verdict
 from trainer.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
 
 __all__ = [
     "BASELINE_KEY",
@@ -93,6 +96,8 @@ def confirmation_metric(metric: str) -> str:
 def companion_study(study: optuna.Study, *, create: bool = False) -> optuna.Study | None:
     """The companion study of ``study`` in the same storage; None when it does not exist
     (``create``: made, with the same direction)."""
+    import optuna
+
     storage = study._storage
     name = companion_name(study.study_name)
     if create:
@@ -124,13 +129,13 @@ class Replicate:
     mlflow_run_id: str | None
 
 
-def _as_replicate(trial: FrozenTrial) -> Replicate | None:
+def _as_replicate(trial: TrialRecord) -> Replicate | None:
     stored = trial.user_attrs
     if attrs.CONFIG_KEY not in stored or attrs.SEED not in stored:
         return None  # not a replicate (see studies.confirm: a trial that found no job)
-    if trial.state == TrialState.COMPLETE and trial.value is not None:
+    if trial.state == COMPLETE and trial.value is not None:
         value = float(trial.value)
-    elif trial.state == TrialState.PRUNED and stored.get(attrs.NON_FINITE):
+    elif trial.state == PRUNED and stored.get(attrs.NON_FINITE):
         value = math.nan
     else:
         return None
@@ -146,31 +151,26 @@ def _as_replicate(trial: FrozenTrial) -> Replicate | None:
     )
 
 
-def replicates(companion: optuna.Study, role: str | None = None) -> list[Replicate]:
-    """The finished replicates (of ``role``), the first one of each (key, seed, role):
-    two workers racing for one job never count it twice."""
+def replicates(companion: optuna.Study | StudyRecord, role: str | None = None) -> list[Replicate]:
+    """The finished replicates (of ``role``) of the companion study, the first one of
+    each (key, seed, role): two workers racing for one job never count it twice."""
     seen: dict[tuple[str, int, str], Replicate] = {}
-    trials = companion.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    for trial in sorted(trials, key=lambda t: t.number):
+    for trial in as_record(companion, companion=False).get_trials((COMPLETE, PRUNED)):
         rep = _as_replicate(trial)
         if rep is not None and (role is None or rep.role == role):
             seen.setdefault((rep.key, rep.seed, rep.role), rep)
     return list(seen.values())
 
 
-def search_baseline_trial(study: optuna.Study) -> FrozenTrial | None:
+def search_baseline_trial(study: optuna.Study | StudyRecord) -> TrialRecord | None:
     """The latest trial of the SSI baseline's search run (any state), or None."""
-    companion = companion_study(study)
+    companion = as_record(study).companion
     if companion is None:
         return None
-    runs = [
-        t
-        for t in companion.get_trials(deepcopy=False)
-        if t.user_attrs.get(attrs.ROLE) == ROLE_SEARCH_BASELINE
-    ]
+    runs = [t for t in companion.trials if t.user_attrs.get(attrs.ROLE) == ROLE_SEARCH_BASELINE]
     if not runs:
         return None
-    done = [t for t in runs if t.state == TrialState.COMPLETE]
+    done = [t for t in runs if t.state == COMPLETE]
     return max(done or runs, key=lambda t: t.number)
 
 
@@ -220,16 +220,17 @@ class Confirmation:
         return None if key is None else self.config(key)
 
 
-def load_confirmation(study: optuna.Study) -> Confirmation | None:
+def load_confirmation(study: optuna.Study | StudyRecord) -> Confirmation | None:
     """The confirmation of ``study`` from its companion study; None when no confirmation
     replicate has finished."""
-    companion = companion_study(study)
+    record = as_record(study)
+    companion = record.companion
     if companion is None:
         return None
     reps = replicates(companion, ROLE_CONFIRMATION)
     if not reps:
         return None
-    direction: Direction = "maximize" if study.direction.name == "MAXIMIZE" else "minimize"
+    direction: Direction = "maximize" if record.direction == "maximize" else "minimize"
     samples: dict[str, dict[int, float]] = {}
     first: dict[str, Replicate] = {}
     runs: dict[str, list[str]] = {}
@@ -262,10 +263,10 @@ def load_confirmation(study: optuna.Study) -> Confirmation | None:
         )
     metric = str(
         companion.user_attrs.get(attrs.COMPANION_METRIC)
-        or study.user_attrs.get(attrs.OBJECTIVE_METRIC)
+        or record.user_attrs.get(attrs.OBJECTIVE_METRIC)
     )
     return Confirmation(
-        study_name=study.study_name,
+        study_name=record.study_name,
         metric=metric,
         direction=direction,
         configs=configs,

@@ -24,15 +24,18 @@ from sweeps.params import (
     SearchParam,
     candidate_values,
     endpoints,
-    grid_values,
     is_discrete,
     is_searched,
+    value_count,
 )
 from sweeps.paths import apply_values
 from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from trainer.config import TrainConfig
+from trainer.validation import shown
 
 __all__ = [
+    "MAX_GRID_POINTS",
+    "MAX_STEP_VALUES",
     "SA_ONLY_PARAMS",
     "baseline_problems",
     "budget_problems",
@@ -50,6 +53,12 @@ SA_ONLY_PARAMS = tuple(f"loss.{p}" for p in SCALE_ADAPTIVE_PARAMS if p not in SS
 _SHARED_PARAMS = ", ".join(p for p in SCALE_ADAPTIVE_PARAMS if p in SSI_PARAMS)
 # Combinations of range ends / choices tried together; beyond this only one at a time.
 MAX_COMBINATIONS = 4096
+# A float step finer than this many values is no grid (Optuna's own step check fails on
+# a quotient beyond 28 digits): a continuous range is what is meant.
+MAX_STEP_VALUES = 1_000_000
+# The grid sampler lists every point of the product up front; a grid it could not finish
+# within the largest budget (Budget.n_trials <= 100_000) is a mistake.
+MAX_GRID_POINTS = 100_000
 # Metrics where larger is better (threshold accuracies); the rest of the trainer's are errors.
 _HIGHER_IS_BETTER = ("a1", "a2", "a3")
 _LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "total_loss", "loss_sa", "loss_sg")
@@ -72,7 +81,7 @@ def range_problems(path: str, param: SearchParam) -> list[SpecProblem]:
         for i, value in enumerate(param.choices):
             # `True == 1` in Python: compare with the type, as Optuna's choices do.
             if any(type(s) is type(value) and s == value for s in seen):
-                out.append(SpecProblem(join_path(where, "choices", i), f"duplicate {value!r}"))
+                out.append(SpecProblem(join_path(where, "choices", i), f"duplicate {shown(value)}"))
             seen.append(value)
         return out
     if not isinstance(param, FloatRange | IntRange):
@@ -89,7 +98,16 @@ def range_problems(path: str, param: SearchParam) -> list[SpecProblem]:
         out.append(SpecProblem(f"{where}.step", "must be 1 with log: true"))
     elif param.step is not None and param.low < param.high:
         span = _d(param.high) - _d(param.low)
-        if span % _d(param.step) != 0:
+        count = value_count(param)
+        if isinstance(param, FloatRange) and count > MAX_STEP_VALUES:
+            out.append(
+                SpecProblem(
+                    f"{where}.step",
+                    f"{param.step} gives {count:.3g} values, more than {MAX_STEP_VALUES}: use "
+                    "a coarser step, or drop step for a continuous range",
+                )
+            )
+        elif span % _d(param.step) != 0:
             out.append(
                 SpecProblem(
                     f"{where}.step",
@@ -108,7 +126,9 @@ def value_problems(base: TrainConfig, path: str, param: SearchParam) -> list[Spe
         try:
             apply_values(base, {path: value})
         except ValidationError as exc:
-            out.append(SpecProblem(join_path(where, key), f"{value!r} is invalid: {_why(exc)}"))
+            out.append(
+                SpecProblem(join_path(where, key), f"{shown(value)} is invalid: {_why(exc)}")
+            )
     if out:
         return out
     end_values = [v for _, v in ends]
@@ -124,7 +144,7 @@ def value_problems(base: TrainConfig, path: str, param: SearchParam) -> list[Spe
         total = len(inner) + len(end_values)
         out.append(
             SpecProblem(
-                where, f"{len(bad)} of the {total} values are invalid, e.g. {value!r}: {why}"
+                where, f"{len(bad)} of the {total} values are invalid, e.g. {shown(value)}: {why}"
             )
         )
     return out
@@ -149,8 +169,8 @@ def combination_problems(base: TrainConfig, search: Mapping[str, SearchParam]) -
             bad.append((point, _why(exc)))
     out = []
     for point, why in bad[:3]:
-        shown = ", ".join(f"{p}={v!r}" for p, v in point.items())
-        out.append(SpecProblem("search", f"the combination {shown} is invalid: {why}"))
+        listed = ", ".join(f"{p}={shown(v)}" for p, v in point.items())
+        out.append(SpecProblem("search", f"the combination {listed} is invalid: {why}"))
     if len(bad) > 3:
         out.append(SpecProblem("search", f"... and {len(bad) - 3} more invalid combinations"))
     return out
@@ -206,11 +226,11 @@ def baseline_problems(
 
 
 def grid_size(search: Mapping[str, SearchParam]) -> int:
-    """Points of the grid over every searched (discrete) param."""
+    """Points of the grid over every searched (discrete) param (counted, not listed)."""
     n = 1
     for param in search.values():
         if is_searched(param):
-            n *= len(grid_values(param))
+            n *= value_count(param)
     return n
 
 
@@ -233,7 +253,15 @@ def budget_problems(
     if out:
         return out
     points = grid_size(search)
-    if budget.n_trials > points:
+    if points > MAX_GRID_POINTS:
+        out.append(
+            SpecProblem(
+                "search",
+                f"the grid has {points:.3g} points, more than {MAX_GRID_POINTS} (the grid "
+                "sampler lists them all): search fewer values, or use the tpe or random sampler",
+            )
+        )
+    elif budget.n_trials > points:
         out.append(
             SpecProblem(
                 "budget.n_trials",

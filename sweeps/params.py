@@ -34,6 +34,7 @@ __all__ = [
     "grid_values",
     "is_discrete",
     "is_searched",
+    "value_count",
 ]
 
 # A grid of more points than this is a mistake, not a sweep.
@@ -117,7 +118,22 @@ def is_discrete(param: SearchParam) -> bool:
 
 def _count(param: IntRange | FloatRange) -> int:
     assert param.step is not None
+    if isinstance(param, IntRange):
+        return len(range(param.low, param.high + 1, param.step))
+    # Rounded to 28 digits (Decimal's default precision): exact for any grid worth listing.
     return int((Decimal(str(param.high)) - Decimal(str(param.low))) / Decimal(str(param.step))) + 1
+
+
+def value_count(param: SearchParam) -> int:
+    """How many values a discrete param takes (`grid_values` without listing them); 1 for a
+    fixed value. A continuous float range has no count (ValueError)."""
+    if isinstance(param, Choices):
+        return len(param.choices)
+    if isinstance(param, IntRange | FloatRange):
+        if param.step is None:
+            raise ValueError("a continuous float range has no grid")
+        return max(_count(param), 0)
+    return 1
 
 
 def grid_values(param: SearchParam) -> list[Any]:
@@ -150,6 +166,7 @@ def candidate_values(param: SearchParam, limit: int = MAX_CHOICES) -> list[Any]:
     (so that e.g. a height that is not a multiple of 16 inside a range is found), else
     the ends."""
     discrete = isinstance(param, IntRange | FloatRange) and param.step is not None
-    if discrete and _count(param) <= limit:  # type: ignore[arg-type]
+    # An empty range (low > high, reported by the checks) has its ends as candidates.
+    if discrete and 0 < _count(param) <= limit:  # type: ignore[arg-type]
         return grid_values(param)
     return [value for _, value in endpoints(param)]

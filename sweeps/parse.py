@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
@@ -18,6 +17,7 @@ from sweeps.paths import PathError, check_value, field_kind, resolve_field
 from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
 from sweeps.spec import SweepSpec, semantic_problems
 from trainer.config import TrainConfig
+from trainer.io import YamlFileError, read_yaml
 
 __all__ = ["load_spec", "parse_spec"]
 
@@ -30,55 +30,17 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` that records duplicate keys (safe_load keeps the last silently)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[tuple[str, int]] = []
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, str | int | float | bool) and key in seen:
-                self.duplicates.append((str(key), key_node.start_mark.line + 1))
-            seen.add(key if isinstance(key, str | int | float | bool) else id(key_node))
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml(text: str, source: str) -> Any:
-    loader = _UniqueKeyLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(source, [SpecProblem("", f"{where}invalid YAML: {problem}")]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise SpecError(
-            source,
-            [
-                SpecProblem("", f"line {n}: duplicate key {k!r}")
-                for k, n in sorted(loader.duplicates, key=lambda d: d[1])
-            ],
-        )
-    return data
-
-
 def load_spec(path: str | Path) -> SweepSpec:
-    """Load and validate a sweep spec; ``name`` defaults to the file's stem."""
+    """Load and validate a sweep spec; ``name`` defaults to the file's stem.
+
+    The YAML is read safely (`trainer.io.read_yaml`: no Python tags, no duplicate keys, a
+    bounded nesting depth, UTF-8)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(str(path), [SpecProblem("", "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(str(path), [SpecProblem("", f"cannot read: {exc}")]) from None
-    return parse_spec(_yaml(text, str(path)), str(path), default_name=path.stem)
+        data = read_yaml(path)
+    except YamlFileError as exc:
+        raise SpecError(str(path), [SpecProblem("", p) for p in exc.problems]) from None
+    return parse_spec(data, str(path), default_name=path.stem)
 
 
 def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = None) -> SweepSpec:
@@ -94,7 +56,9 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
     problems: list[SpecProblem] = []
     for key in data:
         if key not in SweepSpec.model_fields:
-            problems.append(SpecProblem(str(key), unknown_key(str(key), SweepSpec.model_fields)))
+            problems.append(
+                SpecProblem(join_path(str(key)), unknown_key(str(key), SweepSpec.model_fields))
+            )
 
     parts: dict[str, Any] = {}
     name = data.get("name", default_name)

@@ -14,6 +14,7 @@ from pydantic.fields import FieldInfo
 
 from sweeps.errors import unknown_key
 from trainer.config import TrainConfig
+from trainer.validation import shown
 
 __all__ = [
     "FieldKind",
@@ -43,7 +44,7 @@ def resolve_field(path: str) -> FieldInfo:
         if field is None:
             under = f" under {where}" if where else ""
             raise PathError(
-                f"not a TrainConfig setting: {part!r}{under} is an "
+                f"not a TrainConfig setting: {shown(part)}{under} is an "
                 f"{unknown_key(part, model.model_fields)}"
             )
         annotation = field.annotation
@@ -99,7 +100,7 @@ def check_value(path: str, value: Any) -> tuple[Any, str | None]:
         parsed = adapter.validate_python(value)
     except ValidationError as exc:
         message = "; ".join(str(e["msg"]) for e in exc.errors())
-        return value, f"{message} (got {value!r})"
+        return value, f"{message} (got {shown(value)})"
     return adapter.dump_python(parsed, mode="json"), None
 
 

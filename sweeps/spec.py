@@ -15,6 +15,7 @@ from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searche
 from sweeps.paths import apply_values
 from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
 from trainer.config import LossMethod, TrainConfig
+from trainer.validation import shown
 
 __all__ = [
     "NAME_MAX_LENGTH",
@@ -109,9 +110,9 @@ def semantic_problems(
         effective = apply_values(base, fixed)
     except ValidationError as exc:
         if not out:  # each fixed value is fine alone: they clash together
-            shown = ", ".join(f"{p}={v!r}" for p, v in fixed.items())
+            listed = ", ".join(f"{p}={shown(v)}" for p, v in fixed.items())
             why = "; ".join(p.message for p in problems_from_validation(exc, TrainConfig))
-            out.append(SpecProblem("search", f"the fixed values {shown} are invalid: {why}"))
+            out.append(SpecProblem("search", f"the fixed values {listed} are invalid: {why}"))
         return out
     searched_ok = True
     for path, param in search.items():
@@ -231,9 +232,9 @@ class SweepSpec(BaseModel):
         try:
             return apply_values(self.base, merged)
         except ValidationError as exc:
-            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            listed = ", ".join(f"{k}={shown(v)}" for k, v in values.items())
             raise SpecError(
-                f"{self.name}: config for {shown or 'the base'}",
+                f"{self.name}: config for {listed or 'the base'}",
                 problems_from_validation(exc, TrainConfig),
             ) from None
 

@@ -94,7 +94,7 @@ def mlflow_server(mlflow_home: Path) -> Iterator[ServerInfo]:
     (the first start migrates the SQLite schema: tens of seconds) and stopped at the end,
     checking that none of its processes outlives it."""
     from studies.server import start_server, stop_server
-    from studies.urls import free_port
+    from tests.port_helpers import free_port
 
     info = start_server(mlflow_home, port=free_port(), timeout=240.0)
     try:

@@ -75,12 +75,16 @@ def test_train_bad_config_lists_every_problem(tmp_path: Path) -> None:
     path.write_text("loss:\n  lambda_sgg: 1\n  num_scales: 0\nepochs: many\n")
     code, output = run("train", str(path))
     assert code == 1
+    # The same messages as a bad sweep spec's (trainer.validation formats both).
     assert (
-        "loss.lambda_sgg: unknown key (valid keys: epsilon, gradient_normalization, lambda_sg,"
-        in (output)
+        "loss.lambda_sgg: unknown key (did you mean 'lambda_sg'? valid keys: epsilon, "
+        "gradient_normalization, lambda_sg," in output
     )
-    assert "loss.num_scales: Input should be greater than or equal to 1" in output
-    assert "epochs: Input should be a valid integer" in output
+    assert "loss.num_scales: Input should be greater than or equal to 1 (got 0)" in output
+    assert "epochs: Input should be a valid integer, unable to parse string as an integer " in (
+        output
+    )
+    assert "(got 'many')" in output
     assert "Traceback" not in output
 
 

@@ -1,4 +1,5 @@
-"""Read-only commands import neither torch nor MLflow; packages load their names on use.
+"""Read-only commands import neither torch nor MLflow (nor Optuna, SQLAlchemy or pydantic
+where they have no use for them); packages load their names on use.
 
 Each check runs in a fresh interpreter, so that what this test process has imported
 already cannot hide an import.
@@ -22,8 +23,13 @@ from sweeps import SPEC_DIR, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 # torch and MLflow take seconds to import; matplotlib and alembic (Optuna's schema
-# migrations, which reading an existing SQLite storage skips) a few tenths.
+# migrations) a few tenths. No read-only command imports them.
 HEAVY = ("torch", "mlflow", "matplotlib", "alembic")
+# Optuna with SQLAlchemy (0.6 s), pydantic with the config models (0.1-0.2 s): reading an
+# SQLite storage needs neither Optuna nor SQLAlchemy (studies.tables reads its tables with
+# sqlite3), and only an export (which validates the config it writes) needs pydantic.
+OPTUNA = ("optuna", "sqlalchemy")
+PYDANTIC = ("pydantic",)
 
 # Runs each command in-process with click's CliRunner and records, per command, its exit
 # code, its output and the heavy modules loaded so far.
@@ -55,13 +61,13 @@ def _in_fresh_process(code: str, *args: str) -> str:
     return done.stdout
 
 
-def _write_study(home: Path) -> None:
+def _write_study(url: str) -> None:
     """Study ``s`` of the default spec with two finished trials (as a sweep stores them)."""
     quiet_optuna_logs()
     spec = load_spec(SPEC_DIR / "default.yaml")
     study = optuna.create_study(
         study_name="s",
-        storage=open_storage(default_storage_url(home)),
+        storage=open_storage(url),
         direction="minimize",
         sampler=optuna.samplers.RandomSampler(seed=0),
     )
@@ -78,29 +84,36 @@ def _write_study(home: Path) -> None:
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize
 def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    _write_study(home)
+    _write_study(default_storage_url(home))
     invalid = tmp_path / "invalid.yaml"
     invalid.write_text("search:\n  loss.lambda_sgg: {low: 1, high: 0}\n", encoding="utf-8")
     h = ["--home", str(home)]
+    # (arguments, exit code, modules it must not import beyond HEAVY), in the order run:
+    # a module imported by one command stays loaded for the next.
     commands = [
-        (["--help"], 0),
-        (["studies", "--help"], 0),
-        (["studies", "list", *h], 0),
-        (["studies", "show", "s", *h], 0),
-        (["studies", "export", "s", "-o", str(tmp_path / "best.yaml"), *h], 0),
-        (["studies", "export", "s", "--format", "packnet", "-o", str(tmp_path / "p.yaml"), *h], 0),
-        (["sweep", "validate", str(SPEC_DIR / "default.yaml")], 0),
-        (["sweep", "validate", str(invalid)], 1),
-        (["sweep", "schema"], 0),
-        (["studies", "show", "nope", *h], 1),
-        (["server", "status", *h], 1),
+        (["--help"], 0, OPTUNA + PYDANTIC),
+        (["studies", "--help"], 0, OPTUNA + PYDANTIC),
+        (["server", "status", *h], 1, OPTUNA + PYDANTIC),
+        (["studies", "list", *h], 0, OPTUNA + PYDANTIC),
+        (["studies", "show", "s", *h], 0, OPTUNA + PYDANTIC),
+        (["studies", "show", "nope", *h], 1, OPTUNA + PYDANTIC),
+        (["studies", "export", "s", "-o", str(tmp_path / "best.yaml"), *h], 0, OPTUNA),
+        (
+            ["studies", "export", "s", "--format", "packnet", "-o", str(tmp_path / "p.yaml"), *h],
+            0,
+            OPTUNA,
+        ),
+        (["sweep", "validate", str(SPEC_DIR / "default.yaml")], 0, OPTUNA),
+        (["sweep", "validate", str(invalid)], 1, OPTUNA),
+        (["sweep", "schema"], 0, OPTUNA),
     ]
-    code = RUN_COMMANDS.format(heavy=HEAVY)
-    report = json.loads(_in_fresh_process(code, json.dumps([args for args, _ in commands])))
+    code = RUN_COMMANDS.format(heavy=HEAVY + OPTUNA + PYDANTIC)
+    report = json.loads(_in_fresh_process(code, json.dumps([args for args, _, _ in commands])))
 
-    for (args, expected), ran in zip(commands, report, strict=True):
+    for (args, expected, absent), ran in zip(commands, report, strict=True):
         assert ran["code"] == expected, (args, ran["output"])
-        assert ran["heavy"] == [], (args, ran["heavy"])
+        loaded = [m for m in ran["heavy"] if m in HEAVY + absent]
+        assert loaded == [], (args, loaded)
     by_args = {" ".join(r["args"][:3]): r["output"] for r in report}
     # The commands did their work: real output, and errors as one clear message.
     assert "run-1" in by_args["studies show s"]
@@ -110,6 +123,27 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
     assert "search.loss.lambda_sgg" in invalid_out and "unexpected" not in invalid_out
     assert "no study named 'nope' in this storage (studies: s)" in by_args["studies show nope"]
     assert "no MLflow server is running" in by_args["server status --home"]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize
+def test_reading_postgresql_imports_neither_torch_nor_mlflow_nor_optuna(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """Another database is read with SQLAlchemy's core engine, without Optuna."""
+    _write_study(postgres_url)
+    s = ["--storage", postgres_url, "--home", str(tmp_path / "home")]
+    commands = [
+        ["studies", "list", *s],
+        ["studies", "show", "s", *s],
+        ["studies", "export", "s", "-o", str(tmp_path / "best.yaml"), *s],
+    ]
+    code = RUN_COMMANDS.format(heavy=(*HEAVY, "optuna"))
+    report = json.loads(_in_fresh_process(code, json.dumps(commands)))
+    for args, ran in zip(commands, report, strict=True):
+        assert ran["code"] == 0, (args, ran["output"])
+        assert ran["heavy"] == [], (args, ran["heavy"])
+    assert "run-1" in report[1]["output"]
+    assert "# trial: 1" in (tmp_path / "best.yaml").read_text(encoding="utf-8")
 
 
 PACKAGE_IMPORTS = """
@@ -130,6 +164,12 @@ print(",".join(sorted(m for m in {modules!r} if m in sys.modules)))
         ("from loss import LOSS_METHODS, method_params", ("torch",)),
         ("from studies import load_study, trial_rows, load_confirmation", ("torch", "mlflow")),
         ("from studies import export_best, study_summaries", ("torch", "mlflow")),
+        # What the read-only commands load to read a study: no Optuna, no pydantic.
+        (
+            "from studies import read_study, study_summaries, trial_rows, load_confirmation, "
+            "export_best, resolve_storage, default_storage_url",
+            ("torch", "mlflow", "optuna", "sqlalchemy", "pydantic"),
+        ),
     ],
 )
 def test_packages_load_heavy_parts_on_use(imports: str, absent: tuple[str, ...]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loss.names import LOSS_METHODS, GradientNormalization, LossMethod, method_params
 
@@ -23,6 +23,13 @@ __all__ = [
 ]
 
 DataKind = Literal["synthetic", "kitti", "nyu", "folder"]
+
+
+def _no_nul(value: Path | None) -> Path | None:
+    """A path without a NUL character (which no file name can hold)."""
+    if value is not None and "\0" in str(value):
+        raise ValueError("a path cannot contain a NUL character")
+    return value
 
 
 class _Frozen(BaseModel):
@@ -76,8 +83,13 @@ class DataConfig(_Frozen):
     )
     height: int = Field(96, ge=16, le=4096, description="Image height fed to the network (px).")
     width: int = Field(320, ge=16, le=4096, description="Image width fed to the network (px).")
-    min_depth: float = Field(1.0, gt=0.0, description="Smallest depth evaluated and predicted (m).")
-    max_depth: float = Field(80.0, gt=0.0, description="Largest depth evaluated and predicted (m).")
+    # Bounded so that 1/depth stays a normal float32 (the network predicts inverse depth).
+    min_depth: float = Field(
+        1.0, ge=1e-3, description="Smallest depth evaluated and predicted (m); at least 1 mm."
+    )
+    max_depth: float = Field(
+        80.0, gt=0.0, le=1e5, description="Largest depth evaluated and predicted (m); <= 100 km."
+    )
     sparse: bool = Field(
         False, description="Synthetic only: LiDAR-like sparse ground truth on scan lines."
     )
@@ -106,9 +118,17 @@ class DataConfig(_Frozen):
         "independent of the training seed.",
     )
     depth_scale: float = Field(
-        256.0, gt=0.0, description="folder: stored value / depth_scale = metres (PNG and .npy)."
+        256.0,
+        gt=0.0,
+        allow_inf_nan=False,
+        description="folder: stored value / depth_scale = metres (PNG and .npy).",
     )
     garg_crop: bool = Field(False, description="Evaluate inside the Garg crop (KITTI protocol).")
+
+    @field_validator("path")
+    @classmethod
+    def _check_path(cls, value: Path | None) -> Path | None:
+        return _no_nul(value)
 
     @model_validator(mode="after")
     def _check(self) -> DataConfig:
@@ -160,13 +180,21 @@ class TrainConfig(_Frozen):
         "auto", description="auto = CUDA (bf16 autocast) when available, else CPU."
     )
     seed: int = Field(
-        0, ge=0, description="Training seed: model initialisation and sample order (not data)."
+        0,
+        ge=0,
+        le=2**32 - 1,
+        description="Training seed: model initialisation and sample order (not data).",
     )
     num_workers: int = Field(0, ge=0, le=64, description="DataLoader worker processes.")
     output_dir: Path | None = Field(
         None, description="Folder for previews and the best checkpoint; none = keep nothing."
     )
     previews: bool = Field(True, description="Save one preview PNG per validation.")
+
+    @field_validator("output_dir")
+    @classmethod
+    def _check_output_dir(cls, value: Path | None) -> Path | None:
+        return _no_nul(value)
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:

@@ -13,6 +13,7 @@ test split.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import resource
 import time
@@ -28,6 +29,7 @@ from loss.names import is_ssi_method
 from trainer.config import DataConfig, LossConfig, TrainConfig
 from trainer.data import DataSplits, DepthDataset, Sample, build_datasets
 from trainer.errors import UserError
+from trainer.io import make_output_dir, write_output
 from trainer.metrics import DepthMetricAccumulator
 from trainer.model import DepthNet
 from trainer.previews import save_preview
@@ -211,8 +213,12 @@ class _Selected:
         self.value = value if math.isfinite(value) else None
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if self.out_dir is not None:
-            self.checkpoint = self.out_dir / "best.pt"
-            torch.save(self.state, self.checkpoint)
+            # Serialised in memory, then written whole: a full disk is an OutputSpaceError
+            # naming the folder (torch.save to a file fails with a bare RuntimeError) and
+            # leaves the previous epoch's best.pt intact.
+            buffer = io.BytesIO()
+            torch.save(self.state, buffer)
+            self.checkpoint = write_output(self.out_dir / "best.pt", buffer.getvalue())
 
 
 def fit(
@@ -247,7 +253,7 @@ def fit(
     run = _setup(config)
     out_dir = config.output_dir
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(out_dir)
     history: list[dict[str, float]] = []
     previews: list[Path] = []
     selected = _Selected(select, out_dir)

@@ -18,7 +18,7 @@ from torch import nn
 
 from trainer.config import ModelConfig
 
-__all__ = ["DepthNet", "count_parameters"]
+__all__ = ["DepthNet"]
 
 # ImageNet statistics: a fixed affine map that centres [0, 1] RGB around zero.
 _RGB_MEAN = (0.485, 0.456, 0.406)
@@ -173,8 +173,3 @@ class DepthNet(nn.Module):
                 f"DepthNet with {self.num_stages} stages needs H and W to be multiples of "
                 f"{step}, got {height}x{width}"
             )
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (``requires_grad``) of ``model``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

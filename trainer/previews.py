@@ -19,6 +19,7 @@ module lets go of it, so thousands of previews leak nothing.
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Colormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+
+from trainer.io import write_output
 
 __all__ = [
     "DEPTH_CMAP",
@@ -165,10 +168,11 @@ def save_preview(
             bar.set_ticks(ticks, labels=[f"{t:g}" for t in ticks])
             bar.ax.minorticks_off()
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=_DPI)
-    return path
+    # Rendered in memory, then written whole (trainer.io.write_output): a full disk is an
+    # OutputSpaceError naming the folder, and no truncated PNG is left behind.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI)
+    return write_output(Path(path), buffer.getvalue())
 
 
 def _to_numpy(

@@ -12,6 +12,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from studies.catalog import read_study
 from studies.export import ExportError, best_trial, export_best, write_export
 from sweeps import SPEC_DIR, SweepSpec, load_spec
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline
@@ -244,6 +245,27 @@ def test_nothing_to_export(tmp_path: Path, spec: SweepSpec) -> None:
     assert issubclass(ExportError, ValueError)
 
 
+def test_a_stored_config_that_no_longer_validates_is_one_clear_error(
+    tmp_path: Path, spec: SweepSpec
+) -> None:
+    """A config stored by another salsweep version: the export names the problem (the
+    trainer's own words) instead of writing a file `salsweep train` would refuse."""
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3)
+    config = dict(s.trials[0].user_attrs["config"], retired_key=1)
+    s.add_trial(
+        create_trial(
+            value=0.2, params=P2, distributions=DISTRIBUTIONS, user_attrs={"config": config}
+        )
+    )
+    with pytest.raises(ExportError) as info:
+        export_best(s, "trainer")
+    assert str(info.value).startswith(
+        "the stored config of trial 1 of study 'demo' is not a valid training config here: "
+        "retired_key: unknown key (valid keys: "
+    )
+
+
 def test_write_export_replaces_atomically(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "best.yaml"
     write_export("a: 1\n", path)
@@ -327,3 +349,17 @@ def test_export_with_a_diverged_replicate_and_one_seed(study: optuna.Study) -> N
         "(1, 2; 1 without a finite value, left out)"
     )
     assert found["baseline"].endswith("1 pair: cannot tell (fewer than 2 shared seeds)")
+
+
+@pytest.mark.parametrize("fmt", ["trainer", "packnet"])
+def test_export_of_the_study_read_without_optuna_is_the_same(
+    tmp_path: Path, study: optuna.Study, fmt: Literal["trainer", "packnet"]
+) -> None:
+    """`salsweep studies export` reads the study with SQL (studies.catalog.read_study);
+    the text is the one the Optuna study gives, confirmed or not."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert export_best(read_study("demo", url), fmt) == export_best(study, fmt)
+    confirm(study, {"trial-1": [0.20, 0.22, 0.21], "baseline": [0.40, 0.41, 0.39]})
+    text = export_best(read_study("demo", url), fmt)
+    assert text == export_best(study, fmt)
+    assert header(text)["trial"] == "1" and "confirmed winner" in text

@@ -34,7 +34,8 @@ from studies.server import (
     stop_server,
     wait_healthy,
 )
-from studies.urls import free_port, port_in_use
+from studies.urls import port_in_use
+from tests.port_helpers import free_port
 
 # Bound on every wait for a child process of a test.
 WAIT_S = 30.0

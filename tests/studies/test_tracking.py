@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from studies.server import ServerInfo
 from studies.tracking import PARENT_RUN_NAME, ChildState, Tracker, TrackingError, flatten_params
 from studies.urls import SHARED_VIEW_TAG_PREFIX as SHARED
-from studies.urls import free_port
+from tests.port_helpers import free_port
 
 EPOCHS = 3
 

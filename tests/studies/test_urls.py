@@ -7,7 +7,8 @@ import socket
 import pytest
 
 from studies.tracking import redact_text
-from studies.urls import free_port, port_in_use, redact_url, runs_page_url, sweep_view_state
+from studies.urls import port_in_use, redact_url, runs_page_url, sweep_view_state
+from tests.port_helpers import free_port
 
 
 @pytest.mark.parametrize(

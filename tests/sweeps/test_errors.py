@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from sweeps import IntRange, SpecError, SpecProblem, load_spec, parse_spec
+from trainer.io import ConfigError, parse_train_config
 
 
 def problems(data: Any) -> dict[str, str]:
@@ -303,3 +304,20 @@ def test_missing_file(tmp_path: Path) -> None:
         load_spec(path)
     assert info.value.problems == [SpecProblem("", "file not found")]
     assert str(info.value) == f"{path}: 1 problem(s)\n  file not found"
+
+
+def test_a_training_config_reads_like_the_spec_s_base(good: dict[str, Any]) -> None:
+    """One formatter (trainer.validation) for both: the same problems, the same words,
+    under ``base.`` in a spec."""
+    bad = {"lr": 5.0, "epochs": "many", "loss": {"lamda_sg": 0.5}}
+    good["base"] = bad
+    in_spec = problems(good)
+    with pytest.raises(ConfigError) as info:
+        parse_train_config(bad, "train.yaml")
+    assert {f"base.{line}" for line in info.value.problems} == {
+        f"{path}: {message}" for path, message in in_spec.items()
+    }
+    assert in_spec["base.loss.lamda_sg"].startswith(
+        "unknown key (did you mean 'lambda_sg'? valid keys: "
+    )
+    assert "lr: Input should be less than or equal to 1 (got 5.0)" in info.value.problems
