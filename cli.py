@@ -236,7 +236,7 @@ def _worker_plans(workers: int | str, seed: int | None) -> list[Any]:
     """The plan of the local workers (one: the sweep runs in this process), printed."""
     if workers == 1:
         return []
-    from studies.workers import auto_workers, cpu_count, detect_gpus, plan_workers
+    from studies.worker_plan import auto_workers, cpu_count, detect_gpus, plan_workers
 
     gpus = detect_gpus()
     cores = cpu_count()
@@ -259,45 +259,51 @@ def _run(
     create: bool,
     workers: int | str = 1,
 ) -> None:
-    from studies import (
-        SweepTarget,
-        quiet_optuna_logs,
-        resolve_storage,
-        resolve_tracking,
-        run_sweep,
-    )
+    from studies.worker_plan import spawn_workers
 
-    quiet_optuna_logs()
     plans = _worker_plans(workers, spec.sampler.seed)
-    tracking = resolve_tracking(tracking_uri, home)
-    if tracking.started_here:
-        err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
-    target = SweepTarget(resolve_storage(storage, home), tracking.uri, home)
-    total = n_trials if n_trials is not None else spec.budget.n_trials
-    if not create and n_trials is None:  # a resume keeps the budget it was launched with
-        from studies import attrs, load_study
+    # Local workers start first: they load torch, Optuna and MLflow while this process
+    # does and prepares the study (none are started for the one-process sweep).
+    with spawn_workers(plans) as started:
+        from studies import (
+            SweepTarget,
+            quiet_optuna_logs,
+            resolve_storage,
+            resolve_tracking,
+            run_sweep,
+        )
 
-        total = load_study(name, target.storage_url).user_attrs.get(attrs.BUDGET, total)
-    with _progress() as progress:
-        observer = _RichObserver(progress, total, spec.objective.metric)
-        if plans:
-            from studies.workers import run_workers
+        quiet_optuna_logs()
+        tracking = resolve_tracking(tracking_uri, home)
+        if tracking.started_here:
+            err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
+        target = SweepTarget(resolve_storage(storage, home), tracking.uri, home)
+        total = n_trials if n_trials is not None else spec.budget.n_trials
+        if not create and n_trials is None:  # a resume keeps the budget it was launched with
+            from studies import attrs, load_study
 
-            outcome = run_workers(
-                spec,
-                name,
-                target,
-                plans,
-                n_trials=n_trials,
-                observer=observer,
-                worker_observer=observer.for_worker,
-                create=create,
-                debug=bool(click.get_current_context().find_root().params.get("debug")),
-            )
-        else:
-            outcome = run_sweep(
-                spec, name, target, n_trials=n_trials, observer=observer, create=create
-            )
+            total = load_study(name, target.storage_url).user_attrs.get(attrs.BUDGET, total)
+        with _progress() as progress:
+            observer = _RichObserver(progress, total, spec.objective.metric)
+            if plans:
+                from studies.workers import run_workers
+
+                outcome = run_workers(
+                    spec,
+                    name,
+                    target,
+                    plans,
+                    n_trials=n_trials,
+                    observer=observer,
+                    worker_observer=observer.for_worker,
+                    create=create,
+                    debug=bool(click.get_current_context().find_root().params.get("debug")),
+                    started=started,
+                )
+            else:
+                outcome = run_sweep(
+                    spec, name, target, n_trials=n_trials, observer=observer, create=create
+                )
     _print_study(name, target.storage_url)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")

@@ -26,9 +26,11 @@ searched; ``num_scales`` 4, no pruning, no baseline, no confirmation). Trials pe
 finished trials / (end of the last trial - start of the first), from Optuna's trial
 times; the command's wall-clock time is printed beside it. One worker runs in-process
 with torch's default threads (all cores); N workers get ``cores // N`` threads each.
-``threads``: the default spec's training step (80 steps after a 5-step warm-up, 200
-training scenes) in one process of 2 threads, then in two processes of 1 thread at once:
-samples per second of each, ``--repeats`` times (what ``--workers auto`` does on a CPU).
+
+``threads``: the default spec's training step (80 steps, after the same 80 steps as a
+warm-up that renders and caches all 200 training scenes) in one process of 2 threads,
+then in two processes of 1 thread at once: samples per second of each, ``--repeats``
+times (the choice ``--workers auto`` makes on a CPU).
 
 Prints Markdown tables for docs/BENCHMARKS.md.
 """
@@ -307,7 +309,7 @@ def _threads_worker(threads: int, steps: int) -> None:
     data.update(epochs=1, steps_per_epoch=steps, previews=False)
     data["data"].update(num_train=200, num_val=16, num_test=4)
     config = TrainConfig.model_validate(data)
-    fit(config.model_copy(update={"steps_per_epoch": 5}))  # warm-up: scenes, allocator
+    fit(config)  # warm-up: every scene rendered (cached), the allocator warm
     start = time.perf_counter()
     result = fit(config)
     seconds = time.perf_counter() - start

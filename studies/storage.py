@@ -30,7 +30,8 @@ from optuna.exceptions import DuplicatedStudyError, UpdateFinishedTrialError
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import make_url
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -440,8 +441,35 @@ def open_storage(
             raise StorageError(
                 f"cannot open the Optuna storage {_shown_url(url)}: {_hide_password(detail, url)}"
             ) from None
+        if url.startswith("sqlite"):
+            _lock_sqlite_transactions(storage.engine)
         return storage
     raise AssertionError("unreachable")
+
+
+def _lock_sqlite_transactions(engine: Engine) -> None:
+    """Make every transaction on the SQLite file take the write lock as it begins
+    (``BEGIN IMMEDIATE``), so that what it reads and what it writes are one atomic step.
+
+    Why: pysqlite begins a transaction only at the first write, after the reads of the
+    same transaction. Two processes could then both read a queued trial as WAITING and
+    both set it RUNNING (Optuna's ``FOR UPDATE`` is a no-op on SQLite): one trial handed to
+    two workers, and the slower one's ``tell`` failing on a finished trial. Queued trials
+    are the baseline's job, the confirmation's replicates (several local workers take them
+    at once) and retried trials. Measured (4 processes popping 60 queued trials): 69-75
+    pops without this, 60 with it. SQLAlchemy's recipe for pysqlite: no implicit BEGIN,
+    an explicit one per transaction; the pool is renewed so that every connection has it.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()
 
 
 def _rdb_storage(

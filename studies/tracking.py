@@ -406,10 +406,17 @@ class Tracker:
         ``ascending`` for a minimised objective. Storing it again replaces it.
         """
         state = sweep_view_state(searched, [VALUE_METRIC, metric], VALUE_METRIC, ascending)
+        key, value = SHARED_VIEW_TAG_PREFIX + SWEEP_VIEW_KEY, json.dumps(state)
         with self._calling(f"store the runs view of experiment {experiment_id}"):
-            self._client.set_experiment_tag(
-                experiment_id, SHARED_VIEW_TAG_PREFIX + SWEEP_VIEW_KEY, json.dumps(state)
-            )
+            try:
+                self._client.set_experiment_tag(experiment_id, key, value)
+            except MlflowException:
+                # Two workers launching at once both insert the tag; an SQLite-backed
+                # server refuses the second insert (UNIQUE constraint). The view is the
+                # same for every worker of the study: stored is stored; else try again.
+                experiment = self._client.get_experiment(experiment_id)
+                if experiment.tags.get(key) != value:
+                    self._client.set_experiment_tag(experiment_id, key, value)
         return runs_page_url(self.tracking_uri, experiment_id, SWEEP_VIEW_KEY)
 
     # ------------------------------------------------------------------ runs outside the search

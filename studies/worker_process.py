@@ -196,12 +196,29 @@ def _loop(
             return
 
 
+def _preload() -> None:
+    """Load the heavy modules (torch, Optuna, MLflow) before the settings arrive: the
+    launcher prepares the study meanwhile."""
+    import torch  # noqa: F401
+
+    import studies.confirm
+    import studies.objective
+    import studies.sweep  # noqa: F401
+
+
 def main() -> None:
     install_stop_handlers()
     channel = _Channel()
     config: dict[str, Any] = {}
     try:
-        config = json.loads(sys.stdin.readline())
+        _preload()
+        line = sys.stdin.readline()
+    except KeyboardInterrupt as exc:
+        sys.exit(exit_code(exc))
+    if not line.strip():
+        sys.exit(0)  # the launch ended before it needed this worker (an error, a stop)
+    try:
+        config = json.loads(line)
         _die_with_parent(int(config["parent_pid"]))
         _work(config, channel)
     except KeyboardInterrupt as exc:  # SIGINT or SIGTERM: the trial is failed and closed

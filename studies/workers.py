@@ -34,16 +34,14 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, Literal
 
 import optuna
@@ -52,7 +50,6 @@ from optuna.trial import TrialState
 from studies import attrs
 from studies.confirm import baseline_search_job, confirmation_jobs, enqueue_jobs, top_trials
 from studies.objective import SweepObserver, close_dead_trials
-from studies.search_space import worker_seed
 from studies.storage import open_storage
 from studies.sweep import (
     COUNTED_STATES,
@@ -68,6 +65,19 @@ from studies.sweep import (
 )
 from studies.tracking import Tracker, TrackingError
 from studies.verdict import companion_study
+from studies.worker_plan import (
+    CPU_THREADS_PER_WORKER,
+    WorkerPlan,
+    auto_workers,
+    cpu_count,
+    detect_gpus,
+    gpu_for_worker,
+    parse_visible_devices,
+    plan_workers,
+    smi_devices,
+    spawn_workers,
+    threads_per_worker,
+)
 from sweeps import SweepSpec
 from trainer import NonFiniteLoss
 from trainer.errors import UserError
@@ -85,6 +95,7 @@ __all__ = [
     "plan_workers",
     "run_workers",
     "smi_devices",
+    "spawn_workers",
     "threads_per_worker",
 ]
 
@@ -93,138 +104,11 @@ STOP_GRACE_S = 6.0
 # Seconds a worker that closed its output has to exit (it flushes its MLflow outbox, up
 # to studies.courier.SWEEP_FLUSH_S); then SIGKILL.
 EXIT_GRACE_S = 60.0
-# `--workers auto` without GPUs: one worker per this many cores (docs/BENCHMARKS.md,
-# "Local workers": on 2 cores, 2 workers of 1 thread beat 1 worker of 2 threads).
-CPU_THREADS_PER_WORKER = 1
-# ... and at most this many CPU workers: each holds its own copy of the rendered scenes
-# and of torch (a few hundred MB), and a short proxy trial gains nothing from more.
-MAX_AUTO_CPU_WORKERS = 8
-
 Reply = Literal["trial", "confirm", "exit"]
 
 
 class WorkerError(UserError, RuntimeError):
     """A worker process failed (its message), or could not be started."""
-
-
-# ---------------------------------------------------------------------------- the plan
-
-
-@dataclass(frozen=True)
-class WorkerPlan:
-    """What worker ``index`` gets: its sampler seed, CPU threads and GPU (None: the
-    environment's devices are left as they are)."""
-
-    index: int
-    sampler_seed: int | None
-    threads: int
-    gpu: str | None
-
-    def describe(self) -> str:
-        gpu = f", GPU {self.gpu}" if self.gpu is not None else ""
-        threads = f"{self.threads} thread{'s' if self.threads > 1 else ''}"
-        return f"worker {self.index}: sampler seed {self.sampler_seed}, {threads}{gpu}"
-
-
-def cpu_count() -> int:
-    """The cores this process may run on (its affinity mask, e.g. a container's share)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def threads_per_worker(cores: int, workers: int) -> int:
-    """Each worker's share of ``cores`` (at least one thread)."""
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, not {workers}")
-    return max(1, cores // workers)
-
-
-def gpu_for_worker(devices: Sequence[str], index: int) -> str | None:
-    """Round robin: worker ``index`` gets ``devices[index % len(devices)]``; None without
-    devices."""
-    return devices[index % len(devices)] if devices else None
-
-
-def auto_workers(gpus: Sequence[str], cores: int) -> int:
-    """``--workers auto``: one per GPU; without GPUs one per `CPU_THREADS_PER_WORKER`
-    cores, at most `MAX_AUTO_CPU_WORKERS`."""
-    if gpus:
-        return len(gpus)
-    return max(1, min(MAX_AUTO_CPU_WORKERS, cores // CPU_THREADS_PER_WORKER))
-
-
-def plan_workers(
-    workers: int, sampler_seed: int | None, *, cores: int, gpus: Sequence[str]
-) -> list[WorkerPlan]:
-    """The plan of ``workers`` local workers of a spec whose sampler seed is
-    ``sampler_seed``, on ``cores`` CPU cores and the GPUs ``gpus`` (CUDA_VISIBLE_DEVICES
-    entries; empty: none)."""
-    threads = threads_per_worker(cores, workers)
-    return [
-        WorkerPlan(i, worker_seed(sampler_seed, i), threads, gpu_for_worker(gpus, i))
-        for i in range(workers)
-    ]
-
-
-def parse_visible_devices(value: str) -> list[str]:
-    """The devices of a ``CUDA_VISIBLE_DEVICES`` value as CUDA reads it: comma-separated
-    indices or UUIDs, up to the first empty or negative entry (``""`` and ``-1``: none)."""
-    devices = []
-    for entry in (e.strip() for e in value.split(",")):
-        if not entry or entry.startswith("-"):
-            break
-        devices.append(entry)
-    return devices
-
-
-def smi_devices(listing: str) -> list[str]:
-    """The CUDA devices in ``nvidia-smi -L`` output, by UUID (CUDA_VISIBLE_DEVICES takes
-    UUIDs whatever CUDA_DEVICE_ORDER says); a GPU split into MIG instances gives those."""
-    devices: list[str] = []
-    gpu: str | None = None
-    migs: list[str] = []
-
-    def close() -> None:
-        if gpu is not None:
-            devices.extend(migs or [gpu])
-
-    for line in listing.splitlines():
-        stripped = line.strip()
-        uuid = stripped.rpartition("(UUID: ")[2].rstrip(")") if "(UUID: " in stripped else None
-        if stripped.startswith("GPU ") and uuid:
-            close()
-            gpu, migs = uuid, []
-        elif stripped.startswith("MIG ") and uuid and gpu is not None:
-            migs.append(uuid)
-    close()
-    return devices
-
-
-def detect_gpus(env: Mapping[str, str] | None = None) -> list[str]:
-    """The CUDA devices a worker may be given: ``CUDA_VISIBLE_DEVICES`` when set, else
-    those ``nvidia-smi -L`` lists; none when torch is a CPU build. Starts no CUDA context
-    in this process (workers are the ones to use the GPUs)."""
-    env = os.environ if env is None else env
-    if "CUDA_VISIBLE_DEVICES" in env:
-        devices = parse_visible_devices(env["CUDA_VISIBLE_DEVICES"])
-    else:
-        smi = shutil.which("nvidia-smi")
-        if smi is None:
-            return []
-        try:
-            listing = subprocess.run(
-                [smi, "-L"], capture_output=True, text=True, timeout=20, check=False
-            ).stdout
-        except (OSError, subprocess.TimeoutExpired):
-            return []
-        devices = smi_devices(listing)
-    if not devices:
-        return []
-    import torch.version  # the build's CUDA version: no driver call
-
-    return devices if torch.version.cuda else []
 
 
 # ---------------------------------------------------------------------------- the launcher
@@ -303,10 +187,11 @@ class _Launcher:
 
     # -------------------------------------------------------------- start and run
 
-    def run(self) -> _Totals:
+    def run(self, procs: Sequence[subprocess.Popen[str]]) -> _Totals:
+        """Run the sweep with the started worker processes ``procs`` (one per plan)."""
         try:
-            for plan in self.plans:
-                self._start(plan)
+            for plan, proc in zip(self.plans, procs, strict=True):
+                self._adopt(plan, proc)
             while self._live():
                 self._step(0.2)
                 if self.totals.failures and not self._stopping:
@@ -322,26 +207,8 @@ class _Launcher:
             raise WorkerError("; ".join(self.totals.failures))
         return self.totals
 
-    def _start(self, plan: WorkerPlan) -> None:
-        env = dict(os.environ)
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(plan.threads)
-        env["PYTHONUNBUFFERED"] = "1"
-        root = str(Path(__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        if plan.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = plan.gpu
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "studies.worker_process"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=env,
-                text=True,
-                bufsize=1,
-            )
-        except OSError as exc:
-            raise WorkerError(f"cannot start worker {plan.index}: {exc}") from None
+    def _adopt(self, plan: WorkerPlan, proc: subprocess.Popen[str]) -> None:
+        """Take over the started worker of ``plan``: send its settings, read its output."""
         worker = _Worker(plan, proc, self.observer_for(plan.index))
         self.workers.append(worker)
         config = {**self.worker_config, "index": plan.index, "threads": plan.threads}
@@ -452,7 +319,13 @@ class _Launcher:
             return False
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return False
-        return self.totals.done + self.outstanding < self.budget
+        # Within the budget counting the running trials as done; and never more running
+        # trials than failures in a row still allowed, so that a sweep whose every trial
+        # diverges stops after exactly `budget` of them, as a one-process sweep does.
+        running = self.outstanding
+        return (
+            self.totals.done + running < self.budget and self.totals.streak + running < self.budget
+        )
 
     def _dispatch(self) -> None:
         for worker in self.workers:
@@ -584,11 +457,27 @@ def run_workers(
     worker_observer: Callable[[int], SweepObserver | None] | None = None,
     create: bool = True,
     debug: bool = False,
+    started: Sequence[subprocess.Popen[str]] | None = None,
 ) -> SweepOutcome:
     """`studies.run_sweep` with the trials and replicates run by the local workers of
     ``plans`` (see the module's description); ``worker_observer(i)`` receives worker i's
     progress (default: ``observer``); ``debug``: a worker shows the traceback of an
-    unexpected error."""
+    unexpected error. ``started``: their processes, started by `spawn_workers` (so that
+    they load while this prepares the study); else they are started here."""
+    if started is None:
+        with spawn_workers(plans) as procs:
+            return run_workers(
+                spec,
+                name,
+                target,
+                plans,
+                n_trials=n_trials,
+                observer=observer,
+                worker_observer=worker_observer,
+                create=create,
+                debug=debug,
+                started=procs,
+            )
     trials_dir = study_dir(target.home, name)
     tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
     tracker.check_reachable()
@@ -624,7 +513,7 @@ def run_workers(
         if spec.baseline:
             enqueue_jobs(study, [baseline_search_job(spec)], spec, tracker)
         close_dead_trials(study, tracker)
-        totals = launcher.run()
+        totals = launcher.run(started)
         if launcher.diverged:
             assert totals.last_failure is not None
             raise SweepDiverged(name, totals.streak, totals.last_failure)
