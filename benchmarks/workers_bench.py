@@ -3,6 +3,7 @@ trials per hour with 1 and 2 workers.
 
     .venv/bin/python benchmarks/workers_bench.py storage [--workers 4] [--trials 40]
         [--backends rdb,journal] [--work train,none]
+    .venv/bin/python benchmarks/workers_bench.py queue [--workers 4] [--trials 60]
     .venv/bin/python benchmarks/workers_bench.py throughput [--trials 6] [--workers 1,2]
     .venv/bin/python benchmarks/workers_bench.py threads [--steps 80] [--repeats 3]
 
@@ -19,6 +20,12 @@ no heartbeats, so a dead worker's trial would stay RUNNING). Counts: lock errors
 worker started that are not COMPLETE in the storage, plus trials missing from it), and
 duplicate trial numbers; wall-clock time.
 
+``queue``: ``--workers`` processes take ``--trials`` queued (WAITING) trials of one study
+at the same moment, as local workers take the confirmation's replicates; a trial taken
+by two processes is run twice, and the slower one's end fails. Counts pops against
+trials, ``--repeats`` times per backend (``rdb-plain``: Optuna's own RDBStorage on the
+same SQLite file, without studies.storage's locked transactions, for comparison).
+
 ``throughput``: the default spec's training (sweeps/default.yaml: 64x192, 4 epochs of 150
 steps, batch 4) through the real CLI, ``sweep launch --workers N`` against a local MLflow
 server, with the search reduced so that every trial costs the same (``loss.lambda_sg``
@@ -29,8 +36,9 @@ with torch's default threads (all cores); N workers get ``cores // N`` threads e
 
 ``threads``: the default spec's training step (80 steps, after the same 80 steps as a
 warm-up that renders and caches all 200 training scenes) in one process of 2 threads,
-then in two processes of 1 thread at once: samples per second of each, ``--repeats``
-times (the choice ``--workers auto`` makes on a CPU).
+then in two processes of 1 thread at once (and in one process of 1 thread, for
+reference): samples per second of each, ``--repeats`` times (the choice ``--workers
+auto`` makes on a CPU).
 
 Prints Markdown tables for docs/BENCHMARKS.md.
 """
@@ -60,6 +68,10 @@ def _open_storage(backend: str, path: Path) -> Any:
         from studies.storage import open_storage
 
         return open_storage(f"sqlite:///{path / 'optuna.db'}")
+    if backend == "rdb-plain":  # Optuna's RDBStorage as it comes, without studies.storage
+        from optuna.storages import RDBStorage
+
+        return RDBStorage(f"sqlite:///{path / 'optuna.db'}")
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     return JournalStorage(JournalFileBackend(str(path / "journal.log")))
@@ -202,6 +214,68 @@ def storage(args: argparse.Namespace) -> None:
             print(f"- {row['backend']}/{row['work']}: {error}")
 
 
+# ---------------------------------------------------------------------------- queue
+
+
+def _queue_worker(backend: str, folder: str, processes: int) -> None:
+    """One process of the queue benchmark: pops queued trials until none is left."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name="queue", storage=_open_storage(backend, Path(folder)))
+    study.get_trials(deepcopy=False)  # connected
+    Path(folder, f"ready-{os.getpid()}").touch()
+    while len(list(Path(folder).glob("ready-*"))) < processes:  # all start together
+        time.sleep(0.001)
+    popped = []
+    while (trial_id := study._pop_waiting_trial_id()) is not None:
+        popped.append(trial_id)
+    print(json.dumps(popped), flush=True)
+
+
+def queue_race(args: argparse.Namespace) -> None:
+    """``--workers`` processes take ``--trials`` queued trials of one study at once (as
+    local workers take the confirmation's replicates): pops against trials."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    rows = []
+    for backend in args.backends.split(","):
+        for _ in range(args.repeats):
+            with tempfile.TemporaryDirectory(prefix="salsweep-queue-bench-") as tmp:
+                study = optuna.create_study(
+                    study_name="queue", storage=_open_storage(backend, Path(tmp))
+                )
+                for i in range(args.trials):
+                    study.enqueue_trial({"x": i}, skip_if_exists=False)
+                n = str(args.workers)
+                procs = [
+                    subprocess.Popen(
+                        [sys.executable, __file__, "_queue-worker", backend, tmp, n],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        env={**os.environ, "PYTHONPATH": str(ROOT)},
+                    )
+                    for _ in range(args.workers)
+                ]
+                popped = [
+                    json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1])
+                    for p in procs
+                ]
+            every = [t for got in popped for t in got]
+            rows.append(
+                {
+                    "backend": backend,
+                    "queued": args.trials,
+                    "pops": len(every),
+                    "distinct": len(set(every)),
+                    "taken twice": len(every) - len(set(every)),
+                    "per process": " ".join(str(len(got)) for got in popped),
+                }
+            )
+    _table(rows)
+
+
 # ---------------------------------------------------------------------------- throughput
 
 
@@ -336,11 +410,13 @@ def threads(args: argparse.Namespace) -> None:
     rows = []
     for _ in range(args.repeats):
         load = os.getloadavg()[0]
+        alone = _threads_run(1, 1, args.steps)
         one = _threads_run(2, 1, args.steps)
         two = _threads_run(1, 2, args.steps)
         rows.append(
             {
                 "load avg": f"{load:.1f}",
+                "1 process x 1 thread": f"{alone[0]:.1f}",
                 "1 process x 2 threads": f"{one[0]:.1f}",
                 "2 processes x 1 thread (each)": ", ".join(f"{v:.1f}" for v in two),
                 "ratio (total)": f"{sum(two) / one[0]:.2f}",
@@ -368,6 +444,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_storage-worker":
         _storage_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "_queue-worker":
+        _queue_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "_threads-worker":
         _threads_worker(int(sys.argv[2]), int(sys.argv[3]))
         return
@@ -383,11 +462,18 @@ def main() -> None:
     t = sub.add_parser("throughput", help="trials per hour with 1 and N workers")
     t.add_argument("--trials", type=int, default=6)
     t.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    q = sub.add_parser("queue", help="N processes take queued trials at once")
+    q.add_argument("--workers", type=int, default=4)
+    q.add_argument("--trials", type=int, default=60, help="queued trials")
+    q.add_argument("--backends", default="rdb,rdb-plain,journal")
+    q.add_argument("--repeats", type=int, default=3)
     h = sub.add_parser("threads", help="1 process x 2 threads against 2 x 1 thread")
     h.add_argument("--steps", type=int, default=80)
     h.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    {"storage": storage, "throughput": throughput, "threads": threads}[args.mode](args)
+    modes = {"storage": storage, "queue": queue_race, "throughput": throughput}
+    modes["threads"] = threads
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":
