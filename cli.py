@@ -190,6 +190,14 @@ class _RichObserver:
         why = f" ({reason})" if reason and state != "COMPLETE" else ""
         self.progress.console.print(f"{self.prefix}{label}: {state}{shown}{why}", markup=False)
 
+    def tracking_wait(self, runs: int, seconds: float) -> None:
+        self.progress.console.print(
+            f"{self.prefix}sending the MLflow logs of {runs} run(s): waiting up to "
+            f"{seconds:.0f} s for the tracking server (what it does not take stays on disk)",
+            markup=False,
+            highlight=False,
+        )
+
 
 def _study_name(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """A study name that can name a folder of the data dir, checked before anything starts."""

@@ -31,12 +31,13 @@ if TYPE_CHECKING:
     )
     from studies.export import ExportError, export_best, write_export
     from studies.objective import Objective, SweepObserver, flatten_config, objective_value
+    from studies.opening import SweepOutcome, SweepTarget
     from studies.records import StudyRecord, StudySummary, TrialRecord, as_record
     from studies.reports import TrialRow, save_study_plots, trial_rows
     from studies.server import ServerError, ServerInfo, server_status, start_server, stop_server
     from studies.stats import Estimate, Verdict, estimate, paired_difference, t_quantile_975
     from studies.storage import StorageError, open_storage
-    from studies.sweep import SweepOutcome, SweepTarget, confirm_sweep, remaining_trials, run_sweep
+    from studies.sweep import confirm_sweep, remaining_trials, run_sweep
     from studies.target import default_storage_url, resolve_storage, resolve_tracking
     from studies.tracking import Tracker, TrackingError
     from studies.verdict import Confirmation, ConfirmedConfig, ConfirmError, load_confirmation
@@ -57,8 +58,8 @@ _NAMES: dict[str, str] = {
     "StudyRecord": "studies.records",
     "StudySummary": "studies.records",
     "SweepObserver": "studies.objective",
-    "SweepOutcome": "studies.sweep",
-    "SweepTarget": "studies.sweep",
+    "SweepOutcome": "studies.opening",
+    "SweepTarget": "studies.opening",
     "TABLE_HEADER": "studies.confirm_report",
     "Tracker": "studies.tracking",
     "TrackingError": "studies.tracking",

@@ -16,7 +16,8 @@ Waits, all bounded and all skipped while the server is known to be away:
 - a sweep's end waits up to ``SWEEP_FLUSH_S`` for all its outboxes, trying a server that
   is away every second (it may be restarting); what is left stays on disk for
   ``salsweep studies sync NAME`` (studies.sync). An interrupted sweep waits
-  ``END_WAIT_S`` at most, and not at all while the server is away.
+  ``END_WAIT_S`` at most, and not at all while the server is away. A wait that lasts
+  ``WAIT_NOTICE_S`` is announced (``on_wait``), so that the user knows why nothing moves.
 
 A request that fails is classified by `send_next`: refused by the server (HTTP 4xx other
 than 408 and 429, e.g. a deleted run) means the operation is skipped and counted as
@@ -31,7 +32,7 @@ import math
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,8 @@ STUCK_S = 3.0
 CREATE_WAIT_S = 5.0
 END_WAIT_S = 5.0
 SWEEP_FLUSH_S = 30.0
+# A flush still waiting after this long calls its ``on_wait`` (the user is told).
+WAIT_NOTICE_S = 2.0
 
 SENT = "sent"
 ALREADY = "already"
@@ -234,13 +237,22 @@ class Courier:
             mine = [o for o in self._outboxes if root is None or o.folder.is_relative_to(root)]
         return [o for o in mine if o.has_pending()]
 
-    def flush(self, outboxes: Sequence[RunOutbox], *, timeout: float, patience: float) -> bool:
+    def flush(
+        self,
+        outboxes: Sequence[RunOutbox],
+        *,
+        timeout: float,
+        patience: float,
+        on_wait: Callable[[int, float], None] | None = None,
+    ) -> bool:
         """Wait until ``outboxes`` are sent, ``timeout`` seconds at most; True when they
         are. Gives up early once an attempt made during the flush has failed and the server
         has been away for ``patience`` seconds; with no patience, also when a request has
-        waited ``STUCK_S`` for its answer."""
+        waited ``STUCK_S`` for its answer. Still waiting after ``WAIT_NOTICE_S``: calls
+        ``on_wait(outboxes not sent, seconds left at most)`` once."""
         start = time.monotonic()
         deadline = start + timeout
+        notice = on_wait
         with self._cond:
             self._urgent.extend(outboxes)
             self._waiters += 1
@@ -255,6 +267,9 @@ class Courier:
                         return False
                     if patience <= 0.0 and self._stuck():
                         return False
+                    if notice is not None and now - start >= WAIT_NOTICE_S:
+                        notice(sum(o.has_pending() for o in outboxes), deadline - now)
+                        notice = None
                     self._cond.wait(min(deadline - now, 0.5))
                 return True
             finally:
@@ -417,27 +432,38 @@ class RunLog:
         if self.courier.reachable:
             self.courier.flush([self.outbox], timeout=END_WAIT_S, patience=0.0)
 
-    def end_sweep(self, status: RunEnd) -> None:
+    def end_sweep(
+        self, status: RunEnd, *, on_wait: Callable[[int, float], None] | None = None
+    ) -> None:
         """Close the sweep's parent run with ``status``, then wait for every outbox of
         this process (see `flush_process`)."""
         self._append({"op": OP_END, "status": status, "end_time": _now_ms()})
-        flush_process(self.courier.tracker.tracking_uri, interrupted=status != "FINISHED")
+        flush_process(
+            self.courier.tracker.tracking_uri,
+            interrupted=status != "FINISHED",
+            on_wait=on_wait,
+        )
 
 
-def flush_process(tracking_uri: str, *, interrupted: bool = False) -> bool:
+def flush_process(
+    tracking_uri: str,
+    *,
+    interrupted: bool = False,
+    on_wait: Callable[[int, float], None] | None = None,
+) -> bool:
     """Wait for every outbox of this process to be sent: ``SWEEP_FLUSH_S`` at most; when
     ``interrupted`` (Ctrl-C, SIGTERM), ``END_WAIT_S`` at most and not at all while the
     server is away. True when all is sent. A sweep (and each worker process) calls it as
-    it ends."""
+    it ends; ``on_wait``: see `Courier.flush`."""
     with _COURIERS_LOCK:
         courier = _COURIERS.get(tracking_uri)
     if courier is None:
         return True
     mine = courier.pending()
     if not interrupted:
-        return courier.flush(mine, timeout=SWEEP_FLUSH_S, patience=math.inf)
+        return courier.flush(mine, timeout=SWEEP_FLUSH_S, patience=math.inf, on_wait=on_wait)
     if courier.reachable:
-        return courier.flush(mine, timeout=END_WAIT_S, patience=0.0)
+        return courier.flush(mine, timeout=END_WAIT_S, patience=0.0, on_wait=on_wait)
     return not mine
 
 

@@ -48,7 +48,8 @@ class SweepObserver(Protocol):
 
     ``trial_*``: the search's trials, by number. ``run_*``: the runs outside the search
     (the SSI baseline, the confirmation's replicates), by label, e.g. ``baseline`` or
-    ``confirm trial-3 seed 2``.
+    ``confirm trial-3 seed 2``. ``tracking_wait``: a wait for the tracking server at the
+    end, said before it begins.
     """
 
     def sweep_started(self, ui_url: str) -> None: ...
@@ -68,6 +69,10 @@ class SweepObserver(Protocol):
     def run_finished(
         self, label: str, state: str, value: float | None, reason: str | None
     ) -> None: ...
+
+    def tracking_wait(self, runs: int, seconds: float) -> None:
+        """The process ends, and the MLflow logs of ``runs`` runs are not sent yet: it
+        waits ``seconds`` at most for the server (then they stay on disk)."""
 
 
 def flatten_config(config: TrainConfig) -> dict[str, ParamValue]:

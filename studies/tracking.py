@@ -37,7 +37,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -306,13 +306,19 @@ class Tracker:
         mine.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
         return [r.info.run_id for r in mine]
 
-    def end_parent(self, run_id: str, status: RunEnd) -> None:
+    def end_parent(
+        self,
+        run_id: str,
+        status: RunEnd,
+        *,
+        on_wait: Callable[[int, float], None] | None = None,
+    ) -> None:
         """Close the parent run with ``status``. A journalled parent (see ``journal_dir``)
         is closed through its outbox, then this process's outboxes are sent for a bounded
-        time (see `studies.courier.flush_process`): a sweep's end never waits long on the
-        server; what is left is named by :meth:`unsent_runs`."""
+        time (see `studies.courier.flush_process`; ``on_wait`` hears of a wait): a sweep's
+        end never waits long on the server; what is left is named by :meth:`unsent_runs`."""
         if (journal := self._journal(run_id)) is not None:
-            journal.end_sweep(status)
+            journal.end_sweep(status, on_wait=on_wait)
             return
         with self._calling(f"close parent run {run_id}"):
             self._client.set_terminated(run_id, status=status, end_time=_now_ms())
@@ -466,12 +472,17 @@ class Tracker:
             self.tracking_uri, folder, experiment_id, run_name, tags, params, owner=owner
         )
 
-    def flush_runs(self, *, interrupted: bool = False) -> bool:
+    def flush_runs(
+        self,
+        *,
+        interrupted: bool = False,
+        on_wait: Callable[[int, float], None] | None = None,
+    ) -> bool:
         """Send what this process's runs journalled, for a bounded time (a worker process
         calls it as it ends; see `studies.courier.flush_process`). True when all is sent."""
         from studies.courier import flush_process
 
-        return flush_process(self.tracking_uri, interrupted=interrupted)
+        return flush_process(self.tracking_uri, interrupted=interrupted, on_wait=on_wait)
 
     def unsent_runs(self) -> list[str]:
         """The runs of the sweep (``journal_dir``, any process) whose outbox on disk holds

@@ -63,10 +63,10 @@ class _ChannelObserver:
     """A `studies.objective.SweepObserver` that sends every call to the launcher."""
 
     def __init__(self, channel: _Channel) -> None:
-        self._channel = channel
+        self.channel = channel
 
     def _send(self, call: str, *args: Any) -> None:
-        self._channel.send("observe", call=call, args=list(args))
+        self.channel.send("observe", call=call, args=list(args))
 
     def sweep_started(self, ui_url: str) -> None:
         pass  # the launcher shows it
@@ -91,6 +91,9 @@ class _ChannelObserver:
     def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
         self._send("run_finished", label, state, value, reason)
 
+    def tracking_wait(self, runs: int, seconds: float) -> None:
+        self._send("tracking_wait", runs, seconds)
+
 
 def _die_with_parent(parent_pid: int) -> None:
     """Receive SIGTERM when the launcher dies (Linux); exit now if it already has."""
@@ -111,7 +114,7 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     torch.set_num_threads(int(config["threads"]))
 
     from studies.catalog import quiet_optuna_logs
-    from studies.search_space import build_pruner, build_sampler
+    from studies.opening import optuna_study
     from studies.storage import open_storage
     from studies.tracking import Tracker
     from sweeps import parse_spec
@@ -122,19 +125,15 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     # The launcher created the study and stored its spec: load it, with this worker's sampler.
     spec_data = optuna.load_study(study_name=name, storage=storage).user_attrs["spec"]
     spec = parse_spec(spec_data, f"study {name}")
-    study = optuna.load_study(
-        study_name=name,
-        storage=storage,
-        sampler=build_sampler(spec, worker=index),
-        pruner=build_pruner(spec),
-    )
+    study = optuna_study(spec, name, storage, create=False, worker=index)
     tracker = Tracker(str(config["tracking"]))
+    observer = _ChannelObserver(channel)
     try:
-        _loop(spec, study, tracker, config, channel)
+        _loop(spec, study, tracker, config, observer)
     except BaseException:
         tracker.flush_runs(interrupted=True)  # bounded: seconds at most
         raise
-    tracker.flush_runs()  # what the outboxes of this process still hold
+    tracker.flush_runs(on_wait=observer.tracking_wait)  # what this process's outboxes hold
 
 
 def _loop(
@@ -142,14 +141,14 @@ def _loop(
     study: optuna.Study,
     tracker: Tracker,
     config: dict[str, Any],
-    channel: _Channel,
+    observer: _ChannelObserver,
 ) -> None:
     """The baseline (worker 0), then search trials and replicates as the launcher says."""
     from optuna.trial import FrozenTrial
 
     from studies.confirm import run_jobs
     from studies.objective import Objective
-    from studies.sweep import _runner, study_dir
+    from studies.opening import replicate_runner, study_dir
     from trainer import NonFiniteLoss
 
     name, index = str(config["study"]), int(config["index"])
@@ -160,9 +159,9 @@ def _loop(
         parent_run_id=str(config["parent_run_id"]),
         study_name=name,
         trials_dir=study_dir(Path(config["home"]), name),
-        observer=_ChannelObserver(channel),
+        observer=observer,
     )
-    runner = _runner(objective)
+    runner = replicate_runner(objective)
     if index == 0 and spec.baseline:
         run_jobs(study, [], runner)  # the baseline the launcher queued, before the search
 
@@ -178,7 +177,7 @@ def _loop(
         }
 
     while True:
-        reply = channel.ask(last)
+        reply = observer.channel.ask(last)
         if reply == "trial":
             last = None
             objective.last_failure = None

@@ -50,19 +50,8 @@ from optuna.trial import TrialState
 from studies import attrs
 from studies.confirm import baseline_search_job, confirmation_jobs, enqueue_jobs, top_trials
 from studies.objective import SweepObserver, close_dead_trials
-from studies.storage import open_storage
-from studies.sweep import (
-    COUNTED_STATES,
-    SweepDiverged,
-    SweepOutcome,
-    SweepTarget,
-    _optuna_study,
-    _parent_run,
-    _prepare,
-    _share_view,
-    study_dir,
-    trial_budget,
-)
+from studies.opening import SweepOutcome, SweepTarget, open_sweep, parent_run
+from studies.sweep import COUNTED_STATES, SweepDiverged, trial_budget
 from studies.tracking import Tracker, TrackingError
 from studies.verdict import companion_study
 from studies.worker_plan import (
@@ -148,6 +137,7 @@ _OBSERVER_CALLS = frozenset(
         "run_started",
         "run_epoch_finished",
         "run_finished",
+        "tracking_wait",
     }
 )
 
@@ -478,15 +468,9 @@ def run_workers(
                 debug=debug,
                 started=procs,
             )
-    trials_dir = study_dir(target.home, name)
-    tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
-    tracker.check_reachable()
-    storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
-    study = _optuna_study(spec, name, storage, create=create)
-    objective = _prepare(study, spec, tracker, name, trials_dir, None)
-    ui_url = _share_view(tracker, objective.experiment_id, spec)
-    if observer is not None:
-        observer.sweep_started(ui_url)
+    # The launcher's objective trains nothing: it names the experiment and the parent run.
+    opened = open_sweep(spec, name, target, create=create, observer=observer)
+    study, tracker, objective = opened.study, opened.tracker, opened.objective
     budget = trial_budget(study, spec, n_trials, create=create)
     config = {
         "study": name,
@@ -509,7 +493,7 @@ def run_workers(
         config,
         worker_observer or (lambda _i: observer),
     )
-    with _parent_run(study, tracker, objective.parent_run_id):
+    with parent_run(opened, observer):
         if spec.baseline:
             enqueue_jobs(study, [baseline_search_job(spec)], spec, tracker)
         close_dead_trials(study, tracker)
@@ -517,13 +501,8 @@ def run_workers(
         if launcher.diverged:
             assert totals.last_failure is not None
             raise SweepDiverged(name, totals.streak, totals.last_failure)
-    return SweepOutcome(
-        study_name=name,
-        experiment_id=objective.experiment_id,
-        parent_run_id=objective.parent_run_id,
+    return opened.outcome(
         ran=totals.ran,
-        ui_url=ui_url,
         replicates=totals.replicates,
         confirmation_skipped=totals.confirmation_skipped,
-        unsent=tuple(tracker.unsent_runs()),
     )

@@ -35,6 +35,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from studies.catalog import read_study
+from studies.courier import SWEEP_FLUSH_S, WAIT_NOTICE_S
 from studies.outbox import OP_LOG, find_outboxes
 from studies.records import StudyRecord, TrialRecord
 from studies.server import DB_FILE, ServerInfo, start_server, stop_server
@@ -347,6 +348,12 @@ def test_server_gone_for_good_then_sync(server: OutageServer, tmp_path: Path) ->
     winner = f"confirm-{replicates[0].user_attrs['config_key']}"  # confirm-trial-<n>
     assert {"trial-1", "trial-2", "sweep", f"{winner}-seed1", f"{winner}-seed2"} <= named
     assert f"salsweep studies sync {name}" in re.sub(r"\s+", " ", output)
+    # Before that line, the wait for the server was said as it began (not 30 s of silence).
+    wait = re.search(r"sending the MLflow logs of (\d+) run\(s\): waiting up to (\d+) s", output)
+    assert wait is not None, output[-3000:]
+    assert wait.start() < unsent.start()
+    assert int(wait.group(1)) == int(unsent.group(1))
+    assert 25 <= int(wait.group(2)) <= SWEEP_FLUSH_S - WAIT_NOTICE_S
 
     # What waits on disk: the metric batches (epochs) of the runs, counted before the sync.
     outboxes = find_outboxes(home / "studies" / name)

@@ -10,7 +10,8 @@ import pytest
 
 from studies import attrs
 from studies.objective import objective_value
-from studies.sweep import study_dir, trial_budget
+from studies.opening import study_dir
+from studies.sweep import trial_budget
 from sweeps import StudyNameError
 from tests.studies.sweep_helpers import tiny_spec
 

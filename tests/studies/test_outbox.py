@@ -23,7 +23,16 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
-from studies.courier import ALREADY, REJECTED, SENT, Courier, RunLog, Unreachable, send_next
+from studies.courier import (
+    ALREADY,
+    REJECTED,
+    SENT,
+    WAIT_NOTICE_S,
+    Courier,
+    RunLog,
+    Unreachable,
+    send_next,
+)
 from studies.outbox import KEY_TAG, OP_ATTACH, OP_CREATE, OP_END, OP_LOG, RunOutbox
 from studies.server import ServerInfo
 from studies.tracking import Tracker
@@ -354,6 +363,35 @@ def test_courier_keeps_the_run_while_the_server_is_away(
     assert math.isnan(run.data.metrics["train/loss"])
     assert [a.path for a in client.list_artifacts(log.run_id)] == ["config.yaml"]
     assert (outbox.folder / "config.yaml").read_text() == "lr: 0.001\n"
+
+
+def test_a_flush_that_waits_says_so_once(
+    proxy: _DroppingProxy, experiment: str, tmp_path: Path
+) -> None:
+    """A sweep's end waits for the server: after WAIT_NOTICE_S it tells ``on_wait`` once,
+    with the runs not sent and the seconds left; a flush the server answers at once says
+    nothing."""
+    courier = Courier(proxy.url)
+    proxy.down = True
+    key = uuid.uuid4().hex[:16]
+    outbox = RunOutbox.create(tmp_path / "trial-0008", _create_op(experiment, key), key=key)
+    courier.add(outbox)
+    heard: list[tuple[int, float, float]] = []
+    start = time.monotonic()
+
+    def on_wait(runs: int, seconds: float) -> None:
+        heard.append((runs, seconds, time.monotonic() - start))
+
+    assert not courier.flush([outbox], timeout=5.0, patience=math.inf, on_wait=on_wait)
+    assert len(heard) == 1
+    runs, seconds, after = heard[0]
+    assert runs == 1
+    assert WAIT_NOTICE_S <= after < 4.0  # said while waiting, not at the end
+    assert 1.0 < seconds <= 5.0 - WAIT_NOTICE_S
+    proxy.down = False
+    heard.clear()
+    assert courier.flush([outbox], timeout=30.0, patience=math.inf, on_wait=on_wait)
+    assert heard == []
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize

@@ -424,6 +424,9 @@ class _InterruptAt:
     def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
         self.finished.append((-1, f"{label} {state}", reason))
 
+    def tracking_wait(self, runs: int, seconds: float) -> None:
+        pass
+
 
 def test_interrupt_then_resume_runs_only_the_rest(
     mlflow_server: ServerInfo, tmp_path: Path
@@ -738,6 +741,9 @@ class _Record:
         pass
 
     def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
+        pass
+
+    def tracking_wait(self, runs: int, seconds: float) -> None:
         pass
 
 
