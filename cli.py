@@ -606,7 +606,8 @@ def studies_sync(name: str, storage: str | None, tracking_uri: str | None, home:
     out.print(
         f"study {name}: {report.synced} of {report.runs} run(s) synced: {report.sent} "
         f"operation(s) sent ({report.epochs} epoch(s) of metrics), {report.already} already "
-        f"there, {report.rejected} refused by the server, {report.closed} run(s) closed",
+        f"there, {report.rejected} refused by the server, {report.closed} run(s) closed, "
+        f"{report.recorded} run id(s) recorded in the study",
         markup=False,
         highlight=False,
         soft_wrap=True,

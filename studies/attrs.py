@@ -14,6 +14,7 @@ __all__ = [
     "DIRECTION",
     "DUPLICATE_OF",
     "FAIL_REASON",
+    "LATE_RUN_ID",
     "METHOD",
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_PARENT_RUN_ID",
@@ -39,6 +40,11 @@ MLFLOW_PARENT_RUN_ID = "mlflow_parent_run_id"
 # The trial budget as the last launch (or a resume given --n-trials) set it; a plain
 # resume runs up to it, not up to the spec's.
 BUDGET = "n_trials"
+# The MLflow run of trial <n>, created after the trial ended (the tracking server was away;
+# an ended trial's own attributes cannot change): LATE_RUN_ID + "<n>", on the trial's study
+# (the search study or the companion). `studies.records` reads it as the trial's
+# MLFLOW_RUN_ID.
+LATE_RUN_ID = "mlflow_run_id.trial-"
 
 # ---- on a trial (search trials and the companion study's replicates)
 MLFLOW_RUN_ID = "mlflow_run_id"

@@ -12,9 +12,12 @@ Imports nothing heavy: Optuna only inside `as_record`, when given an Optuna stud
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from studies import attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -30,6 +33,7 @@ __all__ = [
     "StudySummary",
     "TrialRecord",
     "as_record",
+    "with_late_run_ids",
 ]
 
 # Trial states: the names of optuna.trial.TrialState, as Optuna's tables store them.
@@ -103,9 +107,23 @@ def as_record(study: optuna.Study | StudyRecord, *, companion: bool = True) -> S
         study_name=study.study_name,
         direction=study.directions[0].name.lower(),
         user_attrs=dict(study.user_attrs),
-        trials=tuple(_trial(t) for t in trials),
+        trials=with_late_run_ids(study.user_attrs, (_trial(t) for t in trials)),
         companion=other,
     )
+
+
+def with_late_run_ids(
+    study_attrs: Mapping[str, Any], trials: Iterable[TrialRecord]
+) -> tuple[TrialRecord, ...]:
+    """``trials``, where one has no MLflow run id, with the one its study recorded for it
+    after it ended (`attrs.LATE_RUN_ID`: the run was created late)."""
+    found = []
+    for trial in trials:
+        late = study_attrs.get(f"{attrs.LATE_RUN_ID}{trial.number}")
+        if late is not None and attrs.MLFLOW_RUN_ID not in trial.user_attrs:
+            trial = replace(trial, user_attrs={**trial.user_attrs, attrs.MLFLOW_RUN_ID: late})
+        found.append(trial)
+    return tuple(found)
 
 
 def _trial(t: FrozenTrial) -> TrialRecord:

@@ -10,6 +10,10 @@ study is running: each operation is sent under the outbox's lock.
 
 A run whose outbox has no end (its process died) and whose Optuna trial has ended (the
 trial was failed by its missed heartbeats) is closed with the trial's state.
+
+A run created after its trial ended (the server was away while the trial ran) has its id
+recorded on the trial's study (`record_late_run_ids`, `attrs.LATE_RUN_ID`), so that
+`studies show` and `export` name it: by the sync, and by the sweep itself as it ends.
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from studies import attrs
 from studies.courier import ALREADY, REJECTED, SENT, Unreachable, send_next
 from studies.outbox import OP_END, OP_LOG, RunOutbox, find_outboxes
 from studies.tracking import CHILD_STATUS, ChildState, Tracker, TrackingError
 from sweeps import check_study_name
 
-__all__ = ["SyncReport", "sync_study"]
+if TYPE_CHECKING:
+    import optuna
+
+    from studies.records import StudyRecord
+
+__all__ = ["SyncReport", "record_late_run_ids", "sync_study"]
 
 
 @dataclass
@@ -38,26 +48,39 @@ class SyncReport:
     already: int = 0  # operations found on the server, not sent again
     rejected: int = 0  # operations the server refused (reasons in the outbox's state)
     closed: int = 0  # runs closed here: their trial had ended without closing them
+    recorded: int = 0  # run ids recorded on the study: runs created after their trial ended
     still_running: list[str] = field(default_factory=list)  # runs whose trial still runs
 
 
-def _ended_trials(name: str, storage_url: str) -> dict[tuple[str, int], ChildState]:
-    """(study, trial number) -> state of every ended trial of the study and its companion
-    (none when the storage has no such study: nothing is closed then)."""
+def _read(name: str, storage_url: str) -> StudyRecord | None:
+    """Study ``name`` with its companion; None when the storage has no such study (then
+    nothing is closed or recorded)."""
     from studies.catalog import StudyMismatch, read_study
-    from studies.verdict import companion_name
 
     try:
-        study = read_study(name, storage_url)
+        return read_study(name, storage_url)
     except StudyMismatch:
-        return {}
+        return None
+
+
+def _ended_trials(study: StudyRecord | None) -> dict[tuple[str, int], ChildState]:
+    """(study, trial number) -> state of every ended trial of the study and its companion."""
     states: dict[str, ChildState] = {"COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAIL"}
     ended: dict[tuple[str, int], ChildState] = {}
-    for study_name, record in ((name, study), (companion_name(name), study.companion)):
-        for trial in record.trials if record is not None else ():
+    for record in (study, None if study is None else study.companion):
+        if record is None:
+            continue
+        for trial in record.trials:
             if trial.state in states:
-                ended[(study_name, trial.number)] = states[trial.state]
+                ended[(record.study_name, trial.number)] = states[trial.state]
     return ended
+
+
+def _lacks_run_ids(study: StudyRecord) -> bool:
+    """Whether a trial of ``study`` or of its companion has no MLflow run id."""
+    records = (study, study.companion)
+    trials = (t for r in records if r is not None for t in r.trials)
+    return any(attrs.MLFLOW_RUN_ID not in t.user_attrs for t in trials)
 
 
 def _owner(outbox: RunOutbox) -> tuple[str, int] | None:
@@ -83,6 +106,37 @@ def _close_if_ended(outbox: RunOutbox, ended: dict[tuple[str, int], ChildState])
         }
     )
     return True
+
+
+def record_late_run_ids(study: optuna.Study, folder: Path) -> int:
+    """Record on ``study`` (and on its companion study) the MLflow run of each ended trial
+    that has none, from the outboxes under ``folder`` whose run the server has created; returns
+    how many were recorded. An ended trial's attributes cannot change: the id goes on the
+    study as `attrs.LATE_RUN_ID` + number, which `studies.records` reads as the trial's."""
+    from studies.verdict import companion_study
+
+    studies = {study.study_name: study}
+    if (companion := companion_study(study)) is not None:
+        studies[companion.study_name] = companion
+    missing: dict[tuple[str, int], optuna.Study] = {}
+    for each in studies.values():
+        known = each.user_attrs
+        for trial in each.get_trials(deepcopy=False):
+            key = f"{attrs.LATE_RUN_ID}{trial.number}"
+            if (
+                trial.state.is_finished()
+                and attrs.MLFLOW_RUN_ID not in trial.user_attrs
+                and key not in known
+            ):
+                missing[(each.study_name, trial.number)] = each
+    recorded = 0
+    for outbox in find_outboxes(folder) if missing else ():
+        owner, run_id = _owner(outbox), outbox.run_id
+        if owner is None or run_id is None or owner not in missing:
+            continue
+        missing.pop(owner).set_user_attr(f"{attrs.LATE_RUN_ID}{owner[1]}", run_id)
+        recorded += 1
+    return recorded
 
 
 def _ms_now() -> int:
@@ -132,7 +186,8 @@ def sync_study(name: str, home: Path, tracking_uri: str, storage_url: str) -> Sy
         )
     tracker = Tracker(tracking_uri)
     tracker.check_reachable()
-    ended = _ended_trials(name, storage_url)
+    study = _read(name, storage_url)
+    ended = _ended_trials(study)
     report = SyncReport()
     for outbox in find_outboxes(folder):
         report.runs += 1
@@ -144,4 +199,8 @@ def sync_study(name: str, home: Path, tracking_uri: str, storage_url: str) -> Sy
                 f"({report.sent} operations sent so far; run `salsweep studies sync {name}` "
                 f"again): {exc}"
             ) from None
+    if study is not None and _lacks_run_ids(study):
+        from studies.catalog import load_study
+
+        report.recorded = record_late_run_ids(load_study(name, storage_url), folder)
     return report

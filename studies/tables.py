@@ -30,7 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from studies.records import COMPLETE, FAIL, PRUNED, StudyRecord, StudySummary, TrialRecord
+from studies.records import (
+    COMPLETE,
+    FAIL,
+    PRUNED,
+    StudyRecord,
+    StudySummary,
+    TrialRecord,
+    with_late_run_ids,
+)
 
 __all__ = [
     "SCHEMA_REVISION",
@@ -244,7 +252,7 @@ def read_studies(db: Database, ids: list[int]) -> dict[int, StudyRecord]:
             study_name=names[sid],
             direction=(directions.get(sid) or ["minimize"])[0],
             user_attrs=study_attrs[sid],
-            trials=tuple(sorted(trials[sid], key=lambda t: t.number)),
+            trials=with_late_run_ids(study_attrs[sid], sorted(trials[sid], key=lambda t: t.number)),
         )
         for sid in ids
         if sid in names

@@ -395,13 +395,16 @@ def test_a_flush_that_waits_says_so_once(
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize
-def test_sync_closes_the_run_of_a_trial_that_died(
+def test_sync_closes_the_run_of_a_trial_that_died_and_records_its_id(
     mlflow_server: ServerInfo, client: MlflowClient, experiment: str, tmp_path: Path
 ) -> None:
     """A worker died mid-trial with the server away: its outbox has no end. Once Optuna has
-    failed the trial, `studies sync` sends what the outbox holds and closes the run FAILED."""
+    failed the trial, `studies sync` sends what the outbox holds, closes the run FAILED and
+    records its id for the trial (`studies show` names it)."""
     import optuna
 
+    from studies.catalog import read_study
+    from studies.records import as_record
     from studies.storage import default_storage_url, open_storage
     from studies.sync import sync_study
 
@@ -416,6 +419,7 @@ def test_sync_closes_the_run_of_a_trial_that_died(
     running = sync_study(name, home, mlflow_server.url, default_storage_url(home))
     assert (running.synced, running.sent, running.closed) == (1, 3, 0)
     assert running.still_running == ["trial-0"]  # its trial has not ended: left open
+    assert running.recorded == 0  # nor is its run id recorded: the trial may still set it
 
     study.tell(trial, state=optuna.trial.TrialState.FAIL)  # ... failed by its heartbeat
     report = sync_study(name, home, mlflow_server.url, default_storage_url(home))
@@ -426,5 +430,12 @@ def test_sync_closes_the_run_of_a_trial_that_died(
     run = client.get_run(run_id)
     assert (run.info.status, run.data.tags["optuna.state"]) == ("FAILED", "FAIL")
     assert [m.step for m in client.get_metric_history(run_id, "val/abs_rel")] == [1, 2]
+    # The trial ended without a run id (the run was made later): the sync recorded it, and
+    # both ways of reading the study give it as the trial's.
+    assert report.recorded == 1
+    assert "mlflow_run_id" not in study.trials[0].user_attrs
+    (record,) = read_study(name, default_storage_url(home)).trials
+    assert record.user_attrs["mlflow_run_id"] == run_id
+    assert as_record(study).trials[0].user_attrs["mlflow_run_id"] == run_id
     again = sync_study(name, home, mlflow_server.url, default_storage_url(home))
-    assert (again.synced, again.sent, again.closed) == (0, 0, 0)
+    assert (again.synced, again.sent, again.closed, again.recorded) == (0, 0, 0, 0)
