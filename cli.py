@@ -22,6 +22,8 @@ from rich.table import Table
 if TYPE_CHECKING:  # rich.progress loads where progress is drawn (sweeps), not for a read
     from rich.progress import Progress, TaskID
 
+    from studies.opening import SweepOutcome
+
 __all__ = ["cli", "main"]
 
 # Piped or captured output has no terminal width: use a wide one rather than wrapping
@@ -315,13 +317,22 @@ def _run(
     _print_study(name, target.storage_url)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
-    _print_unsent(name, outcome.unsent)
+    _print_unsent(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
     out.print(f"Export the winner's configuration: salsweep studies export {name} -o best.yaml")
 
 
-def _print_unsent(name: str, runs: tuple[str, ...]) -> None:
-    """One line naming the runs whose MLflow logs wait on disk (the server was away)."""
+def _print_unsent(name: str, outcome: SweepOutcome) -> None:
+    """What this sweep sent of the logs an earlier one left on disk, and one line naming
+    the runs whose MLflow logs wait on disk (the server was away)."""
+    if outcome.earlier_sent:
+        err.print(
+            f"sent the MLflow logs of {outcome.earlier_sent} run(s) that an earlier sweep of "
+            f"{name} had left on disk",
+            markup=False,
+            highlight=False,
+        )
+    runs = outcome.unsent
     if runs:
         shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
         err.print(
@@ -578,7 +589,7 @@ def studies_confirm(
             observer=_RichObserver(progress, 0, spec.objective.metric),
         )
     _print_study(name, target.storage_url)
-    _print_unsent(name, outcome.unsent)
+    _print_unsent(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
 
 

@@ -467,6 +467,16 @@ def flush_process(
     return not mine
 
 
+def adopt(tracking_uri: str, outboxes: Sequence[RunOutbox]) -> None:
+    """Have this process's courier send ``outboxes`` with its own: ended runs whose logs an
+    earlier process left on disk (its server was away). Each is sent under its lock and
+    checked on the server first, so a `studies sync` or another process sending it at the
+    same time never makes it log twice; this process's end waits for them too."""
+    courier = courier_for(tracking_uri)
+    for outbox in outboxes:
+        courier.add(outbox)
+
+
 def open_run(
     tracking_uri: str,
     folder: Path,

@@ -28,6 +28,7 @@ from studies.confirm_report import (
 )
 from studies.export import export_best
 from studies.objective import Objective, SweepObserver
+from studies.outbox import RunOutbox
 from studies.reports import save_study_plots
 from studies.search_space import build_pruner, build_sampler
 from studies.storage import HEARTBEAT_INTERVAL_S, open_storage
@@ -71,6 +72,8 @@ class SweepOutcome:
     confirmation_skipped: str | None = None
     # Runs whose MLflow logs wait in their outbox (the server was away): `studies sync`.
     unsent: tuple[str, ...] = ()
+    # Runs that an earlier process of the sweep left unsent and this one sent.
+    earlier_sent: int = 0
 
 
 def study_dir(home: Path, name: str) -> Path:
@@ -123,6 +126,8 @@ class OpenSweep:
     study: optuna.Study
     objective: Objective
     ui_url: str
+    # Ended runs whose logs an earlier process left on disk: this one sends them.
+    adopted: tuple[RunOutbox, ...] = ()
 
     @property
     def tracker(self) -> Tracker:
@@ -141,6 +146,7 @@ class OpenSweep:
             replicates=replicates,
             confirmation_skipped=confirmation_skipped,
             unsent=tuple(self.tracker.unsent_runs()),
+            earlier_sent=sum(not o.has_pending() for o in self.adopted),
         )
 
 
@@ -156,7 +162,8 @@ def open_sweep(
     experiment and parent run (recorded on the study), and store the runs view; tells
     ``observer`` the view's address. Raises `sweeps.StudyNameError` for an unusable
     ``name`` and `StudyMismatch` for a study launched from another spec, before anything
-    is created."""
+    is created. The ended runs whose MLflow logs an earlier process of the sweep left on
+    disk are sent by this one, in the background."""
     trials_dir = study_dir(target.home, name)
     # Check the server before the storage: a sweep that cannot be tracked creates nothing.
     tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
@@ -172,7 +179,8 @@ def open_sweep(
     )
     if observer is not None:
         observer.sweep_started(ui_url)
-    return OpenSweep(study=study, objective=objective, ui_url=ui_url)
+    adopted = tuple(tracker.adopt_unsent())
+    return OpenSweep(study=study, objective=objective, ui_url=ui_url, adopted=adopted)
 
 
 def _prepare(

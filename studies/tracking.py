@@ -50,6 +50,7 @@ from trainer.errors import UserError
 
 if TYPE_CHECKING:  # studies.courier imports this module
     from studies.courier import RunLog
+    from studies.outbox import RunOutbox
 
 __all__ = [
     "CHILD_STATUS",
@@ -483,6 +484,20 @@ class Tracker:
         from studies.courier import flush_process
 
         return flush_process(self.tracking_uri, interrupted=interrupted, on_wait=on_wait)
+
+    def adopt_unsent(self) -> list[RunOutbox]:
+        """The runs of the sweep (``journal_dir``) that ended in an earlier process with
+        logs still on disk, handed to this process's courier: they are sent in the
+        background and the sweep's end waits for them as for its own. Runs not ended are
+        left alone (another process runs them, or it died: `studies sync` closes those)."""
+        if self.journal_dir is None:
+            return []
+        from studies.courier import adopt
+        from studies.outbox import find_outboxes
+
+        waiting = [o for o in find_outboxes(self.journal_dir) if o.ended and o.has_pending()]
+        adopt(self.tracking_uri, waiting)
+        return waiting
 
     def unsent_runs(self) -> list[str]:
         """The runs of the sweep (``journal_dir``, any process) whose outbox on disk holds

@@ -439,3 +439,43 @@ def test_sync_closes_the_run_of_a_trial_that_died_and_records_its_id(
     assert as_record(study).trials[0].user_attrs["mlflow_run_id"] == run_id
     again = sync_study(name, home, mlflow_server.url, default_storage_url(home))
     assert (again.synced, again.sent, again.closed, again.recorded) == (0, 0, 0, 0)
+
+
+def test_a_sweep_sends_the_ended_runs_an_earlier_one_left(
+    mlflow_server: ServerInfo, client: MlflowClient, tmp_path: Path
+) -> None:
+    """An earlier sweep of the study ended with the server away: one run's whole journal
+    (created, 3 epochs, ended) waits in its trial folder, and another's has no end (its
+    process died). The next sweep of the study sends the ended one, each epoch once, and
+    leaves the other to `studies sync` (which closes it once its trial has ended)."""
+    from studies import SweepTarget, run_sweep
+    from studies.storage import default_storage_url
+    from tests.studies.sweep_helpers import tiny_spec
+
+    name, home = f"earlier-{uuid.uuid4().hex[:6]}", tmp_path / "home"
+    experiment = Tracker(mlflow_server.url).ensure_experiment(name)  # the earlier sweep's
+    folder = home / "studies" / name
+    done_key, open_key = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
+    done = RunOutbox.create(
+        folder / "trial-0040", _create_op(experiment, done_key, "trial-40"), key=done_key
+    )
+    for epoch in range(1, EPOCHS + 1):
+        done.append(_epoch_op(epoch))
+    end = {"op": OP_END, "status": "FINISHED", "end_time": int(time.time() * 1000)}
+    done.append({**end, "state": "COMPLETE", "value": 0.25})
+    died = RunOutbox.create(
+        folder / "trial-0041", _create_op(experiment, open_key, "trial-41"), key=open_key
+    )
+    died.append(_epoch_op(1))
+
+    target = SweepTarget(default_storage_url(home), mlflow_server.url, home)
+    outcome = run_sweep(tiny_spec(name, n_trials=1, baseline=False), name, target)
+    assert outcome.earlier_sent == 1
+    assert outcome.unsent == ("trial-41",)  # not ended: not this sweep's to send
+    (run_id,) = _runs_with_key(client, experiment, done_key)
+    run = client.get_run(run_id)
+    assert (run.info.status, run.data.tags["optuna.state"]) == ("FINISHED", "COMPLETE")
+    assert [m.step for m in client.get_metric_history(run_id, "val/abs_rel")] == [1, 2, 3]
+    assert not RunOutbox(done.journal).has_pending()
+    assert _runs_with_key(client, experiment, open_key) == []
+    assert RunOutbox(died.journal).has_pending()
