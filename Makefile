@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 SPEC ?= sweeps/default.yaml
 STUDY ?= salsweep-default
-# Worker processes of `make sweep`: auto = one per GPU, else one per CPU core (at most 8).
+# Worker processes of `make sweep`: auto = one per CPU core (at most 8), at least one per GPU.
 WORKERS ?= auto
 export SALSWEEP_HOME ?= $(CURDIR)/.salsweep
 

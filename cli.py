@@ -238,7 +238,7 @@ def _workers_option(func: F) -> F:
         default=1,
         show_default=True,
         help="Worker processes on this machine, sharing the study: a number, or auto (one "
-        "per GPU; without GPUs, one per CPU core).",
+        "per CPU core, at most 8, at least one per GPU; GPUs are shared round robin).",
     )(func)
 
 

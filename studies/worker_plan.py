@@ -25,7 +25,7 @@ from pathlib import Path
 
 __all__ = [
     "CPU_THREADS_PER_WORKER",
-    "MAX_AUTO_CPU_WORKERS",
+    "MAX_AUTO_WORKERS",
     "WorkerPlan",
     "auto_workers",
     "cpu_count",
@@ -39,12 +39,15 @@ __all__ = [
     "worker_seed",
 ]
 
-# `--workers auto` without GPUs: one worker per this many cores (docs/BENCHMARKS.md,
-# "Local workers": on 2 cores, 2 workers of 1 thread beat 1 worker of 2 threads).
+# `--workers auto`: one worker per this many cores (docs/BENCHMARKS.md, "Local workers":
+# on 2 cores, 2 workers of 1 thread beat 1 worker of 2 threads) ...
 CPU_THREADS_PER_WORKER = 1
-# ... and at most this many CPU workers: each holds its own copy of the rendered scenes
-# and of torch (a few hundred MB), and a short proxy trial gains nothing from more.
-MAX_AUTO_CPU_WORKERS = 8
+# ... and at most this many: each holds its own copy of the rendered scenes and of torch
+# (a few hundred MB), and a short proxy trial gains nothing from more. GPUs do not lower
+# it: a proxy trial leaves its GPU mostly idle, bound by the Python of its process
+# (docs/BENCHMARKS.md, "Several trials on one GPU": 8 at once on one H200 with 16 cores
+# finished 6.9 times the trials per minute of one, 16 at once 9.7 times).
+MAX_AUTO_WORKERS = 8
 
 
 def worker_seed(seed: int | None, worker: int) -> int | None:
@@ -99,11 +102,10 @@ def gpu_for_worker(devices: Sequence[str], index: int) -> str | None:
 
 
 def auto_workers(gpus: Sequence[str], cores: int) -> int:
-    """``--workers auto``: one per GPU; without GPUs one per `CPU_THREADS_PER_WORKER`
-    cores, at most `MAX_AUTO_CPU_WORKERS`."""
-    if gpus:
-        return len(gpus)
-    return max(1, min(MAX_AUTO_CPU_WORKERS, cores // CPU_THREADS_PER_WORKER))
+    """``--workers auto``: one per `CPU_THREADS_PER_WORKER` cores, at most
+    `MAX_AUTO_WORKERS`, and at least one per GPU (`gpu_for_worker` shares the GPUs out
+    round robin: 8 workers on 1 GPU, 4 on each of 2)."""
+    return max(len(gpus), 1, min(MAX_AUTO_WORKERS, cores // CPU_THREADS_PER_WORKER))
 
 
 def plan_workers(

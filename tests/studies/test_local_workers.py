@@ -157,10 +157,18 @@ def test_detect_gpus_reads_cuda_visible_devices() -> None:
 
 
 def test_auto_workers() -> None:
-    assert auto_workers(["0", "1", "2"], cores=2) == 3  # one per GPU
+    assert auto_workers(["0", "1", "2"], cores=2) == 3  # at least one per GPU
     assert auto_workers([], cores=2) == 2  # one per core (docs/BENCHMARKS.md)
     assert auto_workers([], cores=1) == 1
     assert auto_workers([], cores=64) == 8  # bounded: memory per worker
+    # A GPU shared by several: one per core still (docs/BENCHMARKS.md, on one H200).
+    assert auto_workers(["0"], cores=16) == 8
+    assert auto_workers(["0"], cores=4) == 4
+    assert auto_workers(["0", "1"], cores=64) == 8  # 4 on each, round robin
+    assert auto_workers([str(i) for i in range(12)], cores=16) == 12
+    # What `--workers auto` then plans on one GPU and 16 cores: the bench's 8 x 2 threads.
+    plans = plan_workers(auto_workers(["GPU-a"], cores=16), 0, cores=16, gpus=["GPU-a"])
+    assert [(p.gpu, p.threads) for p in plans] == [("GPU-a", 2)] * 8
 
 
 # ---------------------------------------------------------------------------- real launches
