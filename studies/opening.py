@@ -31,7 +31,7 @@ from studies.objective import Objective, SweepObserver
 from studies.outbox import RunOutbox
 from studies.reports import save_study_plots
 from studies.search_space import build_pruner, build_sampler
-from studies.storage import HEARTBEAT_INTERVAL_S, open_storage
+from studies.storage import HEARTBEAT_INTERVAL_S, StorageError, open_storage
 from studies.sync import record_late_run_ids
 from studies.tracking import Tracker, TrackingError, flatten_params
 from studies.verdict import load_confirmation
@@ -235,8 +235,11 @@ def parent_run(opened: OpenSweep, observer: SweepObserver | None) -> Iterator[No
         raise
     _summarise(opened.study, tracker, parent)
     tracker.end_parent(parent, "FINISHED", on_wait=notice)
-    # The runs the server created after their trial ended: named in `studies show`.
-    record_late_run_ids(opened.study, opened.objective.trials_dir)
+    # The runs the server created after their trial ended: named in `studies show`. The
+    # sweep's work is done and stored: a storage that fails past its retries now loses
+    # only these ids, which `studies sync` records as well.
+    with contextlib.suppress(StorageError):
+        record_late_run_ids(opened.study, opened.objective.trials_dir)
 
 
 def _summarise(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> None:

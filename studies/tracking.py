@@ -486,16 +486,22 @@ class Tracker:
         return flush_process(self.tracking_uri, interrupted=interrupted, on_wait=on_wait)
 
     def adopt_unsent(self) -> list[RunOutbox]:
-        """The runs of the sweep (``journal_dir``) that ended in an earlier process with
-        logs still on disk, handed to this process's courier: they are sent in the
-        background and the sweep's end waits for them as for its own. Runs not ended are
-        left alone (another process runs them, or it died: `studies sync` closes those)."""
+        """The trials' and replicates' runs of the sweep (``journal_dir``) that ended in
+        an earlier process with logs still on disk, handed to this process's courier: they
+        are sent in the background and the sweep's end waits for them as for its own.
+        Left alone: runs not ended (another process runs them, or it died: `studies sync`
+        closes those) and the parent run's journals (no owner trial): their end would
+        close the parent run that this sweep has just set RUNNING again."""
         if self.journal_dir is None:
             return []
         from studies.courier import adopt
         from studies.outbox import find_outboxes
 
-        waiting = [o for o in find_outboxes(self.journal_dir) if o.ended and o.has_pending()]
+        waiting = [
+            o
+            for o in find_outboxes(self.journal_dir)
+            if o.ended and o.has_pending() and "owner" in o.header
+        ]
         adopt(self.tracking_uri, waiting)
         return waiting
 

@@ -447,7 +447,8 @@ def test_a_sweep_sends_the_ended_runs_an_earlier_one_left(
     """An earlier sweep of the study ended with the server away: one run's whole journal
     (created, 3 epochs, ended) waits in its trial folder, and another's has no end (its
     process died). The next sweep of the study sends the ended one, each epoch once, and
-    leaves the other to `studies sync` (which closes it once its trial has ended)."""
+    leaves the other to `studies sync` (which closes it once its trial has ended), and the
+    earlier parent journal too (its end would close the parent run the sweep reopened)."""
     from studies import SweepTarget, run_sweep
     from studies.storage import default_storage_url
     from tests.studies.sweep_helpers import tiny_spec
@@ -467,11 +468,19 @@ def test_a_sweep_sends_the_ended_runs_an_earlier_one_left(
         folder / "trial-0041", _create_op(experiment, open_key, "trial-41"), key=open_key
     )
     died.append(_epoch_op(1))
+    # The earlier sweep's journal of the parent run: its end is not this sweep's to send.
+    earlier = client.create_run(experiment, run_name="sweep-earlier").info.run_id
+    parent_key = uuid.uuid4().hex[:16]
+    attach = {"op": OP_ATTACH, "run_id": earlier, "run_name": "sweep-earlier"}
+    parent = RunOutbox.create(folder / "mlflow-parent" / parent_key, attach, key=parent_key)
+    parent.append({**end, "status": "KILLED"})
 
     target = SweepTarget(default_storage_url(home), mlflow_server.url, home)
     outcome = run_sweep(tiny_spec(name, n_trials=1, baseline=False), name, target)
     assert outcome.earlier_sent == 1
-    assert outcome.unsent == ("trial-41",)  # not ended: not this sweep's to send
+    # Not ended, or a parent run's: left for `studies sync`.
+    assert set(outcome.unsent) == {"trial-41", "sweep-earlier"}
+    assert client.get_run(earlier).info.status == "RUNNING"
     (run_id,) = _runs_with_key(client, experiment, done_key)
     run = client.get_run(run_id)
     assert (run.info.status, run.data.tags["optuna.state"]) == ("FINISHED", "COMPLETE")
