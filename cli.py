@@ -317,12 +317,12 @@ def _run(
     _print_study(name, target.storage_url)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
-    _print_unsent(name, outcome)
+    _print_mlflow_logs(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
     out.print(f"Export the winner's configuration: salsweep studies export {name} -o best.yaml")
 
 
-def _print_unsent(name: str, outcome: SweepOutcome) -> None:
+def _print_mlflow_logs(name: str, outcome: SweepOutcome) -> None:
     """What this sweep sent of the logs an earlier one left on disk, and one line naming
     the runs whose MLflow logs wait on disk (the server was away)."""
     if outcome.earlier_sent:
@@ -589,7 +589,7 @@ def studies_confirm(
             observer=_RichObserver(progress, 0, spec.objective.metric),
         )
     _print_study(name, target.storage_url)
-    _print_unsent(name, outcome)
+    _print_mlflow_logs(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
 
 

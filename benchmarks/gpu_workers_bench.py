@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import sys
 import time
 from multiprocessing.synchronize import Barrier
@@ -26,6 +25,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from studies.worker_plan import cpu_count, threads_per_worker  # noqa: E402
 
 
 def _trial(index: int, threads: int, args: dict[str, Any], barrier: Barrier, out: Any) -> None:
@@ -68,7 +69,7 @@ def run(workers: int, args: dict[str, Any]) -> tuple[float, list[float]]:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(workers + 1)
     out = ctx.Queue()
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_worker(cpu_count(), workers)
     procs = [
         ctx.Process(target=_trial, args=(i, threads, args, barrier, out)) for i in range(workers)
     ]
@@ -99,7 +100,7 @@ def main() -> None:
     args = {"steps": parsed.steps, "epochs": parsed.epochs, "device": parsed.device}
     print(
         f"\n{torch.cuda.get_device_name(0) if cuda else 'CPU'}, torch {torch.__version__}, "
-        f"{os.cpu_count()} CPU cores; one trial = {parsed.epochs} epochs x {parsed.steps} "
+        f"{cpu_count()} CPU cores; one trial = {parsed.epochs} epochs x {parsed.steps} "
         f"steps{' (bf16 autocast)' if cuda else ''} with validation\n"
     )
     print("| workers on one device | wall s | trials/min | vs row 1 | val/abs_rel_align |")

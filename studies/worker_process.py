@@ -63,10 +63,10 @@ class _ChannelObserver:
     """A `studies.objective.SweepObserver` that sends every call to the launcher."""
 
     def __init__(self, channel: _Channel) -> None:
-        self.channel = channel
+        self._channel = channel
 
     def _send(self, call: str, *args: Any) -> None:
-        self.channel.send("observe", call=call, args=list(args))
+        self._channel.send("observe", call=call, args=list(args))
 
     def sweep_started(self, ui_url: str) -> None:
         pass  # the launcher shows it
@@ -129,7 +129,7 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     tracker = Tracker(str(config["tracking"]))
     observer = _ChannelObserver(channel)
     try:
-        _loop(spec, study, tracker, config, observer)
+        _loop(spec, study, tracker, config, channel, observer)
     except BaseException:
         tracker.flush_runs(interrupted=True)  # bounded: seconds at most
         raise
@@ -141,6 +141,7 @@ def _loop(
     study: optuna.Study,
     tracker: Tracker,
     config: dict[str, Any],
+    channel: _Channel,
     observer: _ChannelObserver,
 ) -> None:
     """The baseline (worker 0), then search trials and replicates as the launcher says."""
@@ -177,7 +178,7 @@ def _loop(
         }
 
     while True:
-        reply = observer.channel.ask(last)
+        reply = channel.ask(last)
         if reply == "trial":
             last = None
             objective.last_failure = None
