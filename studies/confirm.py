@@ -36,6 +36,7 @@ from studies.objective import (
     epoch_selection,
     flatten_config,
     objective_value,
+    optimize,
     record_run_id,
     tracked_run,
 )
@@ -357,8 +358,8 @@ def run_jobs(study: optuna.Study, jobs: list[ReplicateJob], runner: ReplicateRun
     if not waiting:
         return 0
     before = runner.finished
-    companion.optimize(
-        runner, n_trials=waiting, callbacks=[_stop_when_drained], gc_after_trial=True
+    optimize(
+        companion, runner, n_trials=waiting, callbacks=[_stop_when_drained], gc_after_trial=True
     )
     return runner.finished - before
 

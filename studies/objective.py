@@ -14,16 +14,17 @@ import math
 import os
 import socket
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import optuna
 
 from studies import attrs
 from studies.courier import RunLog
 from studies.search_space import suggest_config
+from studies.signals import hold_stop, release_stop
 from studies.tracking import ParamValue, Tracker, TrackingError, child_tags, flatten_params
 from sweeps import ObjectiveSpec, SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
@@ -36,6 +37,7 @@ __all__ = [
     "epoch_selection",
     "flatten_config",
     "objective_value",
+    "optimize",
     "record_run_id",
     "tracked_run",
 ]
@@ -126,6 +128,30 @@ def record_run_id(trial: optuna.Trial, run: RunLog) -> None:
         trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
 
 
+def optimize(
+    study: optuna.Study,
+    func: Callable[[optuna.Trial], float],
+    *,
+    callbacks: Sequence[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = (),
+    **kwargs: Any,
+) -> None:
+    """``study.optimize`` for objectives whose runs go through `tracked_run`: a stop signal
+    (Ctrl-C, SIGTERM) held while a trial's end was recorded is raised once Optuna has
+    stored that end, after ``callbacks``. A trial that finished as the signal came stays
+    COMPLETE, its run FINISHED; without the hold, its run was FINISHED and Optuna failed
+    the trial."""
+
+    def release(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
+        release_stop()
+
+    try:
+        study.optimize(func, callbacks=[*callbacks, release], **kwargs)
+    except BaseException:
+        release_stop(raise_pending=False)  # the exception on its way says what happened
+        raise
+    release_stop()
+
+
 @dataclass
 class RunEnding:
     """How a tracked run ended. The body sets ``state`` (and ``value``) when it has a say;
@@ -150,6 +176,9 @@ def tracked_run(
     logged as ``optuna.value`` when ``log_value``. An error of the outbox (a full disk)
     while another exception is on its way must not hide that exception. ``on_end`` is
     called last, with the ending (and the reason of a failure or pruning).
+
+    From the body's end, a stop signal is held until Optuna has stored the trial's end
+    (see `optimize`): the run's end and the trial's state then agree.
     """
     ending = RunEnding()
     error: BaseException | None = None
@@ -166,6 +195,7 @@ def tracked_run(
         ending.state = ending.state or "FAIL"
         raise
     finally:
+        hold_stop()
         state: TrialEnd = ending.state or "FAIL"
         if error is not None:
             ending.reason = str(error) or type(error).__name__

@@ -23,7 +23,7 @@ from studies.confirm import (
     run_jobs,
     top_trials,
 )
-from studies.objective import Objective, SweepObserver, close_dead_trials
+from studies.objective import Objective, SweepObserver, close_dead_trials, optimize
 from studies.opening import (
     SweepOutcome,
     SweepTarget,
@@ -169,7 +169,8 @@ def _search(study: optuna.Study, objective: Objective, budget: int, timeout: flo
     if not remaining_trials(study, budget):
         return
     streak = _FailureStreak(limit=budget)
-    study.optimize(
+    optimize(
+        study,
         objective,
         n_trials=None,  # MaxTrialsCallback ends the loop: the budget counts finished trials
         timeout=timeout,

@@ -148,7 +148,7 @@ def _loop(
     from optuna.trial import FrozenTrial
 
     from studies.confirm import run_jobs
-    from studies.objective import Objective
+    from studies.objective import Objective, optimize
     from studies.opening import replicate_runner, study_dir
     from trainer import NonFiniteLoss
 
@@ -182,7 +182,8 @@ def _loop(
         if reply == "trial":
             last = None
             objective.last_failure = None
-            study.optimize(
+            optimize(
+                study,
                 objective,
                 n_trials=1,
                 catch=(NonFiniteLoss,),

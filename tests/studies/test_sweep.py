@@ -6,6 +6,7 @@ import contextlib
 import math
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -458,6 +459,44 @@ def test_interrupt_then_resume_runs_only_the_rest(
     assert len(states) == 5
     assert client.get_run(outcome.parent_run_id).info.status == "FINISHED"
     assert outcome.parent_run_id == study.user_attrs["mlflow_parent_run_id"]
+
+
+class _StopAsTrialEnds(_InterruptAt):
+    """Observer that sends SIGTERM to this process as trial ``trial`` ends: after its run's
+    end is journalled, before Optuna has stored the trial (the window of a real stop)."""
+
+    def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def trial_finished(
+        self, number: int, state: str, value: float | None, reason: str | None
+    ) -> None:
+        super().trial_finished(number, state, value, reason)
+        if number == self.trial:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler would run here, were the stop not held
+
+
+@pytest.mark.usefixtures("stop_handlers")
+def test_a_stop_as_a_trial_ends_keeps_the_trial_and_its_run_complete(
+    mlflow_server: ServerInfo, tmp_path: Path
+) -> None:
+    from studies.signals import Terminated
+
+    target = SweepTarget(f"sqlite:///{tmp_path / 'optuna.db'}", mlflow_server.url, tmp_path)
+    spec = tiny_spec("stop-at-end", n_trials=3, baseline=False)
+    observer = _StopAsTrialEnds(1)
+    with pytest.raises(Terminated):
+        run_sweep(spec, "stop-at-end", target, observer=observer)
+    # Stopped once trial 1 was stored: COMPLETE, as its run; no trial 2 began.
+    assert observer.finished == [(0, "COMPLETE", None), (1, "COMPLETE", None)]
+    study = load_study("stop-at-end", target.storage_url)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 2
+    client = MlflowClient(mlflow_server.url)
+    runs = {t.number: client.get_run(t.user_attrs["mlflow_run_id"]) for t in study.get_trials()}
+    assert {n: r.info.status for n, r in runs.items()} == {0: "FINISHED", 1: "FINISHED"}
+    assert runs[1].data.metrics["optuna.value"] == pytest.approx(study.trials[1].value)
+    assert client.get_run(study.user_attrs["mlflow_parent_run_id"]).info.status == "KILLED"
 
 
 def test_launch_with_other_spec_refused(sweep: Sweep) -> None:
