@@ -108,11 +108,11 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _work(config: dict[str, Any], channel: _Channel) -> None:
-    import optuna
     import torch
 
     torch.set_num_threads(int(config["threads"]))
 
+    from studies import attrs
     from studies.catalog import quiet_optuna_logs
     from studies.opening import optuna_study
     from studies.storage import open_storage
@@ -122,9 +122,10 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     quiet_optuna_logs()
     name, index = str(config["study"]), int(config["index"])
     storage = open_storage(str(config["storage"]), heartbeat_interval=int(config["heartbeat"]))
-    # The launcher created the study and stored its spec: load it, with this worker's sampler.
-    spec_data = optuna.load_study(study_name=name, storage=storage).user_attrs["spec"]
-    spec = parse_spec(spec_data, f"study {name}")
+    # The launcher created the study and stored its spec: read it (no Study built for
+    # that), then load the study with this worker's sampler.
+    stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    spec = parse_spec(stored[attrs.SPEC], f"study {name}")
     study = optuna_study(spec, name, storage, create=False, worker=index)
     tracker = Tracker(str(config["tracking"]))
     observer = _ChannelObserver(channel)
