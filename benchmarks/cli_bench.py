@@ -85,16 +85,16 @@ def write_study(home: Path, n_trials: int) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    from studies.catalog import quiet_optuna_logs
-    from studies.search_space import suggest_config
-    from studies.storage import default_storage_url, open_storage
-    from studies.verdict import (
+    from studies.confirmation.verdict import (
         BASELINE_KEY,
         ROLE_CONFIRMATION,
         ROLE_SEARCH_BASELINE,
         companion_study,
         trial_key,
     )
+    from studies.run.search_space import suggest_config
+    from studies.store.catalog import quiet_optuna_logs
+    from studies.store.storage import default_storage_url, open_storage
     from sweeps import SPEC_DIR, load_spec
 
     quiet_optuna_logs()
@@ -223,7 +223,7 @@ def python_floor(env: dict[str, str], repeats: int) -> dict[str, float]:
     cases = {
         "python -c pass": "pass",
         "python -c 'import click, rich.console'": "import click, rich.console",
-        # What reading a study through Optuna's RDB storage costs (studies.tables avoids it).
+        # What reading a study through Optuna's RDB storage costs (studies.store.tables avoids it).
         "python -c 'import optuna, sqlalchemy.orm'": "import optuna, sqlalchemy.orm",
         # What an export adds: the config models (pydantic) and YAML.
         "python -c 'import trainer.config, yaml'": "import trainer.config, yaml",

@@ -5,7 +5,7 @@
 
 Run on a machine with a GPU (this project's CI has none). For each N, N processes start
 together (spawn, as local workers do), each with ``cores // N`` CPU threads (as
-studies.worker_plan gives them) and the same GPU. Each renders the default spec's scenes
+studies.workers.plan gives them) and the same GPU. Each renders the default spec's scenes
 first (untimed: a sweep's later trials read them from the process's cache), waits at a
 barrier, then trains the default spec's base config on ``cuda`` (bf16 autocast) as one
 trial does: ``--epochs`` epochs of ``--steps`` steps, each with its validation. Timed: from
@@ -26,7 +26,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from studies.worker_plan import cpu_count, threads_per_worker  # noqa: E402
+from studies.workers.plan import cpu_count, threads_per_worker  # noqa: E402
 
 
 def _trial(index: int, threads: int, args: dict[str, Any], barrier: Barrier, out: Any) -> None:

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from studies.stats import estimate
+from studies.confirmation.stats import estimate
 from sweeps import load_spec
 from trainer import DataConfig, EpochSelection, RunResult, TrainConfig, fit
 from trainer.data import DepthDataset, build_datasets

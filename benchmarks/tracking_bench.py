@@ -13,8 +13,8 @@ Instrumented in the benchmark's processes only, never in the product: a
 ``sitecustomize`` module put on the path of the launched processes (the CLI, and the
 workers it starts) wraps, before anything runs,
 
-- MLflow: every public method of ``studies.tracking.Tracker`` and, where they exist, of
-  the outbox classes that log a run (``studies.courier.RunLog``), the calls a trial
+- MLflow: every public method of ``studies.tracking.tracker.Tracker`` and, where they exist, of
+  the outbox classes that log a run (``studies.tracking.courier.RunLog``), the calls a trial
   makes to log its run;
 - Optuna: every public method of the storage (``RDBStorage``), of the samplers and of the
   pruners, the calls behind ``ask``, ``suggest_*``, ``report``, ``should_prune``, ``tell``;
@@ -130,16 +130,16 @@ def install_hooks(folder: str) -> None:
     pruners.append(optuna.pruners.HyperbandPruner)
     for cls in [*storages, *samplers, *pruners]:
         _wrap_class(clock, "optuna", cls)
-    tracking = importlib.import_module("studies.tracking")
+    tracking = importlib.import_module("studies.tracking.tracker")
     _wrap_class(clock, "mlflow", tracking.Tracker)
     try:
-        courier = importlib.import_module("studies.courier")
+        courier = importlib.import_module("studies.tracking.courier")
     except ImportError:
         courier = None
     if courier is not None and hasattr(courier, "RunLog"):
         _wrap_class(clock, "mlflow", courier.RunLog)
 
-    objective = importlib.import_module("studies.objective")
+    objective = importlib.import_module("studies.run.objective")
     fit = objective.fit
 
     @functools.wraps(fit)
@@ -299,7 +299,7 @@ def main() -> None:
 
     import torch
 
-    from studies.server import start_server, stop_server
+    from studies.tracking.server import start_server, stop_server
     from tests.port_helpers import free_port
 
     with tempfile.TemporaryDirectory(prefix="salsweep-tracking-bench-") as tmp:

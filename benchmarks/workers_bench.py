@@ -13,7 +13,7 @@ sampler (TPE) for its parameters, sets three user attributes, reports each epoch
 the pruner, then ends. ``--work train`` trains the tiny network for 2 epochs of 2 steps
 per trial (the trainer's real work between the storage calls); ``none`` does no work
 between them (the most contention the storage can see). Backends: ``rdb`` = Optuna's RDB
-storage over SQLite as salsweep opens it (studies.storage: heartbeats on, 60 s busy
+storage over SQLite as salsweep opens it (studies.store.storage: heartbeats on, 60 s busy
 timeout), ``journal`` = Optuna's JournalStorage over a file (JournalFileBackend; it has
 no heartbeats, so a dead worker's trial would stay RUNNING). Counts: lock errors (any
 ``database is locked`` or other storage exception in a worker), lost trials (trials a
@@ -24,7 +24,7 @@ duplicate trial numbers; wall-clock time.
 at the same moment, as local workers take the confirmation's replicates; a trial taken
 by two processes is run twice, and the slower one's end fails. Counts pops against
 trials, ``--repeats`` times per backend (``rdb-plain``: Optuna's own RDBStorage on the
-same SQLite file, without studies.storage's locked transactions, for comparison).
+same SQLite file, without studies.store.storage's locked transactions, for comparison).
 
 ``throughput``: the default spec's training (sweeps/default.yaml: 64x192, 4 epochs of 150
 steps, batch 4) through the real CLI, ``sweep launch --workers N`` against a local MLflow
@@ -65,10 +65,10 @@ sys.path.insert(0, str(ROOT))
 
 def _open_storage(backend: str, path: Path) -> Any:
     if backend == "rdb":
-        from studies.storage import open_storage
+        from studies.store.storage import open_storage
 
         return open_storage(f"sqlite:///{path / 'optuna.db'}")
-    if backend == "rdb-plain":  # Optuna's RDBStorage as it comes, without studies.storage
+    if backend == "rdb-plain":  # Optuna's RDBStorage as it comes, without studies.store.storage
         from optuna.storages import RDBStorage
 
         return RDBStorage(f"sqlite:///{path / 'optuna.db'}")
@@ -342,7 +342,7 @@ def _throughput_case(workers: int, trials: int, tracking: str, folder: Path) -> 
 
 
 def throughput(args: argparse.Namespace) -> None:
-    from studies.server import start_server, stop_server
+    from studies.tracking.server import start_server, stop_server
 
     sys.path.insert(0, str(ROOT))  # tests.port_helpers: a test helper, not part of salsweep
     from tests.port_helpers import free_port

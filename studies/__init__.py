@@ -4,7 +4,7 @@ and the confirmation of a sweep's winner.
 The only package that imports optuna and mlflow. Its names load on first use (PEP 562),
 so that read-only commands (`salsweep studies list|show|export`) import neither mlflow nor
 torch, nor Optuna where they read an SQLite storage: `from studies import read_study` loads
-studies.catalog and what it needs (the SQL reader, the records), no more.
+studies.store.catalog and what it needs (the SQL reader, the records), no more.
 """
 
 from __future__ import annotations
@@ -13,7 +13,33 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from studies.catalog import (
+    from studies.confirmation.stats import (
+        Estimate,
+        Verdict,
+        estimate,
+        paired_difference,
+        t_quantile_975,
+    )
+    from studies.confirmation.verdict import (
+        Confirmation,
+        ConfirmedConfig,
+        ConfirmError,
+        load_confirmation,
+    )
+    from studies.home import default_storage_url, resolve_storage, resolve_tracking
+    from studies.report.confirmation import (
+        TABLE_HEADER,
+        export_header_lines,
+        format_estimate,
+        table_rows,
+        verdict_sentence,
+    )
+    from studies.report.export import ExportError, export_best, write_export
+    from studies.report.trials import TrialRow, save_study_plots, trial_rows
+    from studies.run.objective import Objective, SweepObserver, flatten_config, objective_value
+    from studies.run.session import SweepOutcome, SweepTarget
+    from studies.run.sweep import confirm_sweep, remaining_trials, run_sweep
+    from studies.store.catalog import (
         StorageReadError,
         StudyMismatch,
         load_study,
@@ -22,80 +48,71 @@ if TYPE_CHECKING:
         stored_spec,
         study_summaries,
     )
-    from studies.confirm_report import (
-        TABLE_HEADER,
-        export_header_lines,
-        format_estimate,
-        table_rows,
-        verdict_sentence,
+    from studies.store.records import StudyRecord, StudySummary, TrialRecord, as_record
+    from studies.store.storage import StorageError, open_storage
+    from studies.tracking.server import (
+        ServerError,
+        ServerInfo,
+        server_status,
+        start_server,
+        stop_server,
     )
-    from studies.export import ExportError, export_best, write_export
-    from studies.objective import Objective, SweepObserver, flatten_config, objective_value
-    from studies.opening import SweepOutcome, SweepTarget
-    from studies.records import StudyRecord, StudySummary, TrialRecord, as_record
-    from studies.reports import TrialRow, save_study_plots, trial_rows
-    from studies.server import ServerError, ServerInfo, server_status, start_server, stop_server
-    from studies.stats import Estimate, Verdict, estimate, paired_difference, t_quantile_975
-    from studies.storage import StorageError, open_storage
-    from studies.sweep import confirm_sweep, remaining_trials, run_sweep
-    from studies.target import default_storage_url, resolve_storage, resolve_tracking
-    from studies.tracking import Tracker, TrackingError
-    from studies.verdict import Confirmation, ConfirmedConfig, ConfirmError, load_confirmation
+    from studies.tracking.tracker import Tracker, TrackingError
 
 # Public name -> the module that defines it (every name of __all__).
 _NAMES: dict[str, str] = {
-    "ConfirmError": "studies.verdict",
-    "Confirmation": "studies.verdict",
-    "ConfirmedConfig": "studies.verdict",
-    "Estimate": "studies.stats",
-    "ExportError": "studies.export",
-    "Objective": "studies.objective",
-    "ServerError": "studies.server",
-    "ServerInfo": "studies.server",
-    "StorageError": "studies.storage",
-    "StorageReadError": "studies.catalog",
-    "StudyMismatch": "studies.catalog",
-    "StudyRecord": "studies.records",
-    "StudySummary": "studies.records",
-    "SweepObserver": "studies.objective",
-    "SweepOutcome": "studies.opening",
-    "SweepTarget": "studies.opening",
-    "TABLE_HEADER": "studies.confirm_report",
-    "Tracker": "studies.tracking",
-    "TrackingError": "studies.tracking",
-    "TrialRecord": "studies.records",
-    "TrialRow": "studies.reports",
-    "Verdict": "studies.stats",
-    "confirm_sweep": "studies.sweep",
-    "as_record": "studies.records",
-    "default_storage_url": "studies.target",
-    "estimate": "studies.stats",
-    "export_best": "studies.export",
-    "export_header_lines": "studies.confirm_report",
-    "flatten_config": "studies.objective",
-    "format_estimate": "studies.confirm_report",
-    "load_confirmation": "studies.verdict",
-    "load_study": "studies.catalog",
-    "objective_value": "studies.objective",
-    "open_storage": "studies.storage",
-    "paired_difference": "studies.stats",
-    "quiet_optuna_logs": "studies.catalog",
-    "read_study": "studies.catalog",
-    "remaining_trials": "studies.sweep",
-    "resolve_storage": "studies.target",
-    "resolve_tracking": "studies.target",
-    "run_sweep": "studies.sweep",
-    "save_study_plots": "studies.reports",
-    "server_status": "studies.server",
-    "start_server": "studies.server",
-    "stop_server": "studies.server",
-    "stored_spec": "studies.catalog",
-    "study_summaries": "studies.catalog",
-    "t_quantile_975": "studies.stats",
-    "table_rows": "studies.confirm_report",
-    "trial_rows": "studies.reports",
-    "verdict_sentence": "studies.confirm_report",
-    "write_export": "studies.export",
+    "ConfirmError": "studies.confirmation.verdict",
+    "Confirmation": "studies.confirmation.verdict",
+    "ConfirmedConfig": "studies.confirmation.verdict",
+    "Estimate": "studies.confirmation.stats",
+    "ExportError": "studies.report.export",
+    "Objective": "studies.run.objective",
+    "ServerError": "studies.tracking.server",
+    "ServerInfo": "studies.tracking.server",
+    "StorageError": "studies.store.storage",
+    "StorageReadError": "studies.store.catalog",
+    "StudyMismatch": "studies.store.catalog",
+    "StudyRecord": "studies.store.records",
+    "StudySummary": "studies.store.records",
+    "SweepObserver": "studies.run.objective",
+    "SweepOutcome": "studies.run.session",
+    "SweepTarget": "studies.run.session",
+    "TABLE_HEADER": "studies.report.confirmation",
+    "Tracker": "studies.tracking.tracker",
+    "TrackingError": "studies.tracking.tracker",
+    "TrialRecord": "studies.store.records",
+    "TrialRow": "studies.report.trials",
+    "Verdict": "studies.confirmation.stats",
+    "confirm_sweep": "studies.run.sweep",
+    "as_record": "studies.store.records",
+    "default_storage_url": "studies.home",
+    "estimate": "studies.confirmation.stats",
+    "export_best": "studies.report.export",
+    "export_header_lines": "studies.report.confirmation",
+    "flatten_config": "studies.run.objective",
+    "format_estimate": "studies.report.confirmation",
+    "load_confirmation": "studies.confirmation.verdict",
+    "load_study": "studies.store.catalog",
+    "objective_value": "studies.run.objective",
+    "open_storage": "studies.store.storage",
+    "paired_difference": "studies.confirmation.stats",
+    "quiet_optuna_logs": "studies.store.catalog",
+    "read_study": "studies.store.catalog",
+    "remaining_trials": "studies.run.sweep",
+    "resolve_storage": "studies.home",
+    "resolve_tracking": "studies.home",
+    "run_sweep": "studies.run.sweep",
+    "save_study_plots": "studies.report.trials",
+    "server_status": "studies.tracking.server",
+    "start_server": "studies.tracking.server",
+    "stop_server": "studies.tracking.server",
+    "stored_spec": "studies.store.catalog",
+    "study_summaries": "studies.store.catalog",
+    "t_quantile_975": "studies.confirmation.stats",
+    "table_rows": "studies.report.confirmation",
+    "trial_rows": "studies.report.trials",
+    "verdict_sentence": "studies.report.confirmation",
+    "write_export": "studies.report.export",
 }
 
 __all__ = [

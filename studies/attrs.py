@@ -42,7 +42,7 @@ MLFLOW_PARENT_RUN_ID = "mlflow_parent_run_id"
 BUDGET = "n_trials"
 # The MLflow run of trial <n>, created after the trial ended (the tracking server was away;
 # an ended trial's own attributes cannot change): LATE_RUN_ID + "<n>", on the trial's study
-# (the search study or the companion). `studies.records` reads it as the trial's
+# (the search study or the companion). `studies.store.records` reads it as the trial's
 # MLFLOW_RUN_ID.
 LATE_RUN_ID = "mlflow_run_id.trial-"
 
@@ -52,7 +52,7 @@ WORKER = "worker"  # host:pid of the process that ran it
 CONFIG = "config"  # the runnable TrainConfig, as JSON
 FAIL_REASON = "fail_reason"  # why a search trial FAILED (its non-finite loss)
 
-# ---- on the companion study ``NAME:confirm`` and its trials (studies.confirm, verdict)
+# ---- on the companion study ``NAME:confirm`` and its trials (studies.run.replicates, verdict)
 CONFIG_KEY = "config_key"  # "baseline" or "trial-<n>"
 SEED = "seed"  # the replicate's training seed
 ROLE = "role"  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION

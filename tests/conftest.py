@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # imported lazily: tests of other packages need no MLflow
-    from studies.server import ServerInfo
+    from studies.tracking.server import ServerInfo
 
 POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
@@ -93,7 +93,7 @@ def mlflow_server(mlflow_home: Path) -> Iterator[ServerInfo]:
     """A real ``mlflow server`` on a free loopback port, started once per test session
     (the first start migrates the SQLite schema: tens of seconds) and stopped at the end,
     checking that none of its processes outlives it."""
-    from studies.server import start_server, stop_server
+    from studies.tracking.server import start_server, stop_server
     from tests.port_helpers import free_port
 
     info = start_server(mlflow_home, port=free_port(), timeout=240.0)

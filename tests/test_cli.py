@@ -11,7 +11,7 @@ import yaml
 from click.testing import CliRunner
 
 from cli import _is_user_error, cli
-from studies.catalog import StudyMismatch
+from studies.store.catalog import StudyMismatch
 from sweeps import SpecError, SpecProblem
 from trainer import load_train_config
 from trainer.errors import UserError
@@ -178,11 +178,11 @@ def test_user_errors_are_told_from_bugs() -> None:
     assert not _is_user_error(ValueError("a bug"))
     assert not _is_user_error(KeyError("a bug"))
     # Every user-facing error class of the project is told apart by its base alone.
-    from studies.export import ExportError
-    from studies.server import ServerError
-    from studies.storage import StorageError
-    from studies.tracking import TrackingError
-    from studies.verdict import ConfirmError
+    from studies.confirmation.verdict import ConfirmError
+    from studies.report.export import ExportError
+    from studies.store.storage import StorageError
+    from studies.tracking.server import ServerError
+    from studies.tracking.tracker import TrackingError
     from trainer.data import DataError
     from trainer.io import ConfigError
     from trainer.loop import NonFiniteLoss

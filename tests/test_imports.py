@@ -16,9 +16,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from studies.catalog import quiet_optuna_logs
-from studies.search_space import suggest_config
-from studies.storage import default_storage_url, open_storage
+from studies.run.search_space import suggest_config
+from studies.store.catalog import quiet_optuna_logs
+from studies.store.storage import default_storage_url, open_storage
 from sweeps import SPEC_DIR, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # migrations) a few tenths. No read-only command imports them.
 HEAVY = ("torch", "mlflow", "matplotlib", "alembic")
 # Optuna with SQLAlchemy (0.6 s), pydantic with the config models (0.1-0.2 s): reading an
-# SQLite storage needs neither Optuna nor SQLAlchemy (studies.tables reads its tables with
+# SQLite storage needs neither Optuna nor SQLAlchemy (studies.store.tables reads its tables with
 # sqlite3), and only an export (which validates the config it writes) needs pydantic.
 OPTUNA = ("optuna", "sqlalchemy")
 PYDANTIC = ("pydantic",)
@@ -190,9 +190,9 @@ def test_every_public_name_resolves(package: str) -> None:
 
 def test_a_lazy_name_is_the_defining_module_s_object() -> None:
     import studies
-    import studies.catalog
+    import studies.store.catalog
     import trainer
     import trainer.io
 
-    assert studies.load_study is studies.catalog.load_study
+    assert studies.load_study is studies.store.catalog.load_study
     assert trainer.ConfigError is trainer.io.ConfigError

@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from studies import load_study
-from studies.server import ServerInfo
+from studies.tracking.server import ServerInfo
 from sweeps import spec_to_yaml
 from tests.studies.sweep_helpers import tiny_spec
 from trainer.io import OutputSpaceError, write_output

@@ -926,7 +926,7 @@ def test_odd_but_valid_spec_launches(tmp_path: Path, mlflow_server: Any) -> None
     from mlflow.tracking import MlflowClient
 
     from studies import load_study
-    from studies.target import default_storage_url
+    from studies.home import default_storage_url
 
     spec = tmp_path / "odd.yaml"
     spec.write_bytes(ODD_VALID_SPEC.encode())

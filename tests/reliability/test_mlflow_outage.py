@@ -34,12 +34,12 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from studies.catalog import read_study
-from studies.courier import SWEEP_FLUSH_S, WAIT_NOTICE_S
-from studies.outbox import OP_LOG, find_outboxes
-from studies.records import StudyRecord, TrialRecord
-from studies.server import DB_FILE, ServerInfo, start_server, stop_server
-from studies.storage import default_storage_url
+from studies.store.catalog import read_study
+from studies.store.records import StudyRecord, TrialRecord
+from studies.store.storage import default_storage_url
+from studies.tracking.courier import SWEEP_FLUSH_S, WAIT_NOTICE_S
+from studies.tracking.outbox import OP_LOG, find_outboxes
+from studies.tracking.server import DB_FILE, ServerInfo, start_server, stop_server
 from tests.port_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,8 +21,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from studies import load_study
-from studies.server import ServerInfo
-from studies.verdict import companion_study
+from studies.confirmation.verdict import companion_study
+from studies.tracking.server import ServerInfo
 from tests.port_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,12 +27,12 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from studies.server import ServerInfo
+from studies.tracking.server import ServerInfo
 from tests.studies.sweep_helpers import tiny_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 2
-# Seconds the whole stop may take: the workers' grace (studies.workers.STOP_GRACE_S, 6 s)
+# Seconds the whole stop may take: the workers' grace (studies.workers.launcher.STOP_GRACE_S, 6 s)
 # and the MLflow calls of the cleanup, on a loaded 2-core machine.
 STOP_BOUND_S = 60
 

@@ -30,14 +30,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from studies.server import ServerInfo
-from studies.storage import (
+from studies.store.storage import (
     BUSY_TIMEOUT_ENV,
     RETRY_ENV,
     RetryingStorage,
     StorageError,
     open_storage,
 )
+from studies.tracking.server import ServerInfo
 from sweeps import spec_to_yaml
 from tests.port_helpers import free_port
 from tests.studies.sweep_helpers import tiny_spec

@@ -1,5 +1,5 @@
 """Helpers of the confirmation tests: replicate trials written straight into a study's
-companion study, as studies.confirm leaves them (no training)."""
+companion study, as studies.run.replicates leaves them (no training)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState, create_trial
 
 from studies.attrs import NON_FINITE, ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
-from studies.verdict import BASELINE_KEY, companion_study
+from studies.confirmation.verdict import BASELINE_KEY, companion_study
 
 
 def add_replicate(

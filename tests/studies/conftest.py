@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from studies import SweepTarget, run_sweep, signals
-from studies.server import ServerInfo
+from studies import SweepTarget, run_sweep
+from studies.run import signals
+from studies.tracking.server import ServerInfo
 from tests.studies.sweep_helpers import CONFIRM, Sweep, tiny_spec
 
 
@@ -25,7 +26,7 @@ def sweep(mlflow_server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 def stop_handlers() -> Iterator[None]:
-    """The CLI's stop handlers (studies.signals) installed in this process for one test,
+    """The CLI's stop handlers (studies.run.signals) installed in this process for one test,
     the earlier handlers restored after."""
     before = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     assert signals.install_stop_handlers()

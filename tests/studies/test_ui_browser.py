@@ -25,8 +25,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studies import load_study, trial_rows
-from studies.server import ServerInfo
-from studies.tracking import VALUE_METRIC, ChildState, Tracker
+from studies.tracking.server import ServerInfo
+from studies.tracking.tracker import VALUE_METRIC, ChildState, Tracker
 from tests.studies.sweep_helpers import Sweep
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -1,0 +1,235 @@
+"""Export the winner's configuration as YAML: runnable again, or in packnet-sfm's layout.
+
+The winner is the confirmed one (best mean over the confirmation's seeds, see
+studies.confirmation.verdict) when the study has a confirmation; otherwise the best
+single-seed search trial, and the header says it is unconfirmed.
+
+Contract with the objective (studies/objective.py, studies/sweep.py): a finished trial has
+the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``) and
+``mlflow_run_id``; the study has ``spec`` (the spec's JSON dump), ``objective_metric``,
+``direction``, ``mlflow_experiment_id`` and ``mlflow_parent_run_id``. A trial without a
+stored config is rebuilt from the stored spec and its params.
+
+The study comes as a record (studies.store.records: what `salsweep studies export` reads from
+the tables without Optuna) or as an Optuna study (a sweep's, converted once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from studies import attrs
+from studies.confirmation.verdict import (
+    Confirmation,
+    load_confirmation,
+    search_baseline_trial,
+    trial_number,
+)
+from studies.report.confirmation import export_header_lines
+from studies.store.records import COMPLETE, FAIL, StudyRecord, TrialRecord, as_record
+from trainer.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+
+    from trainer.config import TrainConfig
+
+__all__ = [
+    "ExportError",
+    "ExportFormat",
+    "best_trial",
+    "export_best",
+    "exported_trial",
+    "write_export",
+]
+
+ExportFormat = Literal["trainer", "packnet"]
+
+
+class ExportError(UserError, ValueError):
+    """Nothing to export: no complete trial yet, or a trial without a usable config."""
+
+
+def best_trial(study: optuna.Study | StudyRecord) -> TrialRecord:
+    """The best COMPLETE search trial (lowest number on a tie)."""
+    record = as_record(study, companion=False)
+    trials = [
+        t for t in record.get_trials((COMPLETE,)) if t.value is not None and math.isfinite(t.value)
+    ]
+    if not trials:
+        counts: dict[str, int] = {}
+        for t in record.trials:
+            counts[t.state.lower()] = counts.get(t.state.lower(), 0) + 1
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
+        raise ExportError(
+            f"study {record.study_name!r} has no complete trial to export yet ({shown})"
+        )
+    sign = -1.0 if record.direction == "maximize" else 1.0
+    return min(trials, key=lambda t: (sign * float(t.value or 0.0), t.number))
+
+
+def exported_trial(
+    study: optuna.Study | StudyRecord,
+) -> tuple[TrialRecord, Confirmation | None]:
+    """The search trial whose config an export writes: the confirmed winner's, with the
+    confirmation; else the best trial, with None (unconfirmed)."""
+    record = as_record(study)
+    confirmation = load_confirmation(record)
+    winner = None if confirmation is None else confirmation.winner
+    number = None if winner is None else trial_number(winner.key)
+    if confirmation is not None and number is not None:
+        found = [t for t in record.trials if t.number == number]
+        if found:
+            return found[0], confirmation
+    return best_trial(record), None
+
+
+def _config(study: StudyRecord, trial: TrialRecord) -> TrainConfig:
+    from pydantic import ValidationError
+
+    from trainer.config import TrainConfig  # pydantic: an export validates what it writes
+    from trainer.validation import describe_validation_error
+
+    stored = trial.user_attrs.get(attrs.CONFIG)
+    if stored is not None:
+        try:
+            return TrainConfig.model_validate(stored)
+        except ValidationError as exc:  # stored by an older salsweep, say
+            problems = "; ".join(describe_validation_error(exc, TrainConfig))
+            raise ExportError(
+                f"the stored config of trial {trial.number} of study {study.study_name!r} "
+                f"is not a valid training config here: {problems}"
+            ) from None
+    spec_data = study.user_attrs.get(attrs.SPEC)
+    if spec_data is None:
+        raise ExportError(
+            f"trial {trial.number} of study {study.study_name!r} has no stored config and the "
+            "study has no spec to rebuild it from"
+        )
+    from sweeps import SpecError, parse_spec
+
+    try:
+        spec = parse_spec(spec_data, f"study {study.study_name}")
+        return spec.config_for(trial.params)
+    except SpecError as exc:
+        raise ExportError(f"cannot rebuild the config of trial {trial.number}: {exc}") from None
+
+
+def _header(
+    study: StudyRecord,
+    trial: TrialRecord,
+    confirmation: Confirmation | None,
+    fmt: ExportFormat,
+    filename: str,
+) -> list[str]:
+    metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "objective"))
+    direction = study.direction
+    spec = study.user_attrs.get(attrs.SPEC) or {}
+    reduce = (spec.get("objective") or {}).get("reduce")
+    how = f"{direction}, {reduce} epoch" if reduce else direction
+    what = "confirmed winner" if confirmation is not None else "best trial (unconfirmed)"
+    lines = [
+        f"# salsweep: {what} of study {study.study_name!r} ({fmt} format)",
+        f"# study: {study.study_name}",
+        f"# trial: {trial.number}",
+        f"# objective: {metric} = {trial.value:.6g} ({how}; the search's single run)",
+    ]
+    if confirmation is not None:
+        lines += export_header_lines(confirmation)
+    else:
+        lines.append(
+            "# confirmed: no - unconfirmed: the best single-seed search trial, possibly the "
+            f"luckiest seed (run `salsweep studies confirm {study.study_name}`)"
+        )
+        lines.append(f"# baseline: {_search_baseline(study, metric)}")
+    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
+    experiment = study.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
+    where = f" (experiment {experiment})" if experiment is not None else ""
+    lines.append(f"# mlflow run: {run_id or '-'}{where}")
+    if fmt == "trainer":
+        lines.append(f"# reproduce: salsweep train {filename}")
+    else:
+        from studies.report.packnet import packnet_header_lines
+
+        lines += packnet_header_lines(filename)
+    return lines
+
+
+def _search_baseline(study: StudyRecord, metric: str) -> str:
+    """The SSI baseline's search run for the header: its value, why it has none, or that
+    the study has none."""
+    base = search_baseline_trial(study)
+    if base is None:
+        return "none (the study ran no SSI baseline: spec `baseline: false`, or not yet)"
+    method = base.user_attrs.get(attrs.METHOD) or "ssi"
+    seed = base.user_attrs.get(attrs.SEED)
+    where = f"{method} (search run, seed {seed})"
+    if base.value is not None:
+        return f"{where}: {metric} = {base.value:.6g}"
+    diverged = base.user_attrs.get(attrs.NON_FINITE)
+    if diverged:
+        return f"{where}: no value, diverged ({diverged})"
+    state = "failed" if base.state == FAIL else base.state.lower()
+    return f"{where}: no value, {state}"
+
+
+def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:
+    """packnet-sfm's layout (studies/packnet.py): the loss under model.loss."""
+    from studies.report.packnet import packnet_config
+
+    return packnet_config(config, name)
+
+
+def export_best(
+    study: optuna.Study | StudyRecord,
+    fmt: ExportFormat = "trainer",
+    *,
+    filename: str = "best.yaml",
+) -> str:
+    """YAML text of the winner's configuration (see `exported_trial`) with a comment
+    header: the confirmation's mean, interval, seeds, the baseline's, and whether the
+    winner is distinguishable from the runner-up and the baseline (or "unconfirmed").
+
+    ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
+    packnet-sfm's layout. ``filename`` only appears in the reproduce command.
+    Raises `ExportError` when there is no complete search trial.
+    """
+    if fmt not in ("trainer", "packnet"):
+        raise ValueError(f"unknown export format {fmt!r} (valid: trainer, packnet)")
+    record = as_record(study)
+    trial, confirmation = exported_trial(record)
+    config = _config(record, trial)
+    header = "\n".join(_header(record, trial, confirmation, fmt, filename)) + "\n"
+    if fmt == "trainer":
+        from trainer.io import dump_train_config
+
+        return header + dump_train_config(config)
+    import yaml
+
+    body = _packnet(config, f"{record.study_name}-trial-{trial.number}")
+    return header + yaml.safe_dump(body, sort_keys=False)
+
+
+def write_export(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it, then a rename,
+    so that an interrupted write never leaves a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp makes the file 0600: keep the mode of the file replaced, else rw-r--r--.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,127 @@
+"""A study's trials as rows for a table, and its plots as PNG files.
+
+The SSI baseline's search run lives in the companion study (studies.confirmation.verdict): it heads
+the trials table as ``baseline`` and never enters the plots of the search. The table
+takes a study as a record (studies.store.records) or as an Optuna study; the plots need Optuna.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studies import attrs
+from studies.confirmation.verdict import search_baseline_trial
+from studies.store.records import COMPLETE, StudyRecord, TrialRecord, as_record
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+__all__ = ["PLOT_NAMES", "TrialRow", "save_study_plots", "trial_rows"]
+
+PLOT_NAMES = ("optimization_history", "param_importances", "parallel_coordinate")
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as the trials table shows it; the SSI baseline's run has no number."""
+
+    number: int | None
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    params: dict[str, Any]
+    value: float | None
+    duration: float | None  # seconds; None while running
+    mlflow_run_id: str | None
+    baseline: bool
+
+
+def trial_rows(study: optuna.Study | StudyRecord) -> list[TrialRow]:
+    """The SSI baseline's search run first (when there is one), then every trial of
+    ``study`` by number."""
+    record = as_record(study)
+    rows = []
+    baseline = search_baseline_trial(record)
+    if baseline is not None:
+        rows.append(_row(baseline, None, dict(baseline.user_attrs.get(attrs.PARAMS) or {})))
+    for t in record.trials:
+        rows.append(_row(t, t.number, dict(t.params)))
+    return rows
+
+
+def _row(t: TrialRecord, number: int | None, params: dict[str, Any]) -> TrialRow:
+    run_id = t.user_attrs.get(attrs.MLFLOW_RUN_ID)
+    return TrialRow(
+        number=number,
+        state=t.state,
+        params=params,
+        value=t.value if t.state == COMPLETE else None,
+        duration=t.duration.total_seconds() if t.duration is not None else None,
+        mlflow_run_id=str(run_id) if run_id is not None else None,
+        baseline=number is None,
+    )
+
+
+def _varied_params(trials: list[FrozenTrial]) -> list[str]:
+    names = sorted({name for t in trials for name in t.params})
+    return [n for n in names if len({repr(t.params.get(n)) for t in trials}) > 1]
+
+
+def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """Write the optimisation history, parameter importances and parallel coordinates as PNG
+    files into ``out_dir``; a plot the trials cannot give yet is skipped. Returns the files
+    written. The study holds the search's trials only (the baseline is not one of them).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never a window
+    import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
+    from optuna.visualization import matplotlib as oplt
+
+    metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "Objective Value"))
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    varied = _varied_params(complete)
+    plots: dict[str, tuple[bool, Callable[[], Any]]] = {
+        "optimization_history": (
+            bool(complete),
+            lambda: oplt.plot_optimization_history(study, target_name=metric),
+        ),
+        # Importances need two complete trials and a param that took two values.
+        "param_importances": (
+            len(complete) >= 2 and bool(varied),
+            lambda: oplt.plot_param_importances(study, params=varied, target_name=metric),
+        ),
+        "parallel_coordinate": (
+            len(complete) >= 2 and bool(varied),
+            lambda: oplt.plot_parallel_coordinate(study, target_name=metric),
+        ),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, (possible, draw) in plots.items():
+        if not possible:
+            continue
+        path = out_dir / f"{name}.png"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "experimental" notices of the plot functions
+                ax = draw()
+            figure = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            # A degenerate study (e.g. every value equal): skip the plot, keep the others.
+            _log.info("skipped %s: %s", name, exc)
+            plt.close("all")
+            continue
+        try:
+            figure.tight_layout()
+            figure.savefig(path, dpi=100)
+        finally:
+            plt.close(figure)
+        written.append(path)
+    return written

@@ -1,0 +1,369 @@
+"""Runs outside the search: the SSI baseline's search run and the confirmation's replicates.
+
+Each run is one trial of the companion study ``NAME:confirm`` (see
+studies.confirmation.verdict), never of the study the sampler and pruner read. A job
+(config key, training seed, role) is enqueued as a WAITING trial carrying its runnable
+config; ``study.optimize`` on the companion study pops the queue, so that
+
+- a job is claimed atomically (several workers never run one job at once; should two
+  launches enqueue the same job in a race, only the first copy runs: a later copy is
+  pruned with ``duplicate_of`` set, and the reader counts the first result only),
+- a running replicate has heartbeats: one whose worker died is failed and queued again,
+- Ctrl-C fails the running replicate (and closes its MLflow run), and the next call runs
+  only what is missing: jobs with a COMPLETE (or diverged) trial are never run again, jobs
+  still WAITING are run, jobs whose trial FAILED are queued again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from studies import attrs
+from studies.attrs import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+from studies.confirmation.verdict import (
+    BASELINE_KEY,
+    companion_study,
+    confirmation_metric,
+    trial_key,
+)
+from studies.run.objective import (
+    RunEnding,
+    SweepObserver,
+    close_dead_trials,
+    epoch_selection,
+    flatten_config,
+    objective_value,
+    optimize,
+    record_run_id,
+    tracked_run,
+)
+from studies.tracking.tracker import ROLE_TAG, STATE_TAG, STUDY_TAG, Tracker
+from sweeps import SweepSpec
+from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
+
+if TYPE_CHECKING:
+    from trainer import RunResult
+
+__all__ = [
+    "CONFIG_TAG",
+    "SEED_TAG",
+    "ReplicateJob",
+    "ReplicateRunner",
+    "baseline_search_job",
+    "confirmation_jobs",
+    "enqueue_jobs",
+    "run_jobs",
+    "top_trials",
+]
+
+CONFIG_TAG = "salsweep.config"
+SEED_TAG = "salsweep.seed"
+_JobId = tuple[str, int, str]
+
+
+@dataclass(frozen=True)
+class ReplicateJob:
+    """One run outside the search: ``config`` (its training seed set) under ``key``."""
+
+    key: str  # "baseline" or "trial-<n>"
+    seed: int
+    role: str  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
+    config: TrainConfig
+    params: dict[str, Any]  # the searched values (the baseline: its loss method)
+
+    @property
+    def id(self) -> _JobId:
+        return (self.key, self.seed, self.role)
+
+    def user_attrs(self) -> dict[str, Any]:
+        return {
+            attrs.CONFIG_KEY: self.key,
+            attrs.SEED: self.seed,
+            attrs.ROLE: self.role,
+            attrs.PARAMS: self.params,
+            attrs.METHOD: self.config.loss.method,
+            attrs.CONFIG: self.config.model_dump(mode="json"),
+        }
+
+
+def _job_id(trial: optuna.Trial | FrozenTrial) -> _JobId | None:
+    stored = trial.user_attrs
+    if attrs.CONFIG_KEY not in stored or attrs.SEED not in stored:
+        return None
+    return (str(stored[attrs.CONFIG_KEY]), int(stored[attrs.SEED]), str(stored.get(attrs.ROLE, "")))
+
+
+def _label(key: str, seed: int, role: str) -> str:
+    if role == ROLE_SEARCH_BASELINE:
+        return "baseline"
+    return f"confirm {key} seed {seed}"
+
+
+def _run_name(key: str, seed: int, role: str) -> str:
+    if role == ROLE_SEARCH_BASELINE:
+        return f"baseline-seed{seed}"
+    return f"confirm-{key}-seed{seed}"
+
+
+def baseline_search_job(spec: SweepSpec) -> ReplicateJob:
+    """The SSI baseline with the search's training seed, scored on validation."""
+    config = spec.baseline_config()
+    return ReplicateJob(
+        key=BASELINE_KEY,
+        seed=spec.training_seed(),
+        role=ROLE_SEARCH_BASELINE,
+        config=config.model_copy(update={"seed": spec.training_seed()}),
+        params={"loss.method": config.loss.method},
+    )
+
+
+def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The ``k`` best COMPLETE trials with distinct params (finite values; the earlier
+    trial on a tie and for a repeated configuration)."""
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value)
+    ]
+    done.sort(key=lambda t: (sign * float(t.value or 0.0), t.number))
+    chosen: list[FrozenTrial] = []
+    seen: set[str] = set()
+    for trial in done:
+        signature = repr(sorted(trial.params.items()))
+        if signature in seen:
+            continue
+        seen.add(signature)
+        chosen.append(trial)
+        if len(chosen) == k:
+            break
+    return chosen
+
+
+def confirmation_jobs(
+    study: optuna.Study, spec: SweepSpec, top_k: int, seeds: int
+) -> list[ReplicateJob]:
+    """The top ``top_k`` configurations (and the baseline when the spec has one), each with
+    the training seeds ``s + 1 .. s + seeds`` after the search's seed ``s``."""
+    first = spec.training_seed() + 1
+    configs: list[tuple[str, TrainConfig, dict[str, Any]]] = []
+    for trial in top_trials(study, top_k):
+        stored = trial.user_attrs.get(attrs.CONFIG)
+        config = TrainConfig.model_validate(stored) if stored else spec.config_for(trial.params)
+        configs.append((trial_key(trial.number), config, dict(trial.params)))
+    if spec.baseline:
+        config = spec.baseline_config()
+        configs.append((BASELINE_KEY, config, {"loss.method": config.loss.method}))
+    return [
+        ReplicateJob(key, seed, ROLE_CONFIRMATION, config.model_copy(update={"seed": seed}), params)
+        for key, config, params in configs
+        for seed in range(first, first + seeds)
+    ]
+
+
+@dataclass
+class ReplicateRunner:
+    """The objective of the companion study: runs the job a popped trial carries.
+
+    The search-baseline run is scored like a search trial (the objective on validation,
+    logged as ``optuna.value``); a confirmation replicate is tested with the weights of the
+    epoch the objective selects, and scored on the test split (not logged as
+    ``optuna.value``, which ranks the search's trials in the MLflow UI).
+    """
+
+    spec: SweepSpec
+    tracker: Tracker
+    experiment_id: str
+    parent_run_id: str
+    study_name: str
+    runs_dir: Path
+    observer: SweepObserver | None = None
+    finished: int = 0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        job = _job_id(trial)
+        if job is None:
+            # The queue was emptied by another worker between our look and our pop.
+            trial.study.stop()
+            raise optuna.TrialPruned("no replicate was waiting")
+        first = _first_claim(trial, job)
+        if first is not None:
+            # Two launches queued this job at once: the earlier trial runs it, not this one.
+            trial.set_user_attr(attrs.DUPLICATE_OF, first)
+            raise optuna.TrialPruned(f"a duplicate of trial {first}, which runs this job")
+        key, seed, role = job
+        config = TrainConfig.model_validate(trial.user_attrs[attrs.CONFIG])
+        label, name = _label(key, seed, role), _run_name(key, seed, role)
+        params = dict(trial.user_attrs.get(attrs.PARAMS) or {})
+        out_dir = self.runs_dir / name
+        run = self.tracker.open_run(
+            out_dir,
+            self.experiment_id,
+            name,
+            {
+                "mlflow.parentRunId": self.parent_run_id,
+                STATE_TAG: "RUNNING",
+                ROLE_TAG: role,
+                CONFIG_TAG: key,
+                SEED_TAG: str(seed),
+                STUDY_TAG: self.study_name,
+            },
+            flatten_config(config),
+            owner=(trial.study.study_name, trial.number),
+        )
+        if run.run_id is not None:
+            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
+
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            run.log_epoch(epoch, metrics)
+            if self.observer is not None:
+                self.observer.run_epoch_finished(label, epoch, metrics)
+
+        def on_end(ending: RunEnding) -> None:
+            self.finished += 1
+            record_run_id(trial, run)
+            if self.observer is not None:
+                reason = ending.reason if ending.state != "COMPLETE" else None
+                self.observer.run_finished(label, ending.state or "FAIL", ending.value, reason)
+
+        searching = role == ROLE_SEARCH_BASELINE
+        objective = self.spec.objective
+        with tracked_run(run, out_dir, log_value=searching, on_end=on_end) as ending:
+            trial.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{os.getpid()}")
+            run.log_text(dump_train_config(config), "config.yaml")
+            if self.observer is not None:
+                self.observer.run_started(label, params, config.epochs)
+            try:
+                result = _fit_or_diverged(
+                    config.model_copy(update={"output_dir": out_dir}),
+                    on_epoch_end,
+                    select=epoch_selection(objective),
+                    evaluate_test=not searching,
+                )
+                if not searching:
+                    # Test metrics at the step of the epoch whose weights were tested.
+                    run.log_epoch(result.best_epoch, result.test)
+                metric, value = self._score(result.history, result.test, searching)
+            except _Diverged as exc:
+                # A result, counted as NaN; the same seed would diverge again: not re-run.
+                trial.set_user_attr(attrs.NON_FINITE, str(exc))
+                ending.state = "FAIL"
+                raise optuna.TrialPruned(str(exc)) from exc
+            trial.set_user_attr(attrs.COMPANION_METRIC, metric)
+            ending.value = value
+        return value
+
+    def _score(
+        self, history: list[dict[str, float]], test: dict[str, float], searching: bool
+    ) -> tuple[str, float]:
+        """(metric, value): the objective on validation for the search-baseline run; its
+        test-split counterpart for a replicate (a metric with no test counterpart, e.g.
+        ``train/...``, is taken at the selected epoch)."""
+        objective = self.spec.objective
+        metric = objective.metric if searching else confirmation_metric(objective.metric)
+        if metric in test:
+            value = float(test[metric])
+        elif metric == objective.metric:
+            try:
+                value = objective_value(history, metric, objective.direction, objective.reduce)
+            except ValueError as exc:
+                raise _Diverged(str(exc)) from None
+        else:
+            known = ", ".join(sorted(test)) or "none"
+            raise KeyError(f"the run reported no {metric!r} on the test split (it has: {known})")
+        if not math.isfinite(value):
+            raise _Diverged(f"{metric} is not finite ({value})")
+        return metric, value
+
+
+class _Diverged(Exception):
+    """A run without a finite value: diverged training or a non-finite score."""
+
+
+def _fit_or_diverged(
+    config: TrainConfig,
+    on_epoch_end: Callable[[int, dict[str, float]], None],
+    *,
+    select: EpochSelection,
+    evaluate_test: bool,
+) -> RunResult:
+    try:
+        return fit(config, on_epoch_end, select=select, evaluate_test=evaluate_test)
+    except NonFiniteLoss as exc:
+        raise _Diverged(str(exc)) from exc
+
+
+def _first_claim(trial: optuna.Trial, job: _JobId) -> int | None:
+    """The number of an earlier trial of the companion study that holds ``job`` (done,
+    diverged, queued or running), or None when ``trial`` is the first: of the copies that
+    launches racing each other queue, only the first is ever run (a copy whose original
+    later fails is queued again by the next `run_jobs`, as any failed job)."""
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number >= trial.number or _job_id(other) != job:
+            continue
+        live = other.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+        if live or (other.state == TrialState.PRUNED and other.user_attrs.get(attrs.NON_FINITE)):
+            return other.number
+    return None
+
+
+def _claimed(companion: optuna.Study) -> set[_JobId]:
+    """Jobs done (COMPLETE, or diverged), queued (WAITING) or running elsewhere (RUNNING)."""
+    out = set()
+    for trial in companion.get_trials(deepcopy=False):
+        job = _job_id(trial)
+        if job is None:
+            continue
+        live = trial.state in (TrialState.COMPLETE, TrialState.WAITING, TrialState.RUNNING)
+        diverged = trial.state == TrialState.PRUNED and trial.user_attrs.get(attrs.NON_FINITE)
+        if live or diverged:
+            out.add(job)
+    return out
+
+
+def enqueue_jobs(
+    study: optuna.Study, jobs: list[ReplicateJob], spec: SweepSpec, tracker: Tracker
+) -> optuna.Study:
+    """Queue the ``jobs`` not claimed yet in ``study``'s companion study (after failing
+    the runs whose worker died); returns the companion study. Local workers
+    (studies.workers.launcher) have their launcher queue every job before they run any, so that
+    they never race to queue one."""
+    companion = companion_study(study, create=True)
+    assert companion is not None
+    companion.set_user_attr(attrs.COMPANION_METRIC, confirmation_metric(spec.objective.metric))
+    companion.set_user_attr(attrs.SEARCH_METRIC, spec.objective.metric)
+    close_dead_trials(companion, tracker)
+    claimed = _claimed(companion)
+    for job in jobs:
+        if job.id not in claimed:
+            companion.enqueue_trial({}, user_attrs=job.user_attrs())
+            claimed.add(job.id)
+    return companion
+
+
+def run_jobs(study: optuna.Study, jobs: list[ReplicateJob], runner: ReplicateRunner) -> int:
+    """Run the ``jobs`` of ``study``'s companion study that are not done yet (and any job
+    an interrupted call left waiting). Returns the number of runs this call ended."""
+    companion = enqueue_jobs(study, jobs, runner.spec, runner.tracker)
+    waiting = len(companion.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    if not waiting:
+        return 0
+    before = runner.finished
+    optimize(
+        companion, runner, n_trials=waiting, callbacks=[_stop_when_drained], gc_after_trial=True
+    )
+    return runner.finished - before
+
+
+def _stop_when_drained(study: optuna.Study, _trial: FrozenTrial) -> None:
+    if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        study.stop()

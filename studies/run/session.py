@@ -1,0 +1,264 @@
+"""What every sweep process opens and closes: the Optuna study, the MLflow experiment and
+parent run, the shared runs view, and the parent run's summary at the end.
+
+`run_sweep` and `confirm_sweep` (studies.run.sweep), the local workers' launcher
+(studies.workers.launcher) and each worker process (studies.workers.process) start from here, so
+that a one-process sweep and N workers open a study the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage
+
+from studies import attrs
+from studies.confirmation.verdict import load_confirmation
+from studies.report.confirmation import (
+    confirmation_csv,
+    confirmation_markdown,
+    confirmation_metrics,
+    save_confirmation_plot,
+)
+from studies.report.export import export_best
+from studies.report.trials import save_study_plots
+from studies.run.objective import Objective, SweepObserver
+from studies.run.replicates import ReplicateRunner
+from studies.run.search_space import build_pruner, build_sampler
+from studies.run.sync import record_late_run_ids
+from studies.store.catalog import StudyMismatch
+from studies.store.storage import HEARTBEAT_INTERVAL_S, StorageError, open_storage
+from studies.tracking.outbox import RunOutbox
+from studies.tracking.tracker import Tracker, TrackingError, flatten_params
+from sweeps import StudyNameError, SweepSpec, check_study_name, spec_to_yaml
+
+__all__ = [
+    "OpenSweep",
+    "SweepOutcome",
+    "SweepTarget",
+    "open_sweep",
+    "optuna_study",
+    "parent_run",
+    "replicate_runner",
+    "study_dir",
+]
+
+
+@dataclass(frozen=True)
+class SweepTarget:
+    """Where a sweep keeps its state."""
+
+    storage_url: str
+    tracking_uri: str
+    home: Path
+    # Seconds between a running trial's heartbeats; silent for twice that = stale (died).
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    study_name: str
+    experiment_id: str
+    parent_run_id: str
+    ran: int  # search trials this process ended
+    ui_url: str
+    replicates: int = 0  # baseline and confirmation runs this process ended
+    # Why the confirmation did not run here (None: it ran, or the spec has none).
+    confirmation_skipped: str | None = None
+    # Runs whose MLflow logs wait in their outbox (the server was away): `studies sync`.
+    unsent: tuple[str, ...] = ()
+    # Runs that an earlier process of the sweep left unsent and this one sent.
+    earlier_sent: int = 0
+
+
+def study_dir(home: Path, name: str) -> Path:
+    """``<home>/studies/<name>``: the folder of a study's trial outputs. Raises
+    `sweeps.StudyNameError` for a name that is not a plain folder name, or whose folder
+    would resolve outside the data dir (a symbolic link named like the study)."""
+    check_study_name(name)
+    root = (home / "studies").resolve()
+    folder = (root / name).resolve()
+    if folder.parent != root:
+        raise StudyNameError(name, f"its folder {folder} is outside the data dir {home}")
+    return home / "studies" / name
+
+
+def optuna_study(
+    spec: SweepSpec, name: str, storage: BaseStorage, *, create: bool, worker: int = 0
+) -> optuna.Study:
+    """Study ``name`` with the spec's sampler (worker ``worker``'s seed) and pruner:
+    created (or loaded where it exists) when ``create``, else loaded."""
+    sampler, pruner = build_sampler(spec, worker=worker), build_pruner(spec)
+    if create:
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction=spec.objective.direction,
+            load_if_exists=True,
+        )
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+
+
+def replicate_runner(objective: Objective) -> ReplicateRunner:
+    """The runner of the runs beside the search, sharing the objective's references."""
+    return ReplicateRunner(
+        spec=objective.spec,
+        tracker=objective.tracker,
+        experiment_id=objective.experiment_id,
+        parent_run_id=objective.parent_run_id,
+        study_name=objective.study_name,
+        runs_dir=objective.trials_dir / "replicates",
+        observer=objective.observer,
+    )
+
+
+@dataclass(frozen=True)
+class OpenSweep:
+    """A study opened for work, with its experiment, parent run and runs view."""
+
+    study: optuna.Study
+    objective: Objective
+    ui_url: str
+    # Ended runs whose logs an earlier process left on disk: this one sends them.
+    adopted: tuple[RunOutbox, ...] = ()
+
+    @property
+    def tracker(self) -> Tracker:
+        return self.objective.tracker
+
+    def outcome(
+        self, *, ran: int, replicates: int, confirmation_skipped: str | None = None
+    ) -> SweepOutcome:
+        """What this process did, with the runs whose logs still wait on disk."""
+        return SweepOutcome(
+            study_name=self.objective.study_name,
+            experiment_id=self.objective.experiment_id,
+            parent_run_id=self.objective.parent_run_id,
+            ran=ran,
+            ui_url=self.ui_url,
+            replicates=replicates,
+            confirmation_skipped=confirmation_skipped,
+            unsent=tuple(self.tracker.unsent_runs()),
+            earlier_sent=sum(not o.has_pending() for o in self.adopted),
+        )
+
+
+def open_sweep(
+    spec: SweepSpec,
+    name: str,
+    target: SweepTarget,
+    *,
+    create: bool,
+    observer: SweepObserver | None,
+) -> OpenSweep:
+    """Check the tracking server, open (``create``: or create) study ``name``, its MLflow
+    experiment and parent run (recorded on the study), and store the runs view; tells
+    ``observer`` the view's address. Raises `sweeps.StudyNameError` for an unusable
+    ``name`` and `StudyMismatch` for a study launched from another spec, before anything
+    is created. The ended runs whose MLflow logs an earlier process of the sweep left on
+    disk are sent by this one, in the background."""
+    trials_dir = study_dir(target.home, name)
+    # Check the server before the storage: a sweep that cannot be tracked creates nothing.
+    tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
+    tracker.check_reachable()
+    storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
+    study = optuna_study(spec, name, storage, create=create)
+    objective = _prepare(study, spec, tracker, name, trials_dir, observer)
+    ui_url = tracker.share_sweep_view(
+        objective.experiment_id,
+        list(spec.searched()),
+        spec.objective.metric,
+        ascending=spec.objective.direction == "minimize",
+    )
+    if observer is not None:
+        observer.sweep_started(ui_url)
+    adopted = tuple(tracker.adopt_unsent())
+    return OpenSweep(study=study, objective=objective, ui_url=ui_url, adopted=adopted)
+
+
+def _prepare(
+    study: optuna.Study,
+    spec: SweepSpec,
+    tracker: Tracker,
+    name: str,
+    trials_dir: Path,
+    observer: SweepObserver | None,
+) -> Objective:
+    """Open the experiment and parent run, record them on the study."""
+    spec_json = spec.model_dump(mode="json")
+    stored = study.user_attrs.get(attrs.SPEC)
+    if stored is not None and stored != spec_json:
+        raise StudyMismatch(
+            f"study {name!r} exists and was launched from a different spec; "
+            "run `salsweep sweep resume` to continue it or pick another --study-name"
+        )
+    experiment_id = tracker.ensure_experiment(name)
+    params = flatten_params(spec_json, "spec")
+    parent = tracker.find_or_create_parent(experiment_id, name, params, spec_to_yaml(spec))
+    if stored is None:
+        study.set_user_attr(attrs.SPEC, spec_json)
+        study.set_user_attr(attrs.OBJECTIVE_METRIC, spec.objective.metric)
+        study.set_user_attr(attrs.DIRECTION, spec.objective.direction)
+    study.set_user_attr(attrs.MLFLOW_EXPERIMENT_ID, experiment_id)
+    study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent)
+    return Objective(
+        spec=spec,
+        tracker=tracker,
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        study_name=name,
+        trials_dir=trials_dir,
+        observer=observer,
+    )
+
+
+@contextlib.contextmanager
+def parent_run(opened: OpenSweep, observer: SweepObserver | None) -> Iterator[None]:
+    """Around a sweep's work: on success the summary goes on the parent run and it ends
+    FINISHED; on any exit by exception (Ctrl-C included) it ends KILLED, and a tracking
+    error then never hides why we are leaving. Either way this process's MLflow outboxes
+    are sent for a bounded time; ``observer`` hears when that has to wait."""
+    tracker, parent = opened.tracker, opened.objective.parent_run_id
+    notice = None if observer is None else observer.tracking_wait
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(TrackingError):
+            tracker.end_parent(parent, "KILLED", on_wait=notice)
+        raise
+    _summarise(opened.study, tracker, parent)
+    tracker.end_parent(parent, "FINISHED", on_wait=notice)
+    # The runs the server created after their trial ended: named in `studies show`. The
+    # sweep's work is done and stored: a storage that fails past its retries now loses
+    # only these ids, which `studies sync` records as well.
+    with contextlib.suppress(StorageError):
+        record_late_run_ids(opened.study, opened.objective.trials_dir)
+
+
+def _summarise(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> None:
+    """Plots, the confirmation and the best configuration on the parent run."""
+    with tempfile.TemporaryDirectory(prefix="salsweep-plots-") as tmp:
+        plots = save_study_plots(study, Path(tmp))
+        if plots:
+            tracker.log_artifacts(parent_run_id, Path(tmp), "plots")
+    confirmation = load_confirmation(study)
+    if confirmation is not None:
+        with tempfile.TemporaryDirectory(prefix="salsweep-confirm-") as tmp:
+            folder = Path(tmp)
+            (folder / "confirmation.md").write_text(confirmation_markdown(confirmation))
+            (folder / "confirmation.csv").write_text(confirmation_csv(confirmation))
+            save_confirmation_plot(confirmation, folder / "confirmation.png")
+            tracker.log_artifacts(parent_run_id, folder, None)
+        tracker.log_epoch(parent_run_id, 0, confirmation_metrics(confirmation))
+    try:
+        text = export_best(study, "trainer")
+    except ValueError:
+        return  # no completed trial yet: nothing to export
+    tracker.log_text(parent_run_id, text, "best_config.yaml")

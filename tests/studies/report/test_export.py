@@ -1,0 +1,366 @@
+"""studies.report.export on real Optuna studies in SQLite: best trial, both
+formats, atomic write."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from studies.report.export import ExportError, best_trial, export_best, write_export
+from studies.store.catalog import read_study
+from sweeps import SPEC_DIR, SweepSpec, load_spec
+from tests.studies.confirm_helpers import add_replicate, add_search_baseline
+from trainer import TrainConfig, load_train_config
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+DISTRIBUTIONS = {
+    "loss.lambda_sg": FloatDistribution(0.05, 2.0, log=True),
+    "loss.num_scales": IntDistribution(1, 4),
+    "loss.use_inv_depth": CategoricalDistribution([True, False]),
+}
+
+
+def add(
+    study: optuna.Study,
+    spec: SweepSpec,
+    params: dict[str, Any],
+    value: float | None,
+    *,
+    state: TrialState = TrialState.COMPLETE,
+    store_config: bool = True,
+) -> None:
+    """A finished trial with the objective's user attributes."""
+    config = spec.config_for(params)
+    attrs: dict[str, Any] = {"mlflow_run_id": f"run-{len(study.trials)}"}
+    if store_config:
+        attrs["config"] = config.model_dump(mode="json")
+    study.add_trial(
+        create_trial(
+            state=state,
+            value=value,
+            params=params,
+            distributions=DISTRIBUTIONS,
+            user_attrs=attrs,
+            intermediate_values={1: value} if value is not None else None,
+        )
+    )
+
+
+@pytest.fixture
+def spec() -> SweepSpec:
+    return load_spec(SPEC_DIR / "default.yaml")
+
+
+def make_study(
+    tmp_path: Path, spec: SweepSpec, direction: Literal["minimize", "maximize"] = "minimize"
+) -> optuna.Study:
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path}/s.db", study_name="demo", direction=direction
+    )
+    study.set_user_attr("spec", spec.model_dump(mode="json"))
+    study.set_user_attr("objective_metric", "val/abs_rel")
+    study.set_user_attr("direction", direction)
+    study.set_user_attr("mlflow_experiment_id", "7")
+    study.set_user_attr("mlflow_parent_run_id", "parent")
+    return study
+
+
+P1 = {"loss.lambda_sg": 0.2, "loss.num_scales": 2, "loss.use_inv_depth": True}
+P2 = {"loss.lambda_sg": 1.5, "loss.num_scales": 4, "loss.use_inv_depth": False}
+P3 = {"loss.lambda_sg": 0.7, "loss.num_scales": 3, "loss.use_inv_depth": True}
+
+
+@pytest.fixture
+def study(tmp_path: Path, spec: SweepSpec) -> optuna.Study:
+    s = make_study(tmp_path, spec)
+    add_search_baseline(s, 0.10)  # better, but the baseline (beside the study)
+    add(s, spec, P1, 0.30)
+    add(s, spec, P1, 0.40)
+    add(s, spec, P2, 0.25)
+    add(s, spec, P3, 0.20, state=TrialState.PRUNED)
+    return s
+
+
+def header(text: str) -> dict[str, str]:
+    lines = [line[2:] for line in text.splitlines() if line.startswith("# ")]
+    return dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+
+
+def test_best_trial_skips_pruned(study: optuna.Study) -> None:
+    assert best_trial(study).number == 2
+
+
+def test_maximize_picks_the_largest(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec, direction="maximize")
+    add(s, spec, P1, 0.8)
+    add(s, spec, P2, 0.9)
+    add(s, spec, P3, 0.9)  # a tie: the earlier trial wins
+    assert best_trial(s).number == 1
+
+
+def test_trainer_format_is_the_trials_config(study: optuna.Study, tmp_path: Path) -> None:
+    assert study.trials[2].params == P2
+    text = export_best(study, "trainer")
+    config = TrainConfig.model_validate(yaml.safe_load(text))
+    assert config.model_dump(mode="json") == study.trials[2].user_attrs["config"]
+    assert config.loss.lambda_sg == 1.5 and config.loss.method == "scale-adaptive"
+    # Runnable again: the trainer's loader reads the file, header and all.
+    path = tmp_path / "best.yaml"
+    write_export(text, path)
+    assert load_train_config(path) == config
+
+
+def test_header(study: optuna.Study) -> None:
+    text = export_best(study, "trainer", filename="out/best.yaml")
+    assert text.startswith(
+        "# salsweep: best trial (unconfirmed) of study 'demo' (trainer format)\n"
+    )
+    assert header(text) == {
+        "study": "demo",
+        "trial": "2",
+        "objective": "val/abs_rel = 0.25 (minimize, best epoch; the search's single run)",
+        "confirmed": "no - unconfirmed: the best single-seed search trial, possibly the "
+        "luckiest seed (run `salsweep studies confirm demo`)",
+        "baseline": "ssi (search run, seed 0): val/abs_rel = 0.1",
+        "mlflow run": "run-2 (experiment 7)",
+        "reproduce": "salsweep train out/best.yaml",
+    }
+
+
+def test_packnet_layout(study: optuna.Study) -> None:
+    text = export_best(study, "packnet")
+    assert "# reproduce (in packnet-sfm): python scripts/train.py best.yaml" in text
+    assert header(text)["trial"] == "2"
+    doc = yaml.safe_load(text)
+    assert list(doc) == ["name", "model", "datasets", "arch"]
+    assert doc["name"] == "demo-trial-2"
+    assert doc["model"]["name"] == "SemiSupModel"
+    # The loss under model.loss (studies/packnet.py; tests/studies/test_packnet.py merges it
+    # with packnet-sfm's own loader).
+    assert "params" not in doc["model"]
+    assert "salsweep studies export NAME --format packnet --print-defaults" in text
+    loss = doc["model"]["loss"]
+    assert {k: loss[k] for k in ("supervised_method", "lambda_sg", "num_scales")} == {
+        "supervised_method": "scale-adaptive",
+        "lambda_sg": 1.5,
+        "num_scales": 4,
+    }
+    trial_loss = TrainConfig.model_validate(study.trials[2].user_attrs["config"]).loss
+    assert loss == {
+        "supervised_method": "scale-adaptive",
+        "supervised_num_scales": 1,
+        "supervised_loss_weight": 1.0,
+        **trial_loss.loss_params(),
+    }
+    assert doc["model"]["optimizer"]["depth"] == {"lr": 0.004, "weight_decay": 1e-4}
+    assert doc["datasets"]["train"]["batch_size"] == 4
+    assert doc["arch"]["max_epochs"] == 4
+
+
+def test_config_rebuilt_from_the_spec_when_not_stored(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3, store_config=False)
+    assert "config" not in s.trials[0].user_attrs
+    exported = yaml.safe_load(export_best(s))
+    # The trial's params (P1) over sweeps/default.yaml's base, every other setting at the
+    # TrainConfig default: typed out here, not rebuilt by the code under test.
+    expected = TrainConfig().model_dump(mode="json")
+    expected["loss"].update(
+        {"method": "scale-adaptive", "num_scales": 2, "lambda_sg": 0.2, "use_inv_depth": True}
+    )
+    expected["data"].update(
+        {"height": 64, "width": 192, "num_train": 1000, "num_val": 128, "num_test": 128}
+    )
+    expected["model"]["base_channels"] = 8
+    expected.update({"epochs": 4, "steps_per_epoch": 150, "batch_size": 4, "lr": 0.004})
+    expected["previews"] = True
+    assert TrainConfig.model_validate(exported).model_dump(mode="json") == expected
+
+
+def test_config_that_no_longer_validates_is_an_export_error(
+    tmp_path: Path, spec: SweepSpec
+) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3, store_config=False)
+    # A param outside what the base allows: 64 px cannot take 8 scales.
+    s.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=0.1,
+            params={**P1, "loss.num_scales": 8},
+            distributions={**DISTRIBUTIONS, "loss.num_scales": IntDistribution(1, 8)},
+        )
+    )
+    with pytest.raises(ExportError, match="cannot rebuild the config of trial 1"):
+        export_best(s)
+
+
+def test_header_without_a_baseline(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3)
+    found = header(export_best(s))
+    assert found["baseline"] == (
+        "none (the study ran no SSI baseline: spec `baseline: false`, or not yet)"
+    )
+    assert found["objective"] == "val/abs_rel = 0.3 (minimize, best epoch; the search's single run)"
+
+
+def test_header_when_the_baseline_failed_or_diverged(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3)
+    # Interrupted (FAIL, no value): said so, never a number.
+    add_replicate(
+        s,
+        "baseline",
+        0,
+        math.nan,
+        role="search-baseline",
+        state=TrialState.FAIL,
+    )
+    assert header(export_best(s))["baseline"] == "ssi (search run, seed 0): no value, failed"
+    # Diverged (a result, stored PRUNED with its reason): the reason is in the header.
+    add_replicate(s, "baseline", 0, math.nan, role="search-baseline")
+    assert header(export_best(s))["baseline"] == (
+        "ssi (search run, seed 0): no value, diverged (non-finite training loss)"
+    )
+    # A later complete run of the baseline wins over the failed ones.
+    add_search_baseline(s, 0.35)
+    assert header(export_best(s))["baseline"] == "ssi (search run, seed 0): val/abs_rel = 0.35"
+
+
+def test_nothing_to_export(tmp_path: Path, spec: SweepSpec) -> None:
+    s = make_study(tmp_path, spec)
+    add_search_baseline(s, 0.1)  # the baseline is no trial: nothing to export
+    add(s, spec, P1, None, state=TrialState.FAIL)
+    add(s, spec, P2, None, state=TrialState.PRUNED)
+    with pytest.raises(ExportError, match=r"no complete trial to export yet \(1 fail, 1 pruned\)"):
+        export_best(s, "trainer")
+    assert issubclass(ExportError, ValueError)
+
+
+def test_a_stored_config_that_no_longer_validates_is_one_clear_error(
+    tmp_path: Path, spec: SweepSpec
+) -> None:
+    """A config stored by another salsweep version: the export names the problem (the
+    trainer's own words) instead of writing a file `salsweep train` would refuse."""
+    s = make_study(tmp_path, spec)
+    add(s, spec, P1, 0.3)
+    config = dict(s.trials[0].user_attrs["config"], retired_key=1)
+    s.add_trial(
+        create_trial(
+            value=0.2, params=P2, distributions=DISTRIBUTIONS, user_attrs={"config": config}
+        )
+    )
+    with pytest.raises(ExportError) as info:
+        export_best(s, "trainer")
+    assert str(info.value).startswith(
+        "the stored config of trial 1 of study 'demo' is not a valid training config here: "
+        "retired_key: unknown key (valid keys: "
+    )
+
+
+def test_write_export_replaces_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "best.yaml"
+    write_export("a: 1\n", path)
+    assert path.read_text() == "a: 1\n" and path.stat().st_mode & 0o777 == 0o644
+    write_export("a: 2\n", path)
+    assert path.read_text() == "a: 2\n"
+    with pytest.raises(UnicodeEncodeError):
+        write_export("a: \ud800\n", path)  # fails while writing the temporary file
+    assert path.read_text() == "a: 2\n"  # the old file is untouched
+    assert [p.name for p in path.parent.iterdir()] == ["best.yaml"]  # no temp left behind
+
+
+def confirm(study: optuna.Study, samples: dict[str, list[float]]) -> None:
+    """Confirmation replicates with training seeds 1, 2, 3 ... for each config key."""
+    for key, values in samples.items():
+        number = None if key == "baseline" else int(key.split("-")[1])
+        params = {} if number is None else study.trials[number].params
+        for seed, value in enumerate(values, start=1):
+            add_replicate(study, key, seed, value, params=params)
+
+
+def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> None:
+    # Trial 2 had the best single run (0.25); over three seeds trial 1 is better.
+    confirm(
+        study,
+        {
+            "trial-2": [0.31, 0.33, 0.32],
+            "trial-1": [0.20, 0.22, 0.21],
+            "baseline": [0.40, 0.41, 0.39],
+        },
+    )
+    text = export_best(study, "trainer", filename="best.yaml")
+    assert text.startswith("# salsweep: confirmed winner of study 'demo' (trainer format)\n")
+    config = TrainConfig.model_validate(yaml.safe_load(text))
+    assert config.model_dump(mode="json") == study.trials[1].user_attrs["config"]
+    found = header(text)
+    assert found["trial"] == "1"
+    # mean 0.21, sd 0.01, half-width 4.303 * 0.01 / sqrt(3) = 0.02484
+    assert found["confirmed"] == (
+        "test/abs_rel_align = 0.2100 ± 0.0248 [0.1852, 0.2348] (mean ± 95% CI, test split) "
+        "on 3 training seeds (1, 2, 3)"
+    )
+    assert found["baseline"] == (
+        "ssi: test/abs_rel_align = 0.4000 ± 0.0248 [0.3752, 0.4248] on 3 seeds; "
+        "winner - baseline = -0.1900 ± 0.0248 [-0.2148, -0.1652], 3 pairs: "
+        "the winner is better beyond noise"
+    )
+    assert found["runner-up"].startswith("trial 2: test/abs_rel_align = 0.3200 ± 0.0248")
+    assert found["runner-up"].endswith("the winner is better beyond noise")
+    assert "caution" not in found
+    assert found["verdict"].startswith("The winner, trial 1 (test/abs_rel_align 0.2100 ± 0.0248")
+    assert "beats the baseline (ssi) beyond noise" in found["verdict"]
+
+
+def test_export_says_when_the_winner_is_not_distinguishable(study: optuna.Study) -> None:
+    confirm(
+        study,
+        {
+            "trial-1": [0.20, 0.26, 0.21],
+            "trial-2": [0.24, 0.22, 0.23],
+            "baseline": [0.22, 0.30, 0.19],
+        },
+    )
+    found = header(export_best(study, "trainer"))
+    assert found["trial"] == "1"  # mean 0.2233 against 0.23
+    assert found["runner-up"].endswith("NOT distinguishable (the interval contains 0)")
+    assert found["baseline"].endswith("NOT distinguishable (the interval contains 0)")
+    assert found["caution"] == (
+        "the winner is not distinguishable from the baseline (ssi) or the "
+        "runner-up (trial 2) on these seeds; more seeds (salsweep studies confirm --seeds) "
+        "may tell them apart"
+    )
+
+
+def test_export_with_a_diverged_replicate_and_one_seed(study: optuna.Study) -> None:
+    confirm(study, {"trial-2": [0.3, math.nan], "baseline": [0.4]})
+    found = header(export_best(study, "trainer"))
+    assert found["trial"] == "2"
+    assert found["confirmed"] == (
+        "test/abs_rel_align = 0.3000 ± n/a (mean ± 95% CI, test split) on 1 training seed "
+        "(1, 2; 1 without a finite value, left out)"
+    )
+    assert found["baseline"].endswith("1 pair: cannot tell (fewer than 2 shared seeds)")
+
+
+@pytest.mark.parametrize("fmt", ["trainer", "packnet"])
+def test_export_of_the_study_read_without_optuna_is_the_same(
+    tmp_path: Path, study: optuna.Study, fmt: Literal["trainer", "packnet"]
+) -> None:
+    """`salsweep studies export` reads the study with SQL (studies.store.catalog.read_study);
+    the text is the one the Optuna study gives, confirmed or not."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert export_best(read_study("demo", url), fmt) == export_best(study, fmt)
+    confirm(study, {"trial-1": [0.20, 0.22, 0.21], "baseline": [0.40, 0.41, 0.39]})
+    text = export_best(read_study("demo", url), fmt)
+    assert text == export_best(study, fmt)
+    assert header(text)["trial"] == "1" and "confirmed winner" in text
