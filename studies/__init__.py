@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     )
     from studies.store.records import StudyRecord, StudySummary, TrialRecord, as_record
     from studies.store.storage import StorageError, open_storage
+    from studies.tracking.layout import TrackingError
+    from studies.tracking.runs import Tracker
     from studies.tracking.server import (
         ServerError,
         ServerInfo,
@@ -57,7 +59,6 @@ if TYPE_CHECKING:
         start_server,
         stop_server,
     )
-    from studies.tracking.tracker import Tracker, TrackingError
 
 # Public name -> the module that defines it (every name of __all__).
 _NAMES: dict[str, str] = {
@@ -78,8 +79,8 @@ _NAMES: dict[str, str] = {
     "SweepOutcome": "studies.run.session",
     "SweepTarget": "studies.run.session",
     "TABLE_HEADER": "studies.report.confirmation",
-    "Tracker": "studies.tracking.tracker",
-    "TrackingError": "studies.tracking.tracker",
+    "Tracker": "studies.tracking.runs",
+    "TrackingError": "studies.tracking.layout",
     "TrialRecord": "studies.store.records",
     "TrialRow": "studies.report.trials",
     "Verdict": "studies.confirmation.stats",

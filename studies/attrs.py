@@ -1,4 +1,5 @@
-"""The keys salsweep stores on Optuna studies and trials (``user_attrs``), in one place.
+"""The keys salsweep stores on Optuna studies and trials (``user_attrs``), and the names of
+the companion study and its configuration keys, in one place.
 
 Imports nothing: read-only commands and every module that reads or writes a study use
 these names, so a key is spelled once.
@@ -7,10 +8,12 @@ these names, so a key is spelled once.
 from __future__ import annotations
 
 __all__ = [
+    "BASELINE_KEY",
     "BUDGET",
     "COMPANION_METRIC",
     "CONFIG",
     "CONFIG_KEY",
+    "CONFIRM_SUFFIX",
     "DIRECTION",
     "DUPLICATE_OF",
     "FAIL_REASON",
@@ -29,6 +32,12 @@ __all__ = [
     "SEED",
     "SPEC",
     "WORKER",
+    "companion_name",
+    "config_label",
+    "confirmation_metric",
+    "is_companion_name",
+    "trial_key",
+    "trial_number",
 ]
 
 # ---- on the search study
@@ -67,3 +76,41 @@ SEARCH_METRIC = "search_metric"  # on the companion study: the search's objectiv
 # Values of ROLE.
 ROLE_SEARCH_BASELINE = "search-baseline"
 ROLE_CONFIRMATION = "confirmation"
+
+# ---- the companion study and its configuration keys
+CONFIRM_SUFFIX = ":confirm"
+BASELINE_KEY = "baseline"
+
+
+def companion_name(study_name: str) -> str:
+    """``NAME:confirm``: the study of the runs outside the search."""
+    return study_name + CONFIRM_SUFFIX
+
+
+def is_companion_name(study_name: str) -> bool:
+    return study_name.endswith(CONFIRM_SUFFIX)
+
+
+def trial_key(number: int) -> str:
+    """The config key of search trial ``number``: ``trial-<n>``."""
+    return f"trial-{number}"
+
+
+def trial_number(key: str) -> int | None:
+    """The search trial of a config key; None for the baseline."""
+    prefix, _, number = key.partition("-")
+    return int(number) if prefix == "trial" and number.isdigit() else None
+
+
+def config_label(key: str, method: str | None = None) -> str:
+    """How a table names a configuration: ``trial 3``, ``baseline (ssi)``."""
+    if key == BASELINE_KEY:
+        return f"baseline ({method})" if method else "baseline"
+    number = trial_number(key)
+    return f"trial {number}" if number is not None else key
+
+
+def confirmation_metric(metric: str) -> str:
+    """The test split's name of a validation metric (``val/x`` -> ``test/x``); other
+    metrics are their own."""
+    return "test/" + metric.removeprefix("val/") if metric.startswith("val/") else metric

@@ -30,7 +30,9 @@ from typing import Any
 
 __all__ = [
     "SHARED_VIEW_TAG_PREFIX",
+    "error_line",
     "port_in_use",
+    "redact_text",
     "redact_url",
     "runs_page_url",
     "sweep_view_state",
@@ -55,6 +57,9 @@ _SECRET_QUERY = re.compile(
     re.IGNORECASE,
 )
 _HTTP = ("http://", "https://")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]+")
+# How long an error's one line may be.
+ERROR_LINE_LIMIT = 300
 
 
 def redact_url(url: str) -> str:
@@ -78,6 +83,39 @@ def redact_url(url: str) -> str:
             userinfo = user
         url = f"{scheme}{userinfo}@{url[match.end() :]}"
     return _SECRET_QUERY.sub(lambda m: f"{m['key']}{MASK}", url)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the credentials of every URL in it hidden (see :func:`redact_url`)."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def _password(url: str) -> str | None:
+    match = _USERINFO.match(url)
+    if match is None:
+        return None
+    _user, colon, password = match["cred"].partition(":")
+    return password if colon and password else None
+
+
+def error_line(error: BaseException | str, *, secret_of: str | None = None) -> str:
+    """How salsweep shows an error in one line: the first non-empty line of its message
+    (an exception's ``message`` attribute where it has one, else its text, else its type's
+    name), every URL in it with its credentials hidden, the password of the URL
+    ``secret_of`` hidden wherever a driver's message repeats it, at most
+    ``ERROR_LINE_LIMIT`` characters."""
+    if isinstance(error, BaseException):
+        fallback = type(error).__name__
+        text = str(getattr(error, "message", None) or error)
+    else:
+        fallback, text = "", error
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), fallback)
+    line = redact_text(line)
+    password = None if secret_of is None else _password(secret_of)
+    if password:
+        for form in {password, urllib.parse.unquote(password)}:
+            line = line.replace(form, MASK)
+    return line if len(line) <= ERROR_LINE_LIMIT else line[: ERROR_LINE_LIMIT - 3] + "..."
 
 
 def port_in_use(host: str, port: int) -> bool:

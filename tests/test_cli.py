@@ -181,8 +181,8 @@ def test_user_errors_are_told_from_bugs() -> None:
     from studies.confirmation.verdict import ConfirmError
     from studies.report.export import ExportError
     from studies.store.storage import StorageError
+    from studies.tracking.layout import TrackingError
     from studies.tracking.server import ServerError
-    from studies.tracking.tracker import TrackingError
     from trainer.data import DataError
     from trainer.io import ConfigError
     from trainer.loop import NonFiniteLoss

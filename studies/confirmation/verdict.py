@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from studies import attrs
-from studies.attrs import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+from studies.attrs import BASELINE_KEY, ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE, config_label
 from studies.confirmation.stats import (
     Direction,
     Estimate,
@@ -41,86 +41,18 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
-    "BASELINE_KEY",
-    "CONFIRM_SUFFIX",
     "ConfirmError",
     "Confirmation",
     "ConfirmedConfig",
     "Replicate",
-    "companion_name",
-    "companion_study",
-    "config_label",
-    "confirmation_metric",
-    "is_companion_name",
     "load_confirmation",
     "replicates",
     "search_baseline_trial",
-    "trial_key",
-    "trial_number",
 ]
-
-CONFIRM_SUFFIX = ":confirm"
-BASELINE_KEY = "baseline"
 
 
 class ConfirmError(UserError, ValueError):
     """Nothing to confirm: the study has no complete search trial."""
-
-
-def companion_name(study_name: str) -> str:
-    """``NAME:confirm``: the study of the runs outside the search."""
-    return study_name + CONFIRM_SUFFIX
-
-
-def is_companion_name(study_name: str) -> bool:
-    return study_name.endswith(CONFIRM_SUFFIX)
-
-
-def trial_key(number: int) -> str:
-    """The config key of search trial ``number``: ``trial-<n>``."""
-    return f"trial-{number}"
-
-
-def trial_number(key: str) -> int | None:
-    """The search trial of a config key; None for the baseline."""
-    prefix, _, number = key.partition("-")
-    return int(number) if prefix == "trial" and number.isdigit() else None
-
-
-def config_label(key: str, method: str | None = None) -> str:
-    """How a table names a configuration: ``trial 3``, ``baseline (ssi)``."""
-    if key == BASELINE_KEY:
-        return f"baseline ({method})" if method else "baseline"
-    number = trial_number(key)
-    return f"trial {number}" if number is not None else key
-
-
-def confirmation_metric(metric: str) -> str:
-    """The test split's name of a validation metric (``val/x`` -> ``test/x``); other
-    metrics are their own."""
-    return "test/" + metric.removeprefix("val/") if metric.startswith("val/") else metric
-
-
-def companion_study(study: optuna.Study, *, create: bool = False) -> optuna.Study | None:
-    """The companion study of ``study`` in the same storage; None when it does not exist
-    (``create``: made, with the same direction)."""
-    import optuna
-
-    storage = study._storage
-    name = companion_name(study.study_name)
-    if create:
-        return optuna.create_study(
-            study_name=name,
-            storage=storage,
-            direction=study.direction,
-            # Replicates suggest nothing: the sampler is never asked for a value.
-            sampler=optuna.samplers.RandomSampler(seed=0),
-            load_if_exists=True,
-        )
-    try:
-        return optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        return None
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from studies import attrs
-from studies.confirmation.verdict import (
-    Confirmation,
-    load_confirmation,
-    search_baseline_trial,
-    trial_number,
-)
+from studies.attrs import trial_number
+from studies.confirmation.verdict import Confirmation, load_confirmation, search_baseline_trial
 from studies.report.confirmation import export_header_lines
 from studies.store.records import COMPLETE, FAIL, StudyRecord, TrialRecord, as_record
 from trainer.errors import UserError

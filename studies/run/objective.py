@@ -25,7 +25,8 @@ from studies import attrs
 from studies.run.search_space import suggest_config
 from studies.run.signals import hold_stop, release_stop
 from studies.tracking.courier import RunLog
-from studies.tracking.tracker import ParamValue, Tracker, TrackingError, child_tags, flatten_params
+from studies.tracking.layout import ParamValue, TrackingError, child_tags, flatten_params
+from studies.tracking.runs import Tracker
 from sweeps import ObjectiveSpec, SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 
@@ -116,7 +117,7 @@ def close_dead_trials(study: optuna.Study, tracker: Tracker) -> None:
         run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
         if run_id:
             try:
-                tracker.close_orphan(run_id)  # one cheap read per failed trial and launch
+                tracker.client.close_orphan(run_id)  # one cheap read per failed trial and launch
             except TrackingError:
                 return  # the server is away: none of the others can be closed either
 

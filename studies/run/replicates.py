@@ -28,10 +28,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from studies import attrs
-from studies.attrs import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
-from studies.confirmation.verdict import (
+from studies.attrs import (
     BASELINE_KEY,
-    companion_study,
+    ROLE_CONFIRMATION,
+    ROLE_SEARCH_BASELINE,
     confirmation_metric,
     trial_key,
 )
@@ -46,7 +46,9 @@ from studies.run.objective import (
     record_run_id,
     tracked_run,
 )
-from studies.tracking.tracker import ROLE_TAG, STATE_TAG, STUDY_TAG, Tracker
+from studies.store.records import companion_study
+from studies.tracking.layout import ROLE_TAG, STATE_TAG, STUDY_TAG
+from studies.tracking.runs import Tracker
 from sweeps import SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 

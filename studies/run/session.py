@@ -33,8 +33,10 @@ from studies.run.search_space import build_pruner, build_sampler
 from studies.run.sync import record_late_run_ids
 from studies.store.catalog import StudyMismatch
 from studies.store.storage import HEARTBEAT_INTERVAL_S, StorageError, open_storage
+from studies.tracking.courier import RunLog
+from studies.tracking.layout import TrackingError, flatten_params
 from studies.tracking.outbox import RunOutbox
-from studies.tracking.tracker import Tracker, TrackingError, flatten_params
+from studies.tracking.runs import Tracker
 from sweeps import StudyNameError, SweepSpec, check_study_name, spec_to_yaml
 
 __all__ = [
@@ -125,6 +127,7 @@ class OpenSweep:
 
     study: optuna.Study
     objective: Objective
+    parent: RunLog  # the parent run, journalled
     ui_url: str
     # Ended runs whose logs an earlier process left on disk: this one sends them.
     adopted: tuple[RunOutbox, ...] = ()
@@ -167,11 +170,11 @@ def open_sweep(
     trials_dir = study_dir(target.home, name)
     # Check the server before the storage: a sweep that cannot be tracked creates nothing.
     tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
-    tracker.check_reachable()
+    tracker.client.check_reachable()
     storage = open_storage(target.storage_url, heartbeat_interval=target.heartbeat_interval)
     study = optuna_study(spec, name, storage, create=create)
-    objective = _prepare(study, spec, tracker, name, trials_dir, observer)
-    ui_url = tracker.share_sweep_view(
+    objective, parent = _prepare(study, spec, tracker, name, trials_dir, observer)
+    ui_url = tracker.client.share_sweep_view(
         objective.experiment_id,
         list(spec.searched()),
         spec.objective.metric,
@@ -180,7 +183,9 @@ def open_sweep(
     if observer is not None:
         observer.sweep_started(ui_url)
     adopted = tuple(tracker.adopt_unsent())
-    return OpenSweep(study=study, objective=objective, ui_url=ui_url, adopted=adopted)
+    return OpenSweep(
+        study=study, objective=objective, parent=parent, ui_url=ui_url, adopted=adopted
+    )
 
 
 def _prepare(
@@ -190,7 +195,7 @@ def _prepare(
     name: str,
     trials_dir: Path,
     observer: SweepObserver | None,
-) -> Objective:
+) -> tuple[Objective, RunLog]:
     """Open the experiment and parent run, record them on the study."""
     spec_json = spec.model_dump(mode="json")
     stored = study.user_attrs.get(attrs.SPEC)
@@ -199,24 +204,26 @@ def _prepare(
             f"study {name!r} exists and was launched from a different spec; "
             "run `salsweep sweep resume` to continue it or pick another --study-name"
         )
-    experiment_id = tracker.ensure_experiment(name)
+    experiment_id = tracker.client.ensure_experiment(name)
     params = flatten_params(spec_json, "spec")
-    parent = tracker.find_or_create_parent(experiment_id, name, params, spec_to_yaml(spec))
+    parent = tracker.open_parent(experiment_id, name, params, spec_to_yaml(spec))
+    assert parent.run_id is not None  # an attached run has its id
     if stored is None:
         study.set_user_attr(attrs.SPEC, spec_json)
         study.set_user_attr(attrs.OBJECTIVE_METRIC, spec.objective.metric)
         study.set_user_attr(attrs.DIRECTION, spec.objective.direction)
     study.set_user_attr(attrs.MLFLOW_EXPERIMENT_ID, experiment_id)
-    study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent)
-    return Objective(
+    study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent.run_id)
+    objective = Objective(
         spec=spec,
         tracker=tracker,
         experiment_id=experiment_id,
-        parent_run_id=parent,
+        parent_run_id=parent.run_id,
         study_name=name,
         trials_dir=trials_dir,
         observer=observer,
     )
+    return objective, parent
 
 
 @contextlib.contextmanager
@@ -225,16 +232,16 @@ def parent_run(opened: OpenSweep, observer: SweepObserver | None) -> Iterator[No
     FINISHED; on any exit by exception (Ctrl-C included) it ends KILLED, and a tracking
     error then never hides why we are leaving. Either way this process's MLflow outboxes
     are sent for a bounded time; ``observer`` hears when that has to wait."""
-    tracker, parent = opened.tracker, opened.objective.parent_run_id
+    parent = opened.parent
     notice = None if observer is None else observer.tracking_wait
     try:
         yield
     except BaseException:
         with contextlib.suppress(TrackingError):
-            tracker.end_parent(parent, "KILLED", on_wait=notice)
+            parent.end_sweep("KILLED", on_wait=notice)
         raise
-    _summarise(opened.study, tracker, parent)
-    tracker.end_parent(parent, "FINISHED", on_wait=notice)
+    _summarise(opened.study, parent)
+    parent.end_sweep("FINISHED", on_wait=notice)
     # The runs the server created after their trial ended: named in `studies show`. The
     # sweep's work is done and stored: a storage that fails past its retries now loses
     # only these ids, which `studies sync` records as well.
@@ -242,12 +249,12 @@ def parent_run(opened: OpenSweep, observer: SweepObserver | None) -> Iterator[No
         record_late_run_ids(opened.study, opened.objective.trials_dir)
 
 
-def _summarise(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> None:
+def _summarise(study: optuna.Study, parent: RunLog) -> None:
     """Plots, the confirmation and the best configuration on the parent run."""
     with tempfile.TemporaryDirectory(prefix="salsweep-plots-") as tmp:
         plots = save_study_plots(study, Path(tmp))
         if plots:
-            tracker.log_artifacts(parent_run_id, Path(tmp), "plots")
+            parent.log_artifacts(Path(tmp), "plots")
     confirmation = load_confirmation(study)
     if confirmation is not None:
         with tempfile.TemporaryDirectory(prefix="salsweep-confirm-") as tmp:
@@ -255,10 +262,10 @@ def _summarise(study: optuna.Study, tracker: Tracker, parent_run_id: str) -> Non
             (folder / "confirmation.md").write_text(confirmation_markdown(confirmation))
             (folder / "confirmation.csv").write_text(confirmation_csv(confirmation))
             save_confirmation_plot(confirmation, folder / "confirmation.png")
-            tracker.log_artifacts(parent_run_id, folder, None)
-        tracker.log_epoch(parent_run_id, 0, confirmation_metrics(confirmation))
+            parent.log_artifacts(folder, None)
+        parent.log_epoch(0, confirmation_metrics(confirmation))
     try:
         text = export_best(study, "trainer")
     except ValueError:
         return  # no completed trial yet: nothing to export
-    tracker.log_text(parent_run_id, text, "best_config.yaml")
+    parent.log_text(text, "best_config.yaml")

@@ -18,15 +18,15 @@ recorded on the trial's study (`record_late_run_ids`, `attrs.LATE_RUN_ID`), so t
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studies import attrs
+from studies.tracking.client import Client
 from studies.tracking.courier import ALREADY, REJECTED, SENT, Unreachable, send_next
+from studies.tracking.layout import CHILD_STATUS, ChildState, TrackingError, now_ms
 from studies.tracking.outbox import OP_END, OP_LOG, RunOutbox, find_outboxes
-from studies.tracking.tracker import CHILD_STATUS, ChildState, Tracker, TrackingError
 from sweeps import check_study_name
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _close_if_ended(outbox: RunOutbox, ended: dict[tuple[str, int], ChildState])
         {
             "op": OP_END,
             "status": CHILD_STATUS[state],
-            "end_time": _ms_now(),
+            "end_time": now_ms(),
             "state": state,
             "value": None,
         }
@@ -113,7 +113,7 @@ def record_late_run_ids(study: optuna.Study, folder: Path) -> int:
     that has none, from the outboxes under ``folder`` whose run the server has created; returns
     how many were recorded. An ended trial's attributes cannot change: the id goes on the
     study as `attrs.LATE_RUN_ID` + number, which `studies.store.records` reads as the trial's."""
-    from studies.confirmation.verdict import companion_study
+    from studies.store.records import companion_study
 
     studies = {study.study_name: study}
     if (companion := companion_study(study)) is not None:
@@ -139,12 +139,8 @@ def record_late_run_ids(study: optuna.Study, folder: Path) -> int:
     return recorded
 
 
-def _ms_now() -> int:
-    return int(time.time() * 1000)
-
-
 def _sync_one(
-    tracker: Tracker,
+    client: Client,
     outbox: RunOutbox,
     ended: dict[tuple[str, int], ChildState],
     report: SyncReport,
@@ -160,7 +156,7 @@ def _sync_one(
         with outbox.claim(wait=True):
             outbox.refresh()  # a live sweep may have sent or journalled more meanwhile
             op = outbox.next_op()
-            result = send_next(tracker, outbox)
+            result = send_next(client, outbox)
         if result is None:
             break
         if result == SENT:
@@ -184,18 +180,18 @@ def sync_study(name: str, home: Path, tracking_uri: str, storage_url: str) -> Sy
             f"study {name!r} has no folder {folder}: nothing to sync (is --home the data "
             "dir the sweep ran with?)"
         )
-    tracker = Tracker(tracking_uri)
-    tracker.check_reachable()
+    client = Client(tracking_uri)
+    client.check_reachable()
     study = _read(name, storage_url)
     ended = _ended_trials(study)
     report = SyncReport()
     for outbox in find_outboxes(folder):
         report.runs += 1
         try:
-            _sync_one(tracker, outbox, ended, report)
+            _sync_one(client, outbox, ended, report)
         except Unreachable as exc:
             raise TrackingError(
-                f"MLflow server {tracker.shown_uri} stopped answering during the sync "
+                f"MLflow server {client.shown_uri} stopped answering during the sync "
                 f"({report.sent} operations sent so far; run `salsweep studies sync {name}` "
                 f"again): {exc}"
             ) from None

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from studies import attrs
-from studies.confirmation.verdict import companion_name, is_companion_name
+from studies.attrs import companion_name, is_companion_name
 from studies.store import tables
 from studies.store.records import StudyRecord, StudySummary, as_record
 from studies.urls import redact_url

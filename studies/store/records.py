@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from studies import attrs
+from studies.attrs import companion_name
 
 if TYPE_CHECKING:
     import optuna
@@ -34,6 +35,7 @@ __all__ = [
     "StudySummary",
     "TrialRecord",
     "as_record",
+    "companion_study",
     "with_late_run_ids",
 ]
 
@@ -99,8 +101,6 @@ def as_record(study: optuna.Study | StudyRecord, *, companion: bool = True) -> S
         return study
     other = None
     if companion:
-        from studies.confirmation.verdict import companion_study
-
         found = companion_study(study)
         other = None if found is None else as_record(found, companion=False)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
@@ -138,3 +138,25 @@ def _trial(t: FrozenTrial) -> TrialRecord:
         datetime_start=t.datetime_start,
         datetime_complete=t.datetime_complete,
     )
+
+
+def companion_study(study: optuna.Study, *, create: bool = False) -> optuna.Study | None:
+    """The companion study of ``study`` in the same storage; None when it does not exist
+    (``create``: made, with the same direction)."""
+    import optuna
+
+    storage = study._storage
+    name = companion_name(study.study_name)
+    if create:
+        return optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction=study.direction,
+            # Replicates suggest nothing: the sampler is never asked for a value.
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            load_if_exists=True,
+        )
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None

@@ -34,10 +34,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlflow.exceptions import MlflowException, RestException
 
+from studies.tracking.layout import (
+    CHILD_STATUS,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAMS_PER_BATCH,
+    ChildState,
+    ParamValue,
+    RunEnd,
+    now_ms,
+)
 from studies.tracking.outbox import (
     KEY_TAG,
     OP_ARTIFACT,
@@ -47,16 +56,7 @@ from studies.tracking.outbox import (
     OP_LOG,
     RunOutbox,
 )
-from studies.tracking.tracker import (
-    CHILD_STATUS,
-    MAX_METRICS_PER_BATCH,
-    MAX_PARAMS_PER_BATCH,
-    ChildState,
-    ParamValue,
-    RunEnd,
-    Tracker,
-    redact_text,
-)
+from studies.urls import error_line
 from trainer.io import OutputError, write_output
 
 __all__ = [
@@ -65,6 +65,7 @@ __all__ = [
     "SENT",
     "Courier",
     "RunLog",
+    "Transport",
     "Unreachable",
     "attach_run",
     "courier_for",
@@ -96,15 +97,41 @@ class Unreachable(Exception):
     """The server did not answer (or failed) a request; the operation stays pending."""
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+class Transport(Protocol):
+    """The requests the courier sends, one journalled operation each; they raise the MLflow
+    client's own exceptions (studies.tracking.client.Client is one). The courier is handed
+    its transport, as MLflow's async logging queue is handed its ``logging_func``."""
 
+    tracking_uri: str
 
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
-    line = redact_text(line)
-    return line if len(line) <= 300 else line[:297] + "..."
+    def answers(self, timeout: float) -> bool: ...
+
+    def create_run(
+        self, experiment_id: str, run_name: str, tags: Mapping[str, str], start_time: int
+    ) -> str: ...
+
+    def find_run(self, experiment_id: str, tag: str, value: str) -> str | None: ...
+
+    def send_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[tuple[str, float, int, int]],
+        params: Mapping[str, str],
+        tags: Mapping[str, str],
+    ) -> None: ...
+
+    def has_metric(self, run_id: str, key: str, step: int, timestamp: int) -> bool: ...
+
+    def upload(self, run_id: str, path: Path, artifact_path: str | None) -> None: ...
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunEnd,
+        end_time: int,
+        state: str | None = None,
+        value: float | None = None,
+    ) -> None: ...
 
 
 def _refused(exc: BaseException) -> bool:
@@ -121,7 +148,7 @@ def _refused(exc: BaseException) -> bool:
 
 
 def _apply(
-    tracker: Tracker, outbox: RunOutbox, op: dict[str, Any], verify: bool
+    transport: Transport, outbox: RunOutbox, op: dict[str, Any], verify: bool
 ) -> tuple[bool, str | None]:
     """Send ``op`` (checking first, when ``verify``, whether the server has it already).
     Returns (found on the server, the run id when the op gives one)."""
@@ -130,10 +157,10 @@ def _apply(
         return False, str(op["run_id"])
     if kind == OP_CREATE:
         if verify:
-            found = tracker.find_run(str(op["experiment_id"]), KEY_TAG, outbox.key)
+            found = transport.find_run(str(op["experiment_id"]), KEY_TAG, outbox.key)
             if found is not None:
                 return True, found
-        created = tracker.create_run(
+        created = transport.create_run(
             str(op["experiment_id"]), str(op["run_name"]), op["tags"], int(op["start_time"])
         )
         return False, created
@@ -143,21 +170,21 @@ def _apply(
         metrics = [(str(k), float(v), int(ts), int(step)) for k, v, ts, step in op["metrics"]]
         if verify and metrics:
             key, _, stamp, step = metrics[0]
-            if tracker.has_metric(run_id, key, step, stamp):
+            if transport.has_metric(run_id, key, step, stamp):
                 return True, None
         # Params and tags are idempotent: sending them again changes nothing.
-        tracker.send_batch(run_id, metrics, op.get("params") or {}, op.get("tags") or {})
+        transport.send_batch(run_id, metrics, op.get("params") or {}, op.get("tags") or {})
     elif kind == OP_ARTIFACT:
-        tracker.upload(run_id, outbox.resolve(str(op["path"])), op.get("artifact_path"))
+        transport.upload(run_id, outbox.resolve(str(op["path"])), op.get("artifact_path"))
     elif kind == OP_END:
         # Idempotent too: a metric with the same key, value, step and time is stored once.
-        tracker.finish_run(
+        transport.finish_run(
             run_id, op["status"], int(op["end_time"]), op.get("state"), op.get("value")
         )
     return False, None
 
 
-def send_next(tracker: Tracker, outbox: RunOutbox) -> str | None:
+def send_next(transport: Transport, outbox: RunOutbox) -> str | None:
     """Send the outbox's next pending operation: ``SENT``, ``ALREADY`` (found on the
     server), ``REJECTED`` (refused for good, skipped) or None (nothing pending).
     Raises `Unreachable` when the server is away; the operation stays pending and is
@@ -173,13 +200,13 @@ def send_next(tracker: Tracker, outbox: RunOutbox) -> str | None:
         outbox.reject(seq, f"{op['path']} is gone from {outbox.folder}")
         return REJECTED
     try:
-        found, run_id = _apply(tracker, outbox, op, outbox.verify_next)
+        found, run_id = _apply(transport, outbox, op, outbox.verify_next)
     except (MlflowException, OSError) as exc:
         if _refused(exc):
-            outbox.reject(seq, _one_line(exc))
+            outbox.reject(seq, error_line(exc))
             return REJECTED
         outbox.verify_next = True
-        raise Unreachable(_one_line(exc)) from exc
+        raise Unreachable(error_line(exc)) from exc
     outbox.ack(seq, run_id=run_id, already=found)
     return ALREADY if found else SENT
 
@@ -190,8 +217,8 @@ def send_next(tracker: Tracker, outbox: RunOutbox) -> str | None:
 class Courier:
     """Sends the outboxes given to :meth:`add` from a daemon thread (see the module)."""
 
-    def __init__(self, tracking_uri: str) -> None:
-        self.tracker = Tracker(tracking_uri)
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
         self._cond = threading.Condition()
         self._outboxes: list[RunOutbox] = []
         self._urgent: list[RunOutbox] = []
@@ -282,7 +309,7 @@ class Courier:
     def _loop(self) -> None:
         while True:
             outbox = self._next_outbox()
-            if self.down_since is not None and not self.tracker.answers(HEALTH_TIMEOUT_S):
+            if self.down_since is not None and not self.transport.answers(HEALTH_TIMEOUT_S):
                 self._failed("no answer from /health")
                 continue
             self._sending_since = time.monotonic()
@@ -292,7 +319,7 @@ class Courier:
                         with self._cond:
                             self._busy_until[id(outbox)] = time.monotonic() + 0.5
                         continue
-                    send_next(self.tracker, outbox)
+                    send_next(self.transport, outbox)
             except Unreachable as exc:
                 self._failed(str(exc))
                 continue
@@ -346,12 +373,13 @@ _COURIERS: dict[str, Courier] = {}
 _COURIERS_LOCK = threading.Lock()
 
 
-def courier_for(tracking_uri: str) -> Courier:
-    """This process's courier for ``tracking_uri`` (made on first use)."""
+def courier_for(transport: Transport) -> Courier:
+    """This process's courier for the transport's server (made on first use, with
+    ``transport``; one courier per tracking URI)."""
     with _COURIERS_LOCK:
-        courier = _COURIERS.get(tracking_uri)
+        courier = _COURIERS.get(transport.tracking_uri)
         if courier is None:
-            courier = _COURIERS[tracking_uri] = Courier(tracking_uri)
+            courier = _COURIERS[transport.tracking_uri] = Courier(transport)
         return courier
 
 
@@ -384,7 +412,7 @@ class RunLog:
 
     def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
         """One epoch's metrics at ``step=epoch``, stamped now (one request per 1000)."""
-        stamp = _now_ms()
+        stamp = now_ms()
         items = [[key, float(value), stamp, epoch] for key, value in metrics.items()]
         for start in range(0, len(items), MAX_METRICS_PER_BATCH):
             self._append({"op": OP_LOG, "metrics": items[start : start + MAX_METRICS_PER_BATCH]})
@@ -424,7 +452,7 @@ class RunLog:
             {
                 "op": OP_END,
                 "status": CHILD_STATUS[state],
-                "end_time": _now_ms(),
+                "end_time": now_ms(),
                 "state": state,
                 "value": value,
             }
@@ -437,9 +465,9 @@ class RunLog:
     ) -> None:
         """Close the sweep's parent run with ``status``, then wait for every outbox of
         this process (see `flush_process`)."""
-        self._append({"op": OP_END, "status": status, "end_time": _now_ms()})
+        self._append({"op": OP_END, "status": status, "end_time": now_ms()})
         flush_process(
-            self.courier.tracker.tracking_uri,
+            self.courier.transport.tracking_uri,
             interrupted=status != "FINISHED",
             on_wait=on_wait,
         )
@@ -467,18 +495,18 @@ def flush_process(
     return not mine
 
 
-def adopt(tracking_uri: str, outboxes: Sequence[RunOutbox]) -> None:
+def adopt(transport: Transport, outboxes: Sequence[RunOutbox]) -> None:
     """Have this process's courier send ``outboxes`` with its own: ended runs whose logs an
     earlier process left on disk (its server was away). Each is sent under its lock and
     checked on the server first, so a `studies sync` or another process sending it at the
     same time never makes it log twice; this process's end waits for them too."""
-    courier = courier_for(tracking_uri)
+    courier = courier_for(transport)
     for outbox in outboxes:
         courier.add(outbox)
 
 
 def open_run(
-    tracking_uri: str,
+    transport: Transport,
     folder: Path,
     experiment_id: str,
     run_name: str,
@@ -487,17 +515,17 @@ def open_run(
     *,
     owner: tuple[str, int] | None = None,
 ) -> RunLog:
-    """A new run through an outbox in ``folder`` (see `Tracker.open_run`)."""
+    """A new run through an outbox in ``folder`` (see `studies.tracking.runs.Tracker.open_run`)."""
     import uuid
 
-    courier = courier_for(tracking_uri)
+    courier = courier_for(transport)
     key = uuid.uuid4().hex[:16]
     header: dict[str, Any] = {
         "op": OP_CREATE,
         "experiment_id": experiment_id,
         "run_name": run_name,
         "tags": {**tags, KEY_TAG: key},
-        "start_time": _now_ms(),
+        "start_time": now_ms(),
     }
     if owner is not None:
         header["owner"] = list(owner)
@@ -510,12 +538,12 @@ def open_run(
     return log
 
 
-def attach_run(tracking_uri: str, folder: Path, run_id: str, run_name: str) -> RunLog:
+def attach_run(transport: Transport, folder: Path, run_id: str, run_name: str) -> RunLog:
     """An outbox for run ``run_id``, which exists already (a sweep's parent run), in a
     folder of its own under ``folder``: each sweep process journals its own summary."""
     import uuid
 
-    courier = courier_for(tracking_uri)
+    courier = courier_for(transport)
     key = uuid.uuid4().hex[:16]
     header = {"op": OP_ATTACH, "run_id": run_id, "run_name": run_name}
     outbox = RunOutbox.create(folder / key, header, key=key)

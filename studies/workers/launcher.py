@@ -48,12 +48,13 @@ import optuna
 from optuna.trial import TrialState
 
 from studies import attrs
-from studies.confirmation.verdict import companion_study
 from studies.run.objective import SweepObserver, close_dead_trials
 from studies.run.replicates import baseline_search_job, confirmation_jobs, enqueue_jobs, top_trials
 from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run
 from studies.run.sweep import COUNTED_STATES, SweepDiverged, trial_budget
-from studies.tracking.tracker import Tracker, TrackingError
+from studies.store.records import companion_study
+from studies.tracking.layout import TrackingError
+from studies.tracking.runs import Tracker
 from studies.workers.plan import (
     CPU_THREADS_PER_WORKER,
     WorkerPlan,
@@ -408,7 +409,7 @@ class _Launcher:
                 run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
                 if run_id:
                     with contextlib.suppress(TrackingError):
-                        self.tracker.close_orphan(run_id)
+                        self.tracker.client.close_orphan(run_id)
 
 
 def _is_terminated(exc: BaseException) -> bool:

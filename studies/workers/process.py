@@ -30,7 +30,7 @@ from studies.run.signals import exit_code, install_stop_handlers
 if TYPE_CHECKING:
     import optuna
 
-    from studies.tracking.tracker import Tracker
+    from studies.tracking.runs import Tracker
     from sweeps import SweepSpec
 
 __all__ = ["main"]
@@ -116,7 +116,7 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     from studies.run.session import optuna_study
     from studies.store.catalog import quiet_optuna_logs
     from studies.store.storage import open_storage
-    from studies.tracking.tracker import Tracker
+    from studies.tracking.runs import Tracker
     from sweeps import parse_spec
 
     quiet_optuna_logs()

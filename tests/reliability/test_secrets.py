@@ -21,7 +21,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from studies import load_study
-from studies.confirmation.verdict import companion_study
+from studies.store.records import companion_study
 from studies.tracking.server import ServerInfo
 from tests.port_helpers import free_port
 

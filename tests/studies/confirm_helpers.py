@@ -9,8 +9,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from studies.attrs import NON_FINITE, ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
-from studies.confirmation.verdict import BASELINE_KEY, companion_study
+from studies.attrs import BASELINE_KEY, NON_FINITE, ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+from studies.store.records import companion_study
 
 
 def add_replicate(

@@ -25,8 +25,9 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studies import load_study, trial_rows
+from studies.tracking.layout import VALUE_METRIC, ChildState
+from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
-from studies.tracking.tracker import VALUE_METRIC, ChildState, Tracker
 from tests.studies.sweep_helpers import Sweep
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -6,8 +6,7 @@ import socket
 
 import pytest
 
-from studies.tracking.tracker import redact_text
-from studies.urls import port_in_use, redact_url, runs_page_url, sweep_view_state
+from studies.urls import port_in_use, redact_text, redact_url, runs_page_url, sweep_view_state
 from tests.port_helpers import free_port
 
 

@@ -14,17 +14,15 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from studies.attrs import ROLE_CONFIRMATION
-from studies.confirmation.stats import estimate
-from studies.confirmation.verdict import (
+from studies.attrs import (
+    ROLE_CONFIRMATION,
     companion_name,
-    companion_study,
     confirmation_metric,
-    load_confirmation,
-    replicates,
     trial_key,
     trial_number,
 )
+from studies.confirmation.stats import estimate
+from studies.confirmation.verdict import load_confirmation, replicates
 from studies.report.confirmation import (
     confirmation_csv,
     confirmation_markdown,
@@ -36,6 +34,7 @@ from studies.report.confirmation import (
     verdict_sentence,
 )
 from studies.store.catalog import StudyMismatch, load_study, study_summaries
+from studies.store.records import companion_study
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -12,7 +12,6 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from studies.confirmation.verdict import companion_study
 from studies.run.replicates import (
     ReplicateRunner,
     _claimed,
@@ -21,7 +20,8 @@ from studies.run.replicates import (
     confirmation_jobs,
     top_trials,
 )
-from studies.tracking.tracker import Tracker
+from studies.store.records import companion_study
+from studies.tracking.runs import Tracker
 from sweeps import SweepSpec, parse_spec
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline
 from tests.studies.sweep_helpers import tiny_spec

@@ -30,7 +30,8 @@ from studies import (
     run_sweep,
     write_export,
 )
-from studies.confirmation.verdict import companion_name, load_confirmation
+from studies.attrs import companion_name
+from studies.confirmation.verdict import load_confirmation
 from studies.tracking.server import ServerInfo
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, Sweep, tiny_spec
@@ -118,7 +119,7 @@ def test_mlflow_holds_parent_and_one_child_per_trial(
     assert parent.info.run_name == "sweep"
     assert parent.info.status == "FINISHED"
     assert parent.data.params["spec.budget.n_trials"] == str(N_TRIALS)
-    # The spec's lists and nulls as JSON (studies.tracking.tracker.flatten_params).
+    # The spec's lists and nulls as JSON (studies.tracking.layout.flatten_params).
     assert parent.data.params["spec.search.loss.use_inv_depth.choices"] == "[true, false]"
     assert parent.data.params["spec.budget.timeout"] == "null"
     assert parent.data.params["spec.base.data.path"] == "null"

@@ -21,7 +21,6 @@ from optuna.distributions import (
 )
 from optuna.trial import TrialState, create_trial
 
-from studies.confirmation.verdict import companion_study
 from studies.store import tables
 from studies.store.catalog import (
     StudyMismatch,
@@ -31,7 +30,7 @@ from studies.store.catalog import (
     stored_spec,
     study_summaries,
 )
-from studies.store.records import StudyRecord, as_record
+from studies.store.records import StudyRecord, as_record, companion_study
 from studies.store.storage import StorageError, open_storage
 from sweeps import SpecError
 

@@ -34,8 +34,8 @@ from studies.tracking.courier import (
     send_next,
 )
 from studies.tracking.outbox import KEY_TAG, OP_ATTACH, OP_CREATE, OP_END, OP_LOG, RunOutbox
+from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
-from studies.tracking.tracker import Tracker
 from tests.port_helpers import free_port
 
 EPOCHS = 3

@@ -18,14 +18,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from studies.tracking.layout import PARENT_RUN_NAME, ChildState, TrackingError, flatten_params
+from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
-from studies.tracking.tracker import (
-    PARENT_RUN_NAME,
-    ChildState,
-    Tracker,
-    TrackingError,
-    flatten_params,
-)
 from studies.urls import SHARED_VIEW_TAG_PREFIX as SHARED
 from tests.port_helpers import free_port
 

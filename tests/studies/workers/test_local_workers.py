@@ -22,9 +22,11 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from studies import attrs, load_study
-from studies.confirmation.verdict import companion_name, companion_study, load_confirmation
+from studies.attrs import companion_name
+from studies.confirmation.verdict import load_confirmation
 from studies.run.replicates import baseline_search_job
 from studies.run.search_space import build_sampler, worker_seed
+from studies.store.records import companion_study
 from studies.tracking.server import ServerInfo
 from studies.workers.launcher import (
     auto_workers,
