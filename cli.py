@@ -605,9 +605,9 @@ def studies_sync(name: str, storage: str | None, tracking_uri: str | None, home:
     one the server does not have, never one it has: a second call sends nothing. Runs whose
     trial ended without closing them (a worker that died) are closed.
     """
-    from studies.home import resolve_tracking
     from studies.run.sync import sync_study
     from studies.store.catalog import quiet_optuna_logs
+    from studies.tracking.server import resolve_tracking
 
     quiet_optuna_logs()
     tracking = resolve_tracking(tracking_uri, home)

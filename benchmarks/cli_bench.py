@@ -87,10 +87,11 @@ def write_study(home: Path, n_trials: int) -> None:
 
     from studies.attrs import BASELINE_KEY, trial_key
     from studies.confirmation.verdict import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+    from studies.home import default_storage_url
     from studies.run.search_space import suggest_config
     from studies.store.catalog import quiet_optuna_logs
     from studies.store.records import companion_study
-    from studies.store.storage import default_storage_url, open_storage
+    from studies.store.storage import open_storage
     from sweeps import SPEC_DIR, load_spec
 
     quiet_optuna_logs()

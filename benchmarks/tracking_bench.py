@@ -13,7 +13,7 @@ Instrumented in the benchmark's processes only, never in the product: a
 ``sitecustomize`` module put on the path of the launched processes (the CLI, and the
 workers it starts) wraps, before anything runs,
 
-- MLflow: every public method of ``studies.tracking.tracker.Tracker`` and, where they exist, of
+- MLflow: every public method of ``studies.tracking.client.Client`` and, where they exist, of
   the outbox classes that log a run (``studies.tracking.courier.RunLog``), the calls a trial
   makes to log its run;
 - Optuna: every public method of the storage (``RDBStorage``), of the samplers and of the
@@ -130,8 +130,8 @@ def install_hooks(folder: str) -> None:
     pruners.append(optuna.pruners.HyperbandPruner)
     for cls in [*storages, *samplers, *pruners]:
         _wrap_class(clock, "optuna", cls)
-    tracking = importlib.import_module("studies.tracking.tracker")
-    _wrap_class(clock, "mlflow", tracking.Tracker)
+    client = importlib.import_module("studies.tracking.client")
+    _wrap_class(clock, "mlflow", client.Client)
     try:
         courier = importlib.import_module("studies.tracking.courier")
     except ImportError:

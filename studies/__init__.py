@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         ConfirmError,
         load_confirmation,
     )
-    from studies.home import default_storage_url, resolve_storage, resolve_tracking
+    from studies.home import default_storage_url, resolve_storage
     from studies.report.confirmation import (
         TABLE_HEADER,
         export_header_lines,
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from studies.tracking.server import (
         ServerError,
         ServerInfo,
+        resolve_tracking,
         server_status,
         start_server,
         stop_server,
@@ -101,7 +102,7 @@ _NAMES: dict[str, str] = {
     "read_study": "studies.store.catalog",
     "remaining_trials": "studies.run.sweep",
     "resolve_storage": "studies.home",
-    "resolve_tracking": "studies.home",
+    "resolve_tracking": "studies.tracking.server",
     "run_sweep": "studies.run.sweep",
     "save_study_plots": "studies.report.trials",
     "server_status": "studies.tracking.server",

@@ -1,26 +1,55 @@
-"""Decide where a sweep keeps its state: storage URL, tracking server, data dir.
+"""The data dir's layout (``--home``, ``SALSWEEP_HOME``; default ``.salsweep``), in one
+module: every file and folder salsweep keeps there is named here.
 
-Naming the storage imports nothing (the read-only commands use `resolve_storage`); the
-server module loads only when a tracking server is looked for.
+```
+<home>/optuna.db                        the default Optuna storage (SQLite)
+<home>/mlflow.db, mlartifacts/          the local MLflow server's store and artifacts
+<home>/mlflow-server.{json,log,lock}    its state (pid, address), log and start lock
+<home>/studies/<name>/                  a study's folder:
+    trial-<nnnn>/                       a search trial's outputs and run outbox
+    replicates/<run name>/              a replicate's (and the baseline's) outputs and outbox
+    mlflow-parent/<key>/                each sweep process's outbox of the parent run
+```
+
+Imports nothing heavy at import time: the read-only commands name the storage through it,
+and `salsweep server status` reads the server's files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ResolvedTracking", "default_storage_url", "resolve_storage", "resolve_tracking"]
+__all__ = [
+    "MLFLOW_ARTIFACTS",
+    "MLFLOW_DB",
+    "OPTUNA_DB",
+    "PARENT_OUTBOX_DIR",
+    "REPLICATES_DIR",
+    "SERVER_LOCK",
+    "SERVER_LOG",
+    "SERVER_STATE",
+    "STUDIES_DIR",
+    "default_storage_url",
+    "resolve_storage",
+    "study_dir",
+    "trial_dir",
+]
 
-
-@dataclass(frozen=True)
-class ResolvedTracking:
-    uri: str
-    started_here: bool
+OPTUNA_DB = "optuna.db"
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS = "mlartifacts"
+SERVER_STATE = "mlflow-server.json"
+SERVER_LOG = "mlflow-server.log"
+SERVER_LOCK = "mlflow-server.lock"
+STUDIES_DIR = "studies"
+# Under a study's folder.
+REPLICATES_DIR = "replicates"
+PARENT_OUTBOX_DIR = "mlflow-parent"
 
 
 def default_storage_url(home: Path) -> str:
     """SQLite file ``<home>/optuna.db``."""
-    return f"sqlite:///{(home / 'optuna.db').resolve()}"
+    return f"sqlite:///{(home / OPTUNA_DB).resolve()}"
 
 
 def resolve_storage(storage: str | None, home: Path) -> str:
@@ -28,17 +57,20 @@ def resolve_storage(storage: str | None, home: Path) -> str:
     return storage or default_storage_url(home)
 
 
-def resolve_tracking(
-    tracking_uri: str | None, home: Path, *, port: int | None = None
-) -> ResolvedTracking:
-    """The given URI; else the data dir's running server; else start that server (on
-    ``port``, default `studies.tracking.server.DEFAULT_PORT`)."""
-    if tracking_uri:
-        return ResolvedTracking(tracking_uri, started_here=False)
-    from studies.tracking.server import DEFAULT_PORT, server_status, start_server
+def study_dir(home: Path, name: str) -> Path:
+    """``<home>/studies/<name>``: the folder of a study's trial outputs. Raises
+    `sweeps.StudyNameError` for a name that is not a plain folder name, or whose folder
+    would resolve outside the data dir (a symbolic link named like the study)."""
+    from sweeps import StudyNameError, check_study_name  # pydantic: not for `server status`
 
-    running = server_status(home)
-    if running is not None:
-        return ResolvedTracking(running.url, started_here=False)
-    started = start_server(home, port=DEFAULT_PORT if port is None else port)
-    return ResolvedTracking(started.url, started_here=True)
+    check_study_name(name)
+    root = (home / STUDIES_DIR).resolve()
+    folder = (root / name).resolve()
+    if folder.parent != root:
+        raise StudyNameError(name, f"its folder {folder} is outside the data dir {home}")
+    return home / STUDIES_DIR / name
+
+
+def trial_dir(study_folder: Path, number: int) -> Path:
+    """A search trial's folder: ``trial-<nnnn>`` (zero-padded, so they sort)."""
+    return study_folder / f"trial-{number:04d}"

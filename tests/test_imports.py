@@ -16,9 +16,10 @@ from pathlib import Path
 import optuna
 import pytest
 
+from studies.home import default_storage_url
 from studies.run.search_space import suggest_config
 from studies.store.catalog import quiet_optuna_logs
-from studies.store.storage import default_storage_url, open_storage
+from studies.store.storage import open_storage
 from sweeps import SPEC_DIR, load_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import optuna
 
 from studies import attrs
+from studies.home import trial_dir
 from studies.run.search_space import suggest_config
 from studies.run.signals import hold_stop, release_stop
 from studies.tracking.courier import RunLog
@@ -229,7 +230,7 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         config = suggest_config(trial, self.spec)
         metric = self.spec.objective.metric
-        out_dir = self.trials_dir / f"trial-{trial.number:04d}"
+        out_dir = trial_dir(self.trials_dir, trial.number)
         run = self.tracker.open_run(
             out_dir,
             self.experiment_id,

@@ -19,6 +19,7 @@ from optuna.storages import BaseStorage
 
 from studies import attrs
 from studies.confirmation.verdict import load_confirmation
+from studies.home import REPLICATES_DIR, study_dir
 from studies.report.confirmation import (
     confirmation_csv,
     confirmation_markdown,
@@ -37,7 +38,7 @@ from studies.tracking.courier import RunLog
 from studies.tracking.layout import TrackingError, flatten_params
 from studies.tracking.outbox import RunOutbox
 from studies.tracking.runs import Tracker
-from sweeps import StudyNameError, SweepSpec, check_study_name, spec_to_yaml
+from sweeps import SweepSpec, spec_to_yaml
 
 __all__ = [
     "OpenSweep",
@@ -47,7 +48,6 @@ __all__ = [
     "optuna_study",
     "parent_run",
     "replicate_runner",
-    "study_dir",
 ]
 
 
@@ -78,18 +78,6 @@ class SweepOutcome:
     earlier_sent: int = 0
 
 
-def study_dir(home: Path, name: str) -> Path:
-    """``<home>/studies/<name>``: the folder of a study's trial outputs. Raises
-    `sweeps.StudyNameError` for a name that is not a plain folder name, or whose folder
-    would resolve outside the data dir (a symbolic link named like the study)."""
-    check_study_name(name)
-    root = (home / "studies").resolve()
-    folder = (root / name).resolve()
-    if folder.parent != root:
-        raise StudyNameError(name, f"its folder {folder} is outside the data dir {home}")
-    return home / "studies" / name
-
-
 def optuna_study(
     spec: SweepSpec, name: str, storage: BaseStorage, *, create: bool, worker: int = 0
 ) -> optuna.Study:
@@ -116,7 +104,7 @@ def replicate_runner(objective: Objective) -> ReplicateRunner:
         experiment_id=objective.experiment_id,
         parent_run_id=objective.parent_run_id,
         study_name=objective.study_name,
-        runs_dir=objective.trials_dir / "replicates",
+        runs_dir=objective.trials_dir / REPLICATES_DIR,
         observer=objective.observer,
     )
 

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studies import attrs
 from studies.confirmation.verdict import ConfirmError
+from studies.home import study_dir
 from studies.run.objective import Objective, SweepObserver, close_dead_trials, optimize
 from studies.run.replicates import (
     ReplicateRunner,
@@ -24,14 +25,7 @@ from studies.run.replicates import (
     run_jobs,
     top_trials,
 )
-from studies.run.session import (
-    SweepOutcome,
-    SweepTarget,
-    open_sweep,
-    parent_run,
-    replicate_runner,
-    study_dir,
-)
+from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run, replicate_runner
 from studies.store.catalog import stored_spec
 from sweeps import ConfirmSpec, SweepSpec
 from trainer import NonFiniteLoss
@@ -44,7 +38,6 @@ __all__ = [
     "confirm_sweep",
     "remaining_trials",
     "run_sweep",
-    "study_dir",
     "trial_budget",
 ]
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studies import attrs
+from studies.home import study_dir
 from studies.tracking.client import Client
 from studies.tracking.courier import ALREADY, REJECTED, SENT, Unreachable, send_next
 from studies.tracking.layout import CHILD_STATUS, ChildState, TrackingError, now_ms
 from studies.tracking.outbox import OP_END, OP_LOG, RunOutbox, find_outboxes
-from sweeps import check_study_name
 
 if TYPE_CHECKING:
     import optuna
@@ -174,7 +174,7 @@ def sync_study(name: str, home: Path, tracking_uri: str, storage_url: str) -> Sy
     """Send every pending operation of every run of study ``name`` (its folder under
     ``home``) to ``tracking_uri``. Raises `TrackingError` when the server does not answer
     (before or during the sync: what was sent stays sent, run it again)."""
-    folder = home / "studies" / check_study_name(name)
+    folder = study_dir(home, name)
     if not folder.is_dir():
         raise TrackingError(
             f"study {name!r} has no folder {folder}: nothing to sync (is --home the data "

@@ -42,7 +42,6 @@ from sqlalchemy.exc import (
 
 # Defined in studies.home, which imports nothing: the read-only commands name the
 # default storage without importing Optuna.
-from studies.home import default_storage_url
 from trainer.errors import UserError
 
 __all__ = [
@@ -54,7 +53,6 @@ __all__ = [
     "RetryingStorage",
     "StorageError",
     "StorageStats",
-    "default_storage_url",
     "open_storage",
 ]
 

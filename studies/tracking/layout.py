@@ -21,7 +21,6 @@ __all__ = [
     "CLIENT_ENV_DEFAULTS",
     "MAX_METRICS_PER_BATCH",
     "MAX_PARAMS_PER_BATCH",
-    "PARENT_OUTBOX_DIR",
     "PARENT_ROLE",
     "PARENT_RUN_NAME",
     "ROLE_TAG",
@@ -64,8 +63,6 @@ CLIENT_ENV_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-# Under a sweep's folder: the parent run's outboxes, one folder per sweep process.
-PARENT_OUTBOX_DIR = "mlflow-parent"
 
 ParamValue = str | float | int | bool
 ChildState = Literal["COMPLETE", "PRUNED", "FAIL"]

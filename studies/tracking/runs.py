@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from studies.home import PARENT_OUTBOX_DIR
 from studies.tracking.client import Client
 from studies.tracking.courier import RunLog, adopt, attach_run, flush_process, open_run
-from studies.tracking.layout import PARENT_OUTBOX_DIR, PARENT_RUN_NAME, ParamValue
+from studies.tracking.layout import PARENT_RUN_NAME, ParamValue
 from studies.tracking.outbox import RunOutbox, find_outboxes
 
 __all__ = ["Tracker"]

@@ -42,17 +42,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from studies.home import MLFLOW_ARTIFACTS, MLFLOW_DB, SERVER_LOCK, SERVER_LOG, SERVER_STATE
 from studies.urls import port_in_use
 from trainer.errors import UserError
 
 __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
+    "ResolvedTracking",
     "ServerError",
     "ServerInfo",
     "exposure_warning",
     "is_healthy",
     "is_loopback_host",
+    "resolve_tracking",
     "server_command",
     "server_environment",
     "server_status",
@@ -63,11 +66,6 @@ __all__ = [
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
-STATE_FILE = "mlflow-server.json"
-LOG_FILE = "mlflow-server.log"
-LOCK_FILE = "mlflow-server.lock"
-DB_FILE = "mlflow.db"
-ARTIFACTS_DIR = "mlartifacts"
 # Lines of the server log quoted when it fails to start.
 LOG_TAIL_LINES = 15
 # Seconds between two health checks while a server starts: a refused connection costs
@@ -292,7 +290,7 @@ def _terminate(info: ServerInfo, timeout: float) -> None:
 
 
 def _read_state(home: Path) -> ServerInfo | None:
-    path = home / STATE_FILE
+    path = home / SERVER_STATE
     try:
         data = json.loads(path.read_text())
         return ServerInfo(**data)
@@ -305,7 +303,7 @@ def _read_state(home: Path) -> ServerInfo | None:
 
 
 def _write_state(home: Path, info: ServerInfo) -> None:
-    path = home / STATE_FILE
+    path = home / SERVER_STATE
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(asdict(info), indent=2) + "\n")
     os.replace(tmp, path)  # atomic: a reader never sees half a file
@@ -322,14 +320,14 @@ def _clear_stale(home: Path, info: ServerInfo) -> None:
         }
         if leftovers:
             _terminate(info, timeout=10.0)
-    (home / STATE_FILE).unlink(missing_ok=True)
+    (home / SERVER_STATE).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def _start_lock(home: Path) -> Iterator[None]:
     """Hold ``<home>/mlflow-server.lock`` (an exclusive ``flock``; released on exit, also
     when the process dies) while a start looks for a server and launches one."""
-    with (home / LOCK_FILE).open("a") as handle:
+    with (home / SERVER_LOCK).open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -380,9 +378,9 @@ def server_command(home: Path, host: str, port: int) -> list[str]:
     home = home.resolve()
     return [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{home / DB_FILE}",
+        "--backend-store-uri", f"sqlite:///{home / MLFLOW_DB}",
         "--serve-artifacts",
-        "--artifacts-destination", str(home / ARTIFACTS_DIR),
+        "--artifacts-destination", str(home / MLFLOW_ARTIFACTS),
         "--host", host,
         "--port", str(port),
         # One uvicorn worker: a sweep sends one request at a time, and the machine's
@@ -421,14 +419,14 @@ def start_server(
         if existing is None:
             proc, info = _launch(home, host, port)
     if existing is not None:
-        _wait_existing(existing, timeout, home / LOG_FILE)
+        _wait_existing(existing, timeout, home / SERVER_LOG)
         return existing
     try:
-        wait_healthy(info.url, timeout, proc=proc, log=home / LOG_FILE)
+        wait_healthy(info.url, timeout, proc=proc, log=home / SERVER_LOG)
     except BaseException:
         with contextlib.suppress(ServerError):
             _terminate(info, timeout=10.0)
-        (home / STATE_FILE).unlink(missing_ok=True)
+        (home / SERVER_STATE).unlink(missing_ok=True)
         raise
     return info
 
@@ -440,7 +438,7 @@ def _launch(home: Path, host: str, port: int) -> tuple[subprocess.Popen[bytes], 
             f"port {port} on {host} is in use by another program; choose another with --port"
         )
     url = f"http://{_url_host(host)}:{port}"
-    with (home / LOG_FILE).open("ab") as log:
+    with (home / SERVER_LOG).open("ab") as log:
         log.write(f"\n--- salsweep: starting mlflow server at {url} ---\n".encode())
         log.flush()
         try:
@@ -482,7 +480,7 @@ def stop_server(home: Path, *, timeout: float = 20.0) -> bool:
         _clear_stale(home, info)
         return False
     _terminate(info, timeout)
-    (home / STATE_FILE).unlink(missing_ok=True)
+    (home / SERVER_STATE).unlink(missing_ok=True)
     return True
 
 
@@ -493,3 +491,23 @@ def _url_host(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host else host
+
+
+@dataclass(frozen=True)
+class ResolvedTracking:
+    uri: str
+    started_here: bool
+
+
+def resolve_tracking(
+    tracking_uri: str | None, home: Path, *, port: int | None = None
+) -> ResolvedTracking:
+    """The given URI; else the data dir's running server; else start that server (on
+    ``port``, default `DEFAULT_PORT`)."""
+    if tracking_uri:
+        return ResolvedTracking(tracking_uri, started_here=False)
+    running = server_status(home)
+    if running is not None:
+        return ResolvedTracking(running.url, started_here=False)
+    started = start_server(home, port=DEFAULT_PORT if port is None else port)
+    return ResolvedTracking(started.url, started_here=True)

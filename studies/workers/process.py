@@ -148,9 +148,10 @@ def _loop(
     """The baseline (worker 0), then search trials and replicates as the launcher says."""
     from optuna.trial import FrozenTrial
 
+    from studies.home import study_dir
     from studies.run.objective import Objective, optimize
     from studies.run.replicates import run_jobs
-    from studies.run.session import replicate_runner, study_dir
+    from studies.run.session import replicate_runner
     from trainer import NonFiniteLoss
 
     name, index = str(config["study"]), int(config["index"])

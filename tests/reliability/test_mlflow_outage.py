@@ -34,12 +34,12 @@ import yaml
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from studies.home import MLFLOW_DB, default_storage_url
 from studies.store.catalog import read_study
 from studies.store.records import StudyRecord, TrialRecord
-from studies.store.storage import default_storage_url
 from studies.tracking.courier import SWEEP_FLUSH_S, WAIT_NOTICE_S
 from studies.tracking.outbox import OP_LOG, find_outboxes
-from studies.tracking.server import DB_FILE, ServerInfo, start_server, stop_server
+from studies.tracking.server import ServerInfo, start_server, stop_server
 from tests.port_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,8 +77,8 @@ def server(
     assert_group_gone: Callable[[int], None],
 ) -> Iterator[OutageServer]:
     home = tmp_path_factory.mktemp("outage-mlflow")
-    source = sqlite3.connect(mlflow_home / DB_FILE)
-    target = sqlite3.connect(home / DB_FILE)
+    source = sqlite3.connect(mlflow_home / MLFLOW_DB)
+    target = sqlite3.connect(home / MLFLOW_DB)
     with target:
         source.backup(target)  # consistent while the session's server writes
     source.close()

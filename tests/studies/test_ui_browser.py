@@ -1,6 +1,6 @@
 """The MLflow UI, in real headless Chromium, opens a sweep's URL on the answer.
 
-``Tracker.share_sweep_view`` stores the sweep's view on the experiment and returns the
+``Client.share_sweep_view`` stores the sweep's view on the experiment and returns the
 URL a sweep prints. Loaded without a click, the page must show the model-training layout
 (not MLflow 3's GenAI one), every trial (listed flat, not folded under the parent run),
 the searched parameters, ``optuna.value`` and the objective metric as visible columns,
@@ -25,10 +25,11 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studies import load_study, trial_rows
+from studies.tracking.client import Client
 from studies.tracking.layout import VALUE_METRIC, ChildState
-from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
 from tests.studies.sweep_helpers import Sweep
+from tests.studies.tracking_helpers import start_child
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -172,17 +173,17 @@ def test_sweep_url_opens_on_the_best_trial(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     study = f"ui-{uuid.uuid4().hex[:8]}"
-    tracker = Tracker(mlflow_server.url)
+    tracker = Client(mlflow_server.url)
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {"spec.name": study}, "x: 1\n")
     for number, (state, value, lambda_sg, num_scales) in enumerate(TRIALS):
         params = {"loss.lambda_sg": lambda_sg, "loss.num_scales": num_scales, "lr": 0.001}
-        run_id = tracker.start_child(experiment_id, parent, number, params, study)
+        run_id = start_child(tracker, experiment_id, parent, number, params, study)
         for epoch in (1, 2):
             last = (value if value is not None else 0.5) + 0.01 * (2 - epoch)
             tracker.log_epoch(run_id, epoch, {METRIC: last, "train/total_loss": 1.0})
         tracker.end_child(run_id, state, value)
-    tracker.end_parent(parent, "FINISHED")
+    tracker.end_run(parent, "FINISHED")
 
     url = tracker.share_sweep_view(experiment_id, SEARCHED, METRIC, ascending=True)
     names = [f"trial-{n}" for n in range(len(TRIALS))]
@@ -220,7 +221,7 @@ def test_real_sweep_url_opens_on_its_best_trial(
     searched = list(study.user_attrs["spec"]["search"])
     metric = str(study.user_attrs["objective_metric"])
     ascending = study.user_attrs.get("direction", "minimize") == "minimize"
-    url = Tracker(sweep.target.tracking_uri).share_sweep_view(
+    url = Client(sweep.target.tracking_uri).share_sweep_view(
         sweep.experiment_id, searched, metric, ascending
     )
     shown = [r for r in trial_rows(study) if r.mlflow_run_id is not None]

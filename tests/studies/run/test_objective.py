@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from studies import attrs
+from studies.home import study_dir
 from studies.run.objective import objective_value
-from studies.run.session import study_dir
 from studies.run.sweep import trial_budget
 from sweeps import StudyNameError
 from tests.studies.sweep_helpers import tiny_spec

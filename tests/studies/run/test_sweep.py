@@ -379,8 +379,8 @@ def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> No
     """A real ThresholdPruner prunes every trial whose first epoch is above 0."""
     spec = tiny_spec("pruned", n_trials=1, baseline=False)
     tracker = Tracker(mlflow_server.url)
-    experiment = tracker.ensure_experiment("pruned")
-    parent = tracker.find_or_create_parent(experiment, "pruned", {}, "x: 1\n")
+    experiment = tracker.client.ensure_experiment("pruned")
+    parent = tracker.client.find_or_create_parent(experiment, "pruned", {}, "x: 1\n")
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'o.db'}",
         pruner=optuna.pruners.ThresholdPruner(upper=0.0),

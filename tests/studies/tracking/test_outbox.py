@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from mlflow.tracking import MlflowClient
 
+from studies.tracking.client import Client
 from studies.tracking.courier import (
     ALREADY,
     REJECTED,
@@ -34,7 +35,6 @@ from studies.tracking.courier import (
     send_next,
 )
 from studies.tracking.outbox import KEY_TAG, OP_ATTACH, OP_CREATE, OP_END, OP_LOG, RunOutbox
-from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
 from tests.port_helpers import free_port
 
@@ -66,7 +66,7 @@ def _journal(tmp_path: Path, experiment_id: str = "0") -> RunOutbox:
     return outbox
 
 
-def _send_all(tracker: Tracker, outbox: RunOutbox) -> list[str]:
+def _send_all(tracker: Client, outbox: RunOutbox) -> list[str]:
     results = []
     while (result := send_next(tracker, outbox)) is not None:
         results.append(result)
@@ -155,8 +155,8 @@ def test_claim_excludes_another_process(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tracker(mlflow_server: ServerInfo) -> Tracker:
-    return Tracker(mlflow_server.url)
+def tracker(mlflow_server: ServerInfo) -> Client:
+    return Client(mlflow_server.url)
 
 
 @pytest.fixture
@@ -165,7 +165,7 @@ def client(mlflow_server: ServerInfo) -> MlflowClient:
 
 
 @pytest.fixture
-def experiment(tracker: Tracker) -> str:
+def experiment(tracker: Client) -> str:
     return tracker.ensure_experiment(f"outbox-{uuid.uuid4().hex[:8]}")
 
 
@@ -175,7 +175,7 @@ def _runs_with_key(client: MlflowClient, experiment: str, key: str) -> list[str]
 
 
 def test_sends_in_order_and_a_second_pass_sends_nothing(
-    tracker: Tracker, client: MlflowClient, experiment: str, tmp_path: Path
+    tracker: Client, client: MlflowClient, experiment: str, tmp_path: Path
 ) -> None:
     outbox = _journal(tmp_path, experiment)
     (outbox.folder / "config.yaml").write_text("lr: 0.001\n")
@@ -197,7 +197,7 @@ def test_sends_in_order_and_a_second_pass_sends_nothing(
 
 
 def test_replay_after_a_crash_mid_send(
-    tracker: Tracker, client: MlflowClient, experiment: str, tmp_path: Path
+    tracker: Client, client: MlflowClient, experiment: str, tmp_path: Path
 ) -> None:
     """The server applied an operation, the sender died before writing its ack: the next
     sender finds it there and does not send it again (a run creation as well)."""
@@ -296,7 +296,7 @@ def test_an_ambiguous_failure_is_not_sent_twice(
     """The server applied the request but its answer was lost: the operation is checked on
     the server before it is sent again, so the run is created once and each epoch is
     logged once."""
-    tracker = Tracker(proxy.url)
+    tracker = Client(proxy.url)
     outbox = _journal(tmp_path, experiment)
     proxy.drop = {"/runs/create"}
     with pytest.raises(Unreachable):
@@ -318,7 +318,7 @@ def test_an_ambiguous_failure_is_not_sent_twice(
 
 
 def test_a_refused_operation_is_skipped_with_its_reason(
-    tracker: Tracker, client: MlflowClient, experiment: str, tmp_path: Path
+    tracker: Client, client: MlflowClient, experiment: str, tmp_path: Path
 ) -> None:
     outbox = _journal(tmp_path, experiment)
     assert _send_all(tracker, outbox)[:2] == [SENT, SENT]
@@ -336,7 +336,7 @@ def test_courier_keeps_the_run_while_the_server_is_away(
 ) -> None:
     """Through a RunLog: the server away from the start, a run is journalled without
     waiting; once the server answers, the courier creates it and sends every epoch once."""
-    courier = Courier(proxy.url)
+    courier = Courier(Client(proxy.url))
     proxy.down = True
     key = uuid.uuid4().hex[:16]
     outbox = RunOutbox.create(tmp_path / "trial-0007", _create_op(experiment, key), key=key)
@@ -371,7 +371,7 @@ def test_a_flush_that_waits_says_so_once(
     """A sweep's end waits for the server: after WAIT_NOTICE_S it tells ``on_wait`` once,
     with the runs not sent and the seconds left; a flush the server answers at once says
     nothing."""
-    courier = Courier(proxy.url)
+    courier = Courier(Client(proxy.url))
     proxy.down = True
     key = uuid.uuid4().hex[:16]
     outbox = RunOutbox.create(tmp_path / "trial-0008", _create_op(experiment, key), key=key)
@@ -403,10 +403,11 @@ def test_sync_closes_the_run_of_a_trial_that_died_and_records_its_id(
     records its id for the trial (`studies show` names it)."""
     import optuna
 
+    from studies.home import default_storage_url
     from studies.run.sync import sync_study
     from studies.store.catalog import read_study
     from studies.store.records import as_record
-    from studies.store.storage import default_storage_url, open_storage
+    from studies.store.storage import open_storage
 
     home, name = tmp_path / "home", "died"
     study = optuna.create_study(study_name=name, storage=open_storage(default_storage_url(home)))
@@ -450,11 +451,11 @@ def test_a_sweep_sends_the_ended_runs_an_earlier_one_left(
     leaves the other to `studies sync` (which closes it once its trial has ended), and the
     earlier parent journal too (its end would close the parent run the sweep reopened)."""
     from studies import SweepTarget, run_sweep
-    from studies.store.storage import default_storage_url
+    from studies.home import default_storage_url
     from tests.studies.sweep_helpers import tiny_spec
 
     name, home = f"earlier-{uuid.uuid4().hex[:6]}", tmp_path / "home"
-    experiment = Tracker(mlflow_server.url).ensure_experiment(name)  # the earlier sweep's
+    experiment = Client(mlflow_server.url).ensure_experiment(name)  # the earlier sweep's
     folder = home / "studies" / name
     done_key, open_key = uuid.uuid4().hex[:16], uuid.uuid4().hex[:16]
     done = RunOutbox.create(

@@ -19,10 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from studies.home import MLFLOW_DB, SERVER_LOG, SERVER_STATE
 from studies.tracking.server import (
-    DB_FILE,
-    LOG_FILE,
-    STATE_FILE,
     ServerError,
     ServerInfo,
     exposure_warning,
@@ -60,7 +58,7 @@ def _group_commands(pgid: int) -> list[str]:
 
 def _servers_of(home: Path) -> list[str]:
     """Command lines of every live ``mlflow server`` process whose store is in ``home``."""
-    db = f"sqlite:///{home.resolve() / DB_FILE}"
+    db = f"sqlite:///{home.resolve() / MLFLOW_DB}"
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -90,7 +88,7 @@ def test_session_server_is_running_in_its_own_group(
     assert os.getpgid(info.pid) != os.getpgid(0)  # not in pytest's group
     assert is_healthy(info.url)
     assert server_status(mlflow_home) == info
-    state = json.loads((mlflow_home / STATE_FILE).read_text())
+    state = json.loads((mlflow_home / SERVER_STATE).read_text())
     assert state == {
         "pid": info.pid,
         "pgid": info.pgid,
@@ -99,8 +97,8 @@ def test_session_server_is_running_in_its_own_group(
         "url": info.url,
         "started_at": info.started_at,
     }
-    assert (mlflow_home / DB_FILE).is_file()
-    assert "Uvicorn running on" in (mlflow_home / LOG_FILE).read_text()
+    assert (mlflow_home / MLFLOW_DB).is_file()
+    assert "Uvicorn running on" in (mlflow_home / SERVER_LOG).read_text()
     # Two processes: `mlflow server` and one uvicorn worker. MLflow's job runner and its
     # huey consumers are off (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false).
     commands = sorted(_group_commands(info.pgid))
@@ -118,7 +116,7 @@ def test_start_is_idempotent(mlflow_server: ServerInfo, mlflow_home: Path) -> No
     assert again.pid == mlflow_server.pid
     assert len(_servers_of(mlflow_home)) == 1  # no second server for the data dir
     assert not port_in_use("127.0.0.1", port)  # nothing was started on the other port
-    assert json.loads((mlflow_home / STATE_FILE).read_text())["pid"] == mlflow_server.pid
+    assert json.loads((mlflow_home / SERVER_STATE).read_text())["pid"] == mlflow_server.pid
 
 
 @pytest.mark.parametrize(
@@ -161,7 +159,7 @@ def test_server_environment_turns_job_execution_off_unless_told() -> None:
 def test_busy_port_is_a_clear_error(mlflow_server: ServerInfo, tmp_path: Path) -> None:
     with pytest.raises(ServerError, match=rf"^port {mlflow_server.port} on 127.0.0.1 is in use"):
         start_server(tmp_path, port=mlflow_server.port)
-    assert not (tmp_path / STATE_FILE).exists()
+    assert not (tmp_path / SERVER_STATE).exists()
 
 
 def test_stale_state_file_is_cleaned_up(tmp_path: Path) -> None:
@@ -169,10 +167,10 @@ def test_stale_state_file_is_cleaned_up(tmp_path: Path) -> None:
     dead.wait(timeout=WAIT_S)
     port = free_port()
     stale = ServerInfo(dead.pid, dead.pid, "127.0.0.1", port, f"http://127.0.0.1:{port}", "x")
-    (tmp_path / STATE_FILE).write_text(json.dumps(stale.__dict__))
+    (tmp_path / SERVER_STATE).write_text(json.dumps(stale.__dict__))
     assert server_status(tmp_path) is None
     assert stop_server(tmp_path) is False
-    assert not (tmp_path / STATE_FILE).exists()
+    assert not (tmp_path / SERVER_STATE).exists()
 
 
 def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
@@ -180,11 +178,11 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
     other = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
         info = ServerInfo(other.pid, other.pid, "127.0.0.1", 1, "http://127.0.0.1:1", "x")
-        (tmp_path / STATE_FILE).write_text(json.dumps(info.__dict__))
+        (tmp_path / SERVER_STATE).write_text(json.dumps(info.__dict__))
         assert server_status(tmp_path) is None
         assert stop_server(tmp_path) is False
         assert other.poll() is None
-        assert not (tmp_path / STATE_FILE).exists()
+        assert not (tmp_path / SERVER_STATE).exists()
     finally:
         other.kill()
         other.wait(timeout=WAIT_S)
@@ -201,9 +199,9 @@ def test_server_dying_at_start_up_quotes_its_log(
         start_server(tmp_path, port=free_port(), timeout=120.0)
     message = str(caught.value)
     assert message.splitlines()[0].startswith("the MLflow server exited during start-up")
-    assert str(tmp_path / LOG_FILE) in message
+    assert str(tmp_path / SERVER_LOG) in message
     assert "MLFLOW_WORKSPACE=salsweep-test is client-only" in message  # from the log's tail
-    assert not (tmp_path / STATE_FILE).exists()
+    assert not (tmp_path / SERVER_STATE).exists()
 
 
 # A stand-in for a server that another command launched: it listens on the port, and at
@@ -230,8 +228,8 @@ def test_waiting_on_a_server_that_dies_fails_at_once(tmp_path: Path) -> None:
         assert fake.stdout is not None
         assert fake.stdout.readline() == b"listening\n"
         info = ServerInfo(fake.pid, fake.pid, "127.0.0.1", port, f"http://127.0.0.1:{port}", "x")
-        (tmp_path / STATE_FILE).write_text(json.dumps(info.__dict__))
-        (tmp_path / LOG_FILE).write_text("the fake server's last words\n")
+        (tmp_path / SERVER_STATE).write_text(json.dumps(info.__dict__))
+        (tmp_path / SERVER_LOG).write_text("the fake server's last words\n")
         with pytest.raises(ServerError) as caught:
             start_server(tmp_path, port=free_port(), timeout=300.0)
         message = str(caught.value)
@@ -259,7 +257,7 @@ def test_start_and_stop_leave_no_process(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    _copy_sqlite(mlflow_home / DB_FILE, home / DB_FILE)  # migrated already: a fast start
+    _copy_sqlite(mlflow_home / MLFLOW_DB, home / MLFLOW_DB)  # migrated already: a fast start
     # Two starts at once (as `make sweep` starts the server beside `sweep launch`): one
     # server, and both calls return it.
     results: list[ServerInfo | BaseException] = []
@@ -288,5 +286,5 @@ def test_start_and_stop_leave_no_process(
     assert_group_gone(info.pgid)
     assert not is_healthy(info.url)
     assert server_status(home) is None
-    assert not (home / STATE_FILE).exists()
+    assert not (home / SERVER_STATE).exists()
     assert stop_server(home) is False

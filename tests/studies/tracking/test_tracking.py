@@ -1,7 +1,8 @@
-"""studies.tracking.tracker against the session's real MLflow server, read back with MlflowClient.
+"""studies.tracking.client against the session's real MLflow server, read back with
+MlflowClient.
 
 Request counts are measured, not mocked: a small counting HTTP proxy on loopback sits
-between the Tracker and the server and records every request it forwards.
+between the client and the server and records every request it forwards.
 """
 
 from __future__ import annotations
@@ -18,18 +19,25 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from studies.tracking.layout import PARENT_RUN_NAME, ChildState, TrackingError, flatten_params
-from studies.tracking.runs import Tracker
+from studies.tracking.client import Client
+from studies.tracking.layout import (
+    PARENT_RUN_NAME,
+    ChildState,
+    TrackingError,
+    flatten_params,
+)
 from studies.tracking.server import ServerInfo
 from studies.urls import SHARED_VIEW_TAG_PREFIX as SHARED
+from studies.urls import runs_page_url
 from tests.port_helpers import free_port
+from tests.studies.tracking_helpers import start_child
 
 EPOCHS = 3
 
 
 @pytest.fixture
-def tracker(mlflow_server: ServerInfo) -> Tracker:
-    return Tracker(mlflow_server.url)
+def tracker(mlflow_server: ServerInfo) -> Client:
+    return Client(mlflow_server.url)
 
 
 @pytest.fixture
@@ -104,7 +112,7 @@ def _epoch_metrics(trial: int, epoch: int) -> dict[str, float]:
 
 
 def test_sweep_layout_reads_back(
-    tracker: Tracker, client: MlflowClient, study: str, tmp_path: Path
+    tracker: Client, client: MlflowClient, study: str, tmp_path: Path
 ) -> None:
     experiment_id = tracker.ensure_experiment(study)
     assert tracker.ensure_experiment(study) == experiment_id
@@ -122,7 +130,7 @@ def test_sweep_layout_reads_back(
     children = {}
     for trial, state in states.items():
         params = {"loss.lambda_sg": 0.25 * trial, "loss.num_scales": 4, "loss.inv": trial == 1}
-        run_id = tracker.start_child(experiment_id, parent, trial, params, study)
+        run_id = start_child(tracker, experiment_id, parent, trial, params, study)
         children[trial] = run_id
         assert client.get_run(run_id).data.tags["optuna.state"] == "RUNNING"
         for epoch in range(1, EPOCHS + 1):
@@ -130,7 +138,7 @@ def test_sweep_layout_reads_back(
         tracker.log_text(run_id, f"trial: {trial}\n", "config.yaml")
         tracker.log_artifacts(run_id, previews, "previews")
         tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)
-    tracker.end_parent(parent, "FINISHED")
+    tracker.end_run(parent, "FINISHED")
 
     parent_run = client.get_run(parent)
     assert parent_run.info.run_name == PARENT_RUN_NAME
@@ -179,10 +187,10 @@ def test_sweep_layout_reads_back(
     assert sorted(r.info.run_name for r in found) == ["trial-0", "trial-1", "trial-2"]
 
 
-def test_parent_is_reused_per_study(tracker: Tracker, client: MlflowClient, study: str) -> None:
+def test_parent_is_reused_per_study(tracker: Client, client: MlflowClient, study: str) -> None:
     experiment_id = tracker.ensure_experiment(study)
     first = tracker.find_or_create_parent(experiment_id, study, {"spec.a": 1}, "a: 1\n")
-    tracker.end_parent(first, "KILLED")
+    tracker.end_run(first, "KILLED")
     again = tracker.find_or_create_parent(experiment_id, study, {"spec.a": 1}, "a: 1\n")
     assert again == first
     assert client.get_run(first).info.status == "RUNNING"  # the resumed sweep runs again
@@ -192,7 +200,7 @@ def test_parent_is_reused_per_study(tracker: Tracker, client: MlflowClient, stud
     assert sorted(r.info.run_id for r in parents) == sorted([first, other])
 
 
-def test_deleted_experiment_is_restored(tracker: Tracker, client: MlflowClient, study: str) -> None:
+def test_deleted_experiment_is_restored(tracker: Client, client: MlflowClient, study: str) -> None:
     experiment_id = tracker.ensure_experiment(study)
     client.delete_experiment(experiment_id)
     assert client.get_experiment(experiment_id).lifecycle_stage == "deleted"
@@ -203,10 +211,10 @@ def test_deleted_experiment_is_restored(tracker: Tracker, client: MlflowClient, 
 def test_log_epoch_sends_one_request(
     mlflow_server: ServerInfo, proxy: _CountingProxy, client: MlflowClient, study: str
 ) -> None:
-    tracker = Tracker(f"http://127.0.0.1:{proxy.server_address[1]}")
+    tracker = Client(f"http://127.0.0.1:{proxy.server_address[1]}")
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {"spec.a": 1}, "a: 1\n")
-    run_id = tracker.start_child(experiment_id, parent, 0, {"p": 1}, study)
+    run_id = start_child(tracker, experiment_id, parent, 0, {"p": 1}, study)
     metrics = {f"val/m{i}": float(i) for i in range(40)}  # a realistic epoch and then some
 
     proxy.requests.clear()
@@ -218,11 +226,11 @@ def test_log_epoch_sends_one_request(
 
 
 def test_non_finite_metrics_are_logged_as_nan(
-    tracker: Tracker, client: MlflowClient, study: str
+    tracker: Client, client: MlflowClient, study: str
 ) -> None:
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {}, "")
-    run_id = tracker.start_child(experiment_id, parent, 0, {}, study)
+    run_id = start_child(tracker, experiment_id, parent, 0, {}, study)
     tracker.log_epoch(run_id, 1, {"loss": math.nan, "grad": math.inf, "ok": 1.5})
     run = client.get_run(run_id)
     assert math.isnan(run.data.metrics["loss"])
@@ -232,7 +240,7 @@ def test_non_finite_metrics_are_logged_as_nan(
 
 def test_unreachable_server_is_one_line_without_password() -> None:
     port = free_port()
-    tracker = Tracker(f"http://bob:hunter2@127.0.0.1:{port}")
+    tracker = Client(f"http://bob:hunter2@127.0.0.1:{port}")
     with pytest.raises(TrackingError) as caught:
         tracker.ensure_experiment("x")
     message = str(caught.value)
@@ -241,20 +249,20 @@ def test_unreachable_server_is_one_line_without_password() -> None:
     assert "hunter2" not in message
 
 
-def test_refused_request_names_the_server(tracker: Tracker, mlflow_server: ServerInfo) -> None:
+def test_refused_request_names_the_server(tracker: Client, mlflow_server: ServerInfo) -> None:
     with pytest.raises(TrackingError, match=rf"^MLflow server {mlflow_server.url}: cannot log"):
         tracker.log_epoch("0" * 32, 1, {"x": 1.0})
 
 
-def test_experiment_ui_url(tracker: Tracker, mlflow_server: ServerInfo, study: str) -> None:
+def test_experiment_ui_url(tracker: Client, mlflow_server: ServerInfo, study: str) -> None:
     experiment_id = tracker.ensure_experiment(study)
-    assert tracker.experiment_ui_url(experiment_id) == (
+    assert runs_page_url(tracker.tracking_uri, experiment_id) == (
         f"{mlflow_server.url}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
     )
 
 
 def test_share_sweep_view_stores_the_view_on_the_experiment(
-    tracker: Tracker, client: MlflowClient, mlflow_server: ServerInfo, study: str
+    tracker: Client, client: MlflowClient, mlflow_server: ServerInfo, study: str
 ) -> None:
     experiment_id = tracker.ensure_experiment(study)
     url = tracker.share_sweep_view(experiment_id, ["loss.lambda_sg"], "val/a1", ascending=False)
@@ -277,7 +285,7 @@ def test_share_sweep_view_stores_the_view_on_the_experiment(
     assert state["orderByAsc"] is True
 
 
-def test_share_sweep_view_of_a_missing_experiment_is_a_tracking_error(tracker: Tracker) -> None:
+def test_share_sweep_view_of_a_missing_experiment_is_a_tracking_error(tracker: Client) -> None:
     with pytest.raises(TrackingError, match="cannot store the runs view of experiment 987654"):
         tracker.share_sweep_view("987654", ["lr"], "val/abs_rel", ascending=True)
 
