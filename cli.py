@@ -22,7 +22,7 @@ from rich.table import Table
 if TYPE_CHECKING:  # rich.progress loads where progress is drawn (sweeps), not for a read
     from rich.progress import Progress, TaskID
 
-    from studies.run.session import SweepOutcome
+    from studies.run import SweepOutcome
 
 __all__ = ["cli", "main"]
 
@@ -80,7 +80,7 @@ class SalsweepGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (studies.run.signals.Terminated)
-            from studies.run.signals import exit_code
+            from studies.run import exit_code
 
             code = exit_code(exc)
             how = "interrupted" if code == 130 else "terminated (SIGTERM)"
@@ -246,7 +246,7 @@ def _worker_plans(workers: int | str, seed: int | None) -> list[Any]:
     """The plan of the local workers (one: the sweep runs in this process), printed."""
     if workers == 1:
         return []
-    from studies.workers.plan import auto_workers, cpu_count, detect_gpus, plan_workers
+    from studies.workers import auto_workers, cpu_count, detect_gpus, plan_workers
 
     gpus = detect_gpus()
     cores = cpu_count()
@@ -269,7 +269,7 @@ def _run(
     create: bool,
     workers: int | str = 1,
 ) -> None:
-    from studies.workers.plan import spawn_workers
+    from studies.workers import spawn_workers
 
     plans = _worker_plans(workers, spec.sampler.seed)
     # Local workers start first: they load torch, Optuna and MLflow while this process
@@ -296,7 +296,7 @@ def _run(
         with _progress() as progress:
             observer = _RichObserver(progress, total, spec.objective.metric)
             if plans:
-                from studies.workers.launcher import run_workers
+                from studies.workers import run_workers
 
                 outcome = run_workers(
                     spec,
@@ -605,9 +605,9 @@ def studies_sync(name: str, storage: str | None, tracking_uri: str | None, home:
     one the server does not have, never one it has: a second call sends nothing. Runs whose
     trial ended without closing them (a worker that died) are closed.
     """
-    from studies.run.sync import sync_study
-    from studies.store.catalog import quiet_optuna_logs
-    from studies.tracking.server import resolve_tracking
+    from studies.run import sync_study
+    from studies.store import quiet_optuna_logs
+    from studies.tracking import resolve_tracking
 
     quiet_optuna_logs()
     tracking = resolve_tracking(tracking_uri, home)
@@ -669,7 +669,7 @@ def studies_export(
     if print_defaults:
         if fmt != "packnet":
             raise click.UsageError("--print-defaults needs --format packnet")
-        from studies.report.packnet import PACKNET_FORK_DECLARATIONS
+        from studies.report import PACKNET_FORK_DECLARATIONS
 
         click.echo(PACKNET_FORK_DECLARATIONS, nl=False)
         if output is None:
@@ -703,7 +703,7 @@ def server() -> None:
 @_home_option
 def server_start(host: str, port: int, home: Path) -> None:
     """Start the server in the background (no-op when it already runs)."""
-    from studies.tracking.server import exposure_warning, start_server
+    from studies.tracking import exposure_warning, start_server
 
     if (warning := exposure_warning(host)) is not None:
         err.print(f"warning: {warning}", markup=False, highlight=False)
@@ -836,7 +836,7 @@ def loss_check(seed: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    from studies.run.signals import exit_code, install_stop_handlers
+    from studies.run import exit_code, install_stop_handlers
 
     install_stop_handlers()  # SIGTERM stops a sweep as cleanly as Ctrl-C (exit 143)
     try:

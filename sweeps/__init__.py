@@ -11,9 +11,10 @@ model, ``from sweeps import load_spec`` loads the parser and the models it needs
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from loss.lazy import lazy_face
 
 if TYPE_CHECKING:
     from sweeps.errors import SpecError, SpecProblem
@@ -37,70 +38,44 @@ if TYPE_CHECKING:
         spec_to_yaml,
     )
 
-# Public name -> the module that defines it (every name of __all__ but SPEC_DIR).
-_NAMES: dict[str, str] = {
-    "Budget": "sweeps.settings",
-    "Choices": "sweeps.params",
-    "ConfirmSpec": "sweeps.settings",
-    "Distribution": "sweeps.spec",
-    "FixedValue": "sweeps.params",
-    "FloatRange": "sweeps.params",
-    "IntRange": "sweeps.params",
-    "ObjectiveSpec": "sweeps.settings",
-    "PrunerSpec": "sweeps.settings",
-    "SamplerSpec": "sweeps.settings",
-    "SearchParam": "sweeps.params",
-    "SpecError": "sweeps.errors",
-    "SpecProblem": "sweeps.errors",
-    "StudyNameError": "sweeps.spec",
-    "SweepSpec": "sweeps.spec",
-    "baseline_method": "sweeps.spec",
-    "check_study_name": "sweeps.spec",
-    "grid_values": "sweeps.params",
-    "load_spec": "sweeps.parse",
-    "parse_spec": "sweeps.parse",
-    "spec_json_schema": "sweeps.spec",
-    "spec_to_yaml": "sweeps.spec",
-}
-
-__all__ = [
-    "SPEC_DIR",
-    "Budget",
-    "Choices",
-    "ConfirmSpec",
-    "Distribution",
-    "FixedValue",
-    "FloatRange",
-    "IntRange",
-    "ObjectiveSpec",
-    "PrunerSpec",
-    "SamplerSpec",
-    "SearchParam",
-    "SpecError",
-    "SpecProblem",
-    "StudyNameError",
-    "SweepSpec",
-    "baseline_method",
-    "check_study_name",
-    "grid_values",
-    "load_spec",
-    "parse_spec",
-    "spec_json_schema",
-    "spec_to_yaml",
-]
+__getattr__, __dir__, __all__ = lazy_face(
+    __name__,
+    {
+        "sweeps.errors": (
+            "SpecError",
+            "SpecProblem",
+        ),
+        "sweeps.params": (
+            "Choices",
+            "FixedValue",
+            "FloatRange",
+            "IntRange",
+            "SearchParam",
+            "grid_values",
+        ),
+        "sweeps.parse": (
+            "load_spec",
+            "parse_spec",
+        ),
+        "sweeps.settings": (
+            "Budget",
+            "ConfirmSpec",
+            "ObjectiveSpec",
+            "PrunerSpec",
+            "SamplerSpec",
+        ),
+        "sweeps.spec": (
+            "Distribution",
+            "StudyNameError",
+            "SweepSpec",
+            "baseline_method",
+            "check_study_name",
+            "spec_json_schema",
+            "spec_to_yaml",
+        ),
+    },
+)
 
 # The folder of the shipped specs (default.yaml, seed-grid.yaml).
 SPEC_DIR = Path(__file__).resolve().parent
-
-
-def __getattr__(name: str) -> Any:
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_NAMES))
+__all__.append("SPEC_DIR")

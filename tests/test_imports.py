@@ -197,3 +197,48 @@ def test_a_lazy_name_is_the_defining_module_s_object() -> None:
 
     assert studies.load_study is studies.store.catalog.load_study
     assert trainer.ConfigError is trainer.io.ConfigError
+
+
+def _face_names(path: Path) -> tuple[set[str], set[str]]:
+    """(names imported under TYPE_CHECKING, names in the lazy_face mapping) of a face."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    typed: set[str] = set()
+    mapped: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for item in node.body:
+                if isinstance(item, ast.ImportFrom):
+                    typed |= {a.asname or a.name for a in item.names}
+        call = node.value if isinstance(node, ast.Assign) else None
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "lazy_face":
+            mapping = ast.literal_eval(call.args[1])
+            mapped |= {name for names in mapping.values() for name in names}
+    return typed, mapped
+
+
+def test_every_face_types_the_names_it_serves() -> None:
+    """Each lazy package face (loss.lazy) lists a name twice, for the type checker and
+    for the loader: the two lists agree, and every name loads."""
+    import importlib
+
+    root = Path(__file__).resolve().parents[1]
+    faces = [p for p in sorted(root.glob("*/**/__init__.py")) if "lazy_face" in p.read_text()]
+    assert {p.parent.relative_to(root).as_posix() for p in faces} >= {
+        "studies",
+        "studies/store",
+        "studies/tracking",
+        "studies/confirmation",
+        "studies/report",
+        "studies/run",
+        "studies/workers",
+        "sweeps",
+    }
+    for path in faces:
+        typed, mapped = _face_names(path)
+        assert typed == mapped, (path, typed ^ mapped)
+        package = importlib.import_module(".".join(path.parent.relative_to(root).parts))
+        assert set(package.__all__) >= mapped
+        for name in mapped:
+            assert getattr(package, name) is not None

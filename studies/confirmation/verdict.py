@@ -34,7 +34,7 @@ from studies.confirmation.stats import (
     rank,
     verdict,
 )
-from studies.store.records import COMPLETE, PRUNED, StudyRecord, TrialRecord, as_record
+from studies.store import COMPLETE, PRUNED, StudyRecord, TrialRecord, as_record
 from trainer.errors import UserError
 
 if TYPE_CHECKING:

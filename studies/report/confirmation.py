@@ -11,8 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from studies.confirmation.stats import Estimate, Outcome
-from studies.confirmation.verdict import Confirmation, ConfirmedConfig
+from studies.confirmation import Confirmation, ConfirmedConfig, Estimate, Outcome
 
 __all__ = [
     "TABLE_HEADER",

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from studies import attrs
 from studies.attrs import trial_number
-from studies.confirmation.verdict import Confirmation, load_confirmation, search_baseline_trial
+from studies.confirmation import Confirmation, load_confirmation, search_baseline_trial
 from studies.report.confirmation import export_header_lines
-from studies.store.records import COMPLETE, FAIL, StudyRecord, TrialRecord, as_record
+from studies.store import COMPLETE, FAIL, StudyRecord, TrialRecord, as_record
 from trainer.errors import UserError
 
 if TYPE_CHECKING:

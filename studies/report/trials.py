@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studies import attrs
-from studies.confirmation.verdict import search_baseline_trial
-from studies.store.records import COMPLETE, StudyRecord, TrialRecord, as_record
+from studies.confirmation import search_baseline_trial
+from studies.store import COMPLETE, StudyRecord, TrialRecord, as_record
 
 if TYPE_CHECKING:
     import optuna

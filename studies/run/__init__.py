@@ -1,1 +1,99 @@
-"""studies.run."""
+"""Running a sweep: the search space, one runner for every kind of trial, the replicates
+of the confirmation, the sweep session (open, run, close), stop signals and sync.
+
+Its names load on first use (see loss.lazy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loss.lazy import lazy_face
+
+if TYPE_CHECKING:
+    from studies.run.objective import (
+        Objective,
+        SweepObserver,
+        close_dead_trials,
+        flatten_config,
+        objective_value,
+        optimize,
+    )
+    from studies.run.replicates import (
+        baseline_search_job,
+        confirmation_jobs,
+        enqueue_jobs,
+        run_jobs,
+        top_trials,
+    )
+    from studies.run.search_space import (
+        worker_seed,
+    )
+    from studies.run.session import (
+        SweepOutcome,
+        SweepTarget,
+        open_sweep,
+        optuna_study,
+        parent_run,
+        replicate_runner,
+    )
+    from studies.run.signals import (
+        Terminated,
+        exit_code,
+        install_stop_handlers,
+    )
+    from studies.run.sweep import (
+        COUNTED_STATES,
+        SweepDiverged,
+        confirm_sweep,
+        remaining_trials,
+        run_sweep,
+        trial_budget,
+    )
+    from studies.run.sync import (
+        sync_study,
+    )
+
+__getattr__, __dir__, __all__ = lazy_face(
+    __name__,
+    {
+        "studies.run.objective": (
+            "Objective",
+            "SweepObserver",
+            "close_dead_trials",
+            "flatten_config",
+            "objective_value",
+            "optimize",
+        ),
+        "studies.run.replicates": (
+            "baseline_search_job",
+            "confirmation_jobs",
+            "enqueue_jobs",
+            "run_jobs",
+            "top_trials",
+        ),
+        "studies.run.search_space": ("worker_seed",),
+        "studies.run.session": (
+            "SweepOutcome",
+            "SweepTarget",
+            "open_sweep",
+            "optuna_study",
+            "parent_run",
+            "replicate_runner",
+        ),
+        "studies.run.signals": (
+            "Terminated",
+            "exit_code",
+            "install_stop_handlers",
+        ),
+        "studies.run.sweep": (
+            "COUNTED_STATES",
+            "SweepDiverged",
+            "confirm_sweep",
+            "remaining_trials",
+            "run_sweep",
+            "trial_budget",
+        ),
+        "studies.run.sync": ("sync_study",),
+    },
+)

@@ -25,9 +25,7 @@ from studies import attrs
 from studies.home import trial_dir
 from studies.run.search_space import suggest_config
 from studies.run.signals import hold_stop, release_stop
-from studies.tracking.courier import RunLog
-from studies.tracking.layout import ParamValue, TrackingError, child_tags, flatten_params
-from studies.tracking.runs import Tracker
+from studies.tracking import ParamValue, RunLog, Tracker, TrackingError, child_tags, flatten_params
 from sweeps import ObjectiveSpec, SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 

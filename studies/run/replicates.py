@@ -46,9 +46,8 @@ from studies.run.objective import (
     record_run_id,
     tracked_run,
 )
-from studies.store.records import companion_study
-from studies.tracking.layout import ROLE_TAG, STATE_TAG, STUDY_TAG
-from studies.tracking.runs import Tracker
+from studies.store import companion_study
+from studies.tracking import ROLE_TAG, STATE_TAG, STUDY_TAG, Tracker
 from sweeps import SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
 

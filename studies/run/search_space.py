@@ -6,13 +6,13 @@ sampler and the pruner never read its score as that of a scale-adaptive configur
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import optuna
 from optuna.pruners import BasePruner, HyperbandPruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, GridSampler, RandomSampler, TPESampler
 
-from studies.workers.plan import worker_seed
 from sweeps import Choices, FloatRange, IntRange, SweepSpec, grid_values
 from trainer.config import TrainConfig
 
@@ -23,6 +23,20 @@ __all__ = [
     "suggest_config",
     "worker_seed",
 ]
+
+
+def worker_seed(seed: int | None, worker: int) -> int | None:
+    """The sampler seed of local worker ``worker`` (0, 1, ...) of a sweep whose spec has
+    ``seed``: worker 0 keeps the spec's seed (a one-worker sweep is the sweep it always
+    was), worker ``i > 0`` gets a seed in [0, 2^32) hashed from (seed, i), so that no two
+    workers of a study, nor worker i of seed s and worker j of seed s', draw alike by an
+    arithmetic coincidence. None (a fresh seed per process) stays None."""
+    if worker < 0:
+        raise ValueError(f"worker index must be >= 0, not {worker}")
+    if seed is None or worker == 0:
+        return seed
+    digest = hashlib.sha256(f"salsweep-worker:{seed}:{worker}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
 
 
 def suggest_config(trial: optuna.Trial, spec: SweepSpec) -> TrainConfig:

@@ -18,26 +18,22 @@ import optuna
 from optuna.storages import BaseStorage
 
 from studies import attrs
-from studies.confirmation.verdict import load_confirmation
+from studies.confirmation import load_confirmation
 from studies.home import REPLICATES_DIR, study_dir
-from studies.report.confirmation import (
+from studies.report import (
     confirmation_csv,
     confirmation_markdown,
     confirmation_metrics,
+    export_best,
     save_confirmation_plot,
+    save_study_plots,
 )
-from studies.report.export import export_best
-from studies.report.trials import save_study_plots
 from studies.run.objective import Objective, SweepObserver
 from studies.run.replicates import ReplicateRunner
 from studies.run.search_space import build_pruner, build_sampler
 from studies.run.sync import record_late_run_ids
-from studies.store.catalog import StudyMismatch
-from studies.store.storage import HEARTBEAT_INTERVAL_S, StorageError, open_storage
-from studies.tracking.courier import RunLog
-from studies.tracking.layout import TrackingError, flatten_params
-from studies.tracking.outbox import RunOutbox
-from studies.tracking.runs import Tracker
+from studies.store import HEARTBEAT_INTERVAL_S, StorageError, StudyMismatch, open_storage
+from studies.tracking import RunLog, RunOutbox, Tracker, TrackingError, flatten_params
 from sweeps import SweepSpec, spec_to_yaml
 
 __all__ = [

@@ -15,7 +15,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from studies import attrs
-from studies.confirmation.verdict import ConfirmError
+from studies.confirmation import ConfirmError
 from studies.home import study_dir
 from studies.run.objective import Objective, SweepObserver, close_dead_trials, optimize
 from studies.run.replicates import (
@@ -26,7 +26,7 @@ from studies.run.replicates import (
     top_trials,
 )
 from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run, replicate_runner
-from studies.store.catalog import stored_spec
+from studies.store import stored_spec
 from sweeps import ConfirmSpec, SweepSpec
 from trainer import NonFiniteLoss
 

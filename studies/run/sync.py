@@ -24,15 +24,27 @@ from typing import TYPE_CHECKING, Any
 
 from studies import attrs
 from studies.home import study_dir
-from studies.tracking.client import Client
-from studies.tracking.courier import ALREADY, REJECTED, SENT, Unreachable, send_next
-from studies.tracking.layout import CHILD_STATUS, ChildState, TrackingError, now_ms
-from studies.tracking.outbox import OP_END, OP_LOG, RunOutbox, find_outboxes
+from studies.tracking import (
+    ALREADY,
+    CHILD_STATUS,
+    OP_END,
+    OP_LOG,
+    REJECTED,
+    SENT,
+    ChildState,
+    Client,
+    RunOutbox,
+    TrackingError,
+    Unreachable,
+    find_outboxes,
+    now_ms,
+    send_next,
+)
 
 if TYPE_CHECKING:
     import optuna
 
-    from studies.store.records import StudyRecord
+    from studies.store import StudyRecord
 
 __all__ = ["SyncReport", "record_late_run_ids", "sync_study"]
 
@@ -55,7 +67,7 @@ class SyncReport:
 def _read(name: str, storage_url: str) -> StudyRecord | None:
     """Study ``name`` with its companion; None when the storage has no such study (then
     nothing is closed or recorded)."""
-    from studies.store.catalog import StudyMismatch, read_study
+    from studies.store import StudyMismatch, read_study
 
     try:
         return read_study(name, storage_url)
@@ -113,7 +125,7 @@ def record_late_run_ids(study: optuna.Study, folder: Path) -> int:
     that has none, from the outboxes under ``folder`` whose run the server has created; returns
     how many were recorded. An ended trial's attributes cannot change: the id goes on the
     study as `attrs.LATE_RUN_ID` + number, which `studies.store.records` reads as the trial's."""
-    from studies.store.records import companion_study
+    from studies.store import companion_study
 
     studies = {study.study_name: study}
     if (companion := companion_study(study)) is not None:
@@ -196,7 +208,7 @@ def sync_study(name: str, home: Path, tracking_uri: str, storage_url: str) -> Sy
                 f"again): {exc}"
             ) from None
     if study is not None and _lacks_run_ids(study):
-        from studies.store.catalog import load_study
+        from studies.store import load_study
 
         report.recorded = record_late_run_ids(load_study(name, storage_url), folder)
     return report

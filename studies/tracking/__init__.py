@@ -1,1 +1,97 @@
-"""studies.tracking.tracker."""
+"""MLflow: the tracking layout, a request-only client, run logging over outboxes on
+disk, the courier that sends them (handed its transport), and the local server.
+
+Its names load on first use (see loss.lazy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from loss.lazy import lazy_face
+
+if TYPE_CHECKING:
+    from studies.tracking.client import (
+        Client,
+    )
+    from studies.tracking.courier import (
+        ALREADY,
+        REJECTED,
+        SENT,
+        RunLog,
+        Unreachable,
+        send_next,
+    )
+    from studies.tracking.layout import (
+        CHILD_STATUS,
+        ROLE_TAG,
+        STATE_TAG,
+        STUDY_TAG,
+        ChildState,
+        ParamValue,
+        TrackingError,
+        child_tags,
+        flatten_params,
+        now_ms,
+    )
+    from studies.tracking.outbox import (
+        OP_END,
+        OP_LOG,
+        RunOutbox,
+        find_outboxes,
+    )
+    from studies.tracking.runs import (
+        Tracker,
+    )
+    from studies.tracking.server import (
+        ServerError,
+        ServerInfo,
+        exposure_warning,
+        resolve_tracking,
+        server_status,
+        start_server,
+        stop_server,
+    )
+
+__getattr__, __dir__, __all__ = lazy_face(
+    __name__,
+    {
+        "studies.tracking.client": ("Client",),
+        "studies.tracking.courier": (
+            "ALREADY",
+            "REJECTED",
+            "RunLog",
+            "SENT",
+            "Unreachable",
+            "send_next",
+        ),
+        "studies.tracking.layout": (
+            "CHILD_STATUS",
+            "ChildState",
+            "ParamValue",
+            "ROLE_TAG",
+            "STATE_TAG",
+            "STUDY_TAG",
+            "TrackingError",
+            "child_tags",
+            "flatten_params",
+            "now_ms",
+        ),
+        "studies.tracking.outbox": (
+            "OP_END",
+            "OP_LOG",
+            "RunOutbox",
+            "find_outboxes",
+        ),
+        "studies.tracking.runs": ("Tracker",),
+        "studies.tracking.server": (
+            "ServerError",
+            "ServerInfo",
+            "exposure_warning",
+            "resolve_tracking",
+            "server_status",
+            "start_server",
+            "stop_server",
+        ),
+    },
+)

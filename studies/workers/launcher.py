@@ -48,13 +48,23 @@ import optuna
 from optuna.trial import TrialState
 
 from studies import attrs
-from studies.run.objective import SweepObserver, close_dead_trials
-from studies.run.replicates import baseline_search_job, confirmation_jobs, enqueue_jobs, top_trials
-from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run
-from studies.run.sweep import COUNTED_STATES, SweepDiverged, trial_budget
-from studies.store.records import companion_study
-from studies.tracking.layout import TrackingError
-from studies.tracking.runs import Tracker
+from studies.run import (
+    COUNTED_STATES,
+    SweepDiverged,
+    SweepObserver,
+    SweepOutcome,
+    SweepTarget,
+    baseline_search_job,
+    close_dead_trials,
+    confirmation_jobs,
+    enqueue_jobs,
+    open_sweep,
+    parent_run,
+    top_trials,
+    trial_budget,
+)
+from studies.store import companion_study
+from studies.tracking import Tracker, TrackingError
 from studies.workers.plan import (
     CPU_THREADS_PER_WORKER,
     WorkerPlan,
@@ -413,7 +423,7 @@ class _Launcher:
 
 
 def _is_terminated(exc: BaseException) -> bool:
-    from studies.run.signals import Terminated
+    from studies.run import Terminated
 
     return isinstance(exc, Terminated)
 

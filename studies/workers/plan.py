@@ -12,7 +12,6 @@ The device list is an argument of every pure function here (`plan_workers`,
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -22,6 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+
+from studies.run import worker_seed
 
 __all__ = [
     "CPU_THREADS_PER_WORKER",
@@ -36,7 +37,6 @@ __all__ = [
     "smi_devices",
     "spawn_workers",
     "threads_per_worker",
-    "worker_seed",
 ]
 
 # `--workers auto`: one worker per this many cores (docs/BENCHMARKS.md, "Local workers":
@@ -48,20 +48,6 @@ CPU_THREADS_PER_WORKER = 1
 # (docs/BENCHMARKS.md, "Several trials on one GPU": 8 at once on one H200 with 16 cores
 # finished 6.9 times the trials per minute of one, 16 at once 9.7 times).
 MAX_AUTO_WORKERS = 8
-
-
-def worker_seed(seed: int | None, worker: int) -> int | None:
-    """The sampler seed of local worker ``worker`` (0, 1, ...) of a sweep whose spec has
-    ``seed``: worker 0 keeps the spec's seed (a one-worker sweep is the sweep it always
-    was), worker ``i > 0`` gets a seed in [0, 2^32) hashed from (seed, i), so that no two
-    workers of a study, nor worker i of seed s and worker j of seed s', draw alike by an
-    arithmetic coincidence. None (a fresh seed per process) stays None."""
-    if worker < 0:
-        raise ValueError(f"worker index must be >= 0, not {worker}")
-    if seed is None or worker == 0:
-        return seed
-    digest = hashlib.sha256(f"salsweep-worker:{seed}:{worker}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
 
 
 @dataclass(frozen=True)

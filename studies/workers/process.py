@@ -25,12 +25,12 @@ import threading
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from studies.run.signals import exit_code, install_stop_handlers
+from studies.run import exit_code, install_stop_handlers
 
 if TYPE_CHECKING:
     import optuna
 
-    from studies.tracking.runs import Tracker
+    from studies.tracking import Tracker
     from sweeps import SweepSpec
 
 __all__ = ["main"]
@@ -113,10 +113,9 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     torch.set_num_threads(int(config["threads"]))
 
     from studies import attrs
-    from studies.run.session import optuna_study
-    from studies.store.catalog import quiet_optuna_logs
-    from studies.store.storage import open_storage
-    from studies.tracking.runs import Tracker
+    from studies.run import optuna_study
+    from studies.store import open_storage, quiet_optuna_logs
+    from studies.tracking import Tracker
     from sweeps import parse_spec
 
     quiet_optuna_logs()
@@ -149,9 +148,7 @@ def _loop(
     from optuna.trial import FrozenTrial
 
     from studies.home import study_dir
-    from studies.run.objective import Objective, optimize
-    from studies.run.replicates import run_jobs
-    from studies.run.session import replicate_runner
+    from studies.run import Objective, optimize, replicate_runner, run_jobs
     from trainer import NonFiniteLoss
 
     name, index = str(config["study"]), int(config["index"])
