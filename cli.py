@@ -22,7 +22,7 @@ from rich.table import Table
 if TYPE_CHECKING:  # rich.progress loads where progress is drawn (sweeps), not for a read
     from rich.progress import Progress, TaskID
 
-    from studies.run import SweepOutcome
+    from studies import Confirmation, StudyRecord, SweepOutcome
 
 __all__ = ["cli", "main"]
 
@@ -314,7 +314,7 @@ def _run(
                 outcome = run_sweep(
                     spec, name, target, n_trials=n_trials, observer=observer, create=create
                 )
-    _print_study(name, target.storage_url)
+    _print_study(outcome.record, outcome.confirmation)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
     _print_mlflow_logs(name, outcome)
@@ -492,10 +492,12 @@ def studies_list(storage: str | None, home: Path) -> None:
     out.print(table)
 
 
-def _print_study(name: str, storage_url: str) -> None:
-    from studies import read_study, trial_rows
+def _print_study(study: StudyRecord, confirmation: Confirmation | None) -> None:
+    """The trials table and the confirmation of a study read once (``confirmation``: its
+    confirmation, None when it has none yet)."""
+    from studies import trial_rows
 
-    study = read_study(name, storage_url)
+    name = study.study_name
     table = Table("trial", "state", "params", "value", "duration", "MLflow run", title=name)
     for row in trial_rows(study):
         params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in row.params.items())
@@ -504,16 +506,15 @@ def _print_study(name: str, storage_url: str) -> None:
         number = "baseline" if row.number is None else str(row.number)
         table.add_row(number, row.state, params, value, duration, row.mlflow_run_id or "-")
     out.print(table)
-    _print_confirmation(study)
+    _print_confirmation(study, confirmation)
 
 
-def _print_confirmation(study: Any) -> None:
+def _print_confirmation(study: StudyRecord, confirmation: Confirmation | None) -> None:
     """The confirmation table and its one-sentence verdict (nothing without one)."""
     from rich.text import Text
 
-    from studies import TABLE_HEADER, load_confirmation, table_rows, verdict_sentence
+    from studies import TABLE_HEADER, table_rows, verdict_sentence
 
-    confirmation = load_confirmation(study)
     if confirmation is None:
         out.print(f"unconfirmed: no confirmation yet (salsweep studies confirm {study.study_name})")
         return
@@ -531,7 +532,10 @@ def _print_confirmation(study: Any) -> None:
 @_home_option
 def studies_show(name: str, storage: str | None, home: Path) -> None:
     """A table of the trials of study NAME, and its confirmation with the verdict."""
-    _print_study(name, _storage_url(storage, home))
+    from studies import load_confirmation, read_study
+
+    study = read_study(name, _storage_url(storage, home))
+    _print_study(study, load_confirmation(study))
 
 
 @studies.command("confirm")
@@ -588,7 +592,7 @@ def studies_confirm(
             seeds=seeds,
             observer=_RichObserver(progress, 0, spec.objective.metric),
         )
-    _print_study(name, target.storage_url)
+    _print_study(outcome.record, outcome.confirmation)
     _print_mlflow_logs(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
 

@@ -12,9 +12,9 @@ each, with user attributes:
 - ``params`` (the searched values), ``mlflow_run_id``, ``metric`` (what the value is);
 - a replicate that diverged ends PRUNED with ``non_finite`` set: done, and counted as NaN.
 
-Reading takes the study as a record (studies.store.records: read from the tables without
-Optuna, as `salsweep studies show` does) or as an Optuna study (a sweep's); writing
-(`companion_study(create=True)`) needs Optuna.
+Reading takes the study as a record (studies.store.records), read once: from the tables
+without Optuna, as `salsweep studies show` does, or from a sweep's Optuna study as it
+closes (`as_record`). Nothing here touches Optuna.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from studies.confirmation.stats import (
     rank,
     verdict,
 )
-from studies.store import COMPLETE, PRUNED, StudyRecord, TrialRecord, as_record
+from studies.store import COMPLETE, PRUNED, StudyRecord, TrialRecord
 from trainer.errors import UserError
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 __all__ = [
     "ConfirmError",
@@ -91,20 +91,20 @@ def _as_replicate(trial: TrialRecord) -> Replicate | None:
     )
 
 
-def replicates(companion: optuna.Study | StudyRecord, role: str | None = None) -> list[Replicate]:
+def replicates(companion: StudyRecord, role: str | None = None) -> list[Replicate]:
     """The finished replicates (of ``role``) of the companion study, the first one of
     each (key, seed, role): two workers racing for one job never count it twice."""
     seen: dict[tuple[str, int, str], Replicate] = {}
-    for trial in as_record(companion, companion=False).get_trials((COMPLETE, PRUNED)):
+    for trial in companion.get_trials((COMPLETE, PRUNED)):
         rep = _as_replicate(trial)
         if rep is not None and (role is None or rep.role == role):
             seen.setdefault((rep.key, rep.seed, rep.role), rep)
     return list(seen.values())
 
 
-def search_baseline_trial(study: optuna.Study | StudyRecord) -> TrialRecord | None:
+def search_baseline_trial(study: StudyRecord) -> TrialRecord | None:
     """The latest trial of the SSI baseline's search run (any state), or None."""
-    companion = as_record(study).companion
+    companion = study.companion
     if companion is None:
         return None
     runs = [t for t in companion.trials if t.user_attrs.get(attrs.ROLE) == ROLE_SEARCH_BASELINE]
@@ -160,10 +160,9 @@ class Confirmation:
         return None if key is None else self.config(key)
 
 
-def load_confirmation(study: optuna.Study | StudyRecord) -> Confirmation | None:
-    """The confirmation of ``study`` from its companion study; None when no confirmation
+def load_confirmation(record: StudyRecord) -> Confirmation | None:
+    """The confirmation of ``record`` from its companion study; None when no confirmation
     replicate has finished."""
-    record = as_record(study)
     companion = record.companion
     if companion is None:
         return None

@@ -27,12 +27,10 @@ from studies import attrs
 from studies.attrs import trial_number
 from studies.confirmation import Confirmation, load_confirmation, search_baseline_trial
 from studies.report.confirmation import export_header_lines
-from studies.store import COMPLETE, FAIL, StudyRecord, TrialRecord, as_record
+from studies.store import COMPLETE, FAIL, StudyRecord, TrialRecord
 from trainer.errors import UserError
 
 if TYPE_CHECKING:
-    import optuna
-
     from trainer.config import TrainConfig
 
 __all__ = [
@@ -47,13 +45,19 @@ __all__ = [
 ExportFormat = Literal["trainer", "packnet"]
 
 
+class Unread:
+    """The type of `UNREAD`: a confirmation not computed yet."""
+
+
+UNREAD = Unread()
+
+
 class ExportError(UserError, ValueError):
     """Nothing to export: no complete trial yet, or a trial without a usable config."""
 
 
-def best_trial(study: optuna.Study | StudyRecord) -> TrialRecord:
+def best_trial(record: StudyRecord) -> TrialRecord:
     """The best COMPLETE search trial (lowest number on a tie)."""
-    record = as_record(study, companion=False)
     trials = [
         t for t in record.get_trials((COMPLETE,)) if t.value is not None and math.isfinite(t.value)
     ]
@@ -70,12 +74,10 @@ def best_trial(study: optuna.Study | StudyRecord) -> TrialRecord:
 
 
 def exported_trial(
-    study: optuna.Study | StudyRecord,
+    record: StudyRecord, confirmation: Confirmation | None
 ) -> tuple[TrialRecord, Confirmation | None]:
     """The search trial whose config an export writes: the confirmed winner's, with the
-    confirmation; else the best trial, with None (unconfirmed)."""
-    record = as_record(study)
-    confirmation = load_confirmation(record)
+    ``confirmation``; else the best trial, with None (unconfirmed)."""
     winner = None if confirmation is None else confirmation.winner
     number = None if winner is None else trial_number(winner.key)
     if confirmation is not None and number is not None:
@@ -182,10 +184,11 @@ def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:
 
 
 def export_best(
-    study: optuna.Study | StudyRecord,
+    record: StudyRecord,
     fmt: ExportFormat = "trainer",
     *,
     filename: str = "best.yaml",
+    confirmation: Confirmation | Unread | None = UNREAD,
 ) -> str:
     """YAML text of the winner's configuration (see `exported_trial`) with a comment
     header: the confirmation's mean, interval, seeds, the baseline's, and whether the
@@ -193,12 +196,14 @@ def export_best(
 
     ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
     packnet-sfm's layout. ``filename`` only appears in the reproduce command.
+    ``confirmation``: the record's, when the caller has it already (else read from it).
     Raises `ExportError` when there is no complete search trial.
     """
     if fmt not in ("trainer", "packnet"):
         raise ValueError(f"unknown export format {fmt!r} (valid: trainer, packnet)")
-    record = as_record(study)
-    trial, confirmation = exported_trial(record)
+    if isinstance(confirmation, Unread):
+        confirmation = load_confirmation(record)
+    trial, confirmation = exported_trial(record, confirmation)
     config = _config(record, trial)
     header = "\n".join(_header(record, trial, confirmation, fmt, filename)) + "\n"
     if fmt == "trainer":

@@ -1,8 +1,9 @@
 """A study's trials as rows for a table, and its plots as PNG files.
 
-The SSI baseline's search run lives in the companion study (studies.confirmation.verdict): it heads
-the trials table as ``baseline`` and never enters the plots of the search. The table
-takes a study as a record (studies.store.records) or as an Optuna study; the plots need Optuna.
+The SSI baseline's search run lives in the companion study (studies.confirmation.verdict):
+it heads the trials table as ``baseline`` and never enters the plots of the search. Both
+take the study as a record (studies.store.records), read once; the plots hand Optuna's
+plot functions an in-memory copy of the record's search trials.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from studies import attrs
 from studies.confirmation import search_baseline_trial
-from studies.store import COMPLETE, StudyRecord, TrialRecord, as_record
+from studies.store import COMPLETE, StudyRecord, TrialRecord
 
 if TYPE_CHECKING:
     import optuna
@@ -41,10 +42,9 @@ class TrialRow:
     baseline: bool
 
 
-def trial_rows(study: optuna.Study | StudyRecord) -> list[TrialRow]:
+def trial_rows(record: StudyRecord) -> list[TrialRow]:
     """The SSI baseline's search run first (when there is one), then every trial of
-    ``study`` by number."""
-    record = as_record(study)
+    ``record`` by number."""
     rows = []
     baseline = search_baseline_trial(record)
     if baseline is not None:
@@ -67,12 +67,40 @@ def _row(t: TrialRecord, number: int | None, params: dict[str, Any]) -> TrialRow
     )
 
 
+def _in_memory(record: StudyRecord) -> optuna.Study:
+    """The record's search trials in an in-memory Optuna study, for Optuna's plots."""
+    import optuna
+    from optuna.distributions import json_to_distribution
+    from optuna.trial import TrialState, create_trial
+
+    study = optuna.create_study(
+        study_name=record.study_name,
+        direction="maximize" if record.direction == "maximize" else "minimize",
+        storage=optuna.storages.InMemoryStorage(),
+        sampler=optuna.samplers.RandomSampler(seed=0),  # never asked: no TPE built
+    )
+    for t in record.trials:
+        state = TrialState[t.state]
+        if state in (TrialState.RUNNING, TrialState.WAITING):
+            continue  # create_trial takes finished trials; a plot shows none of these
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=t.value if state == TrialState.COMPLETE else None,
+                params=t.params,
+                distributions={k: json_to_distribution(d) for k, d in t.distributions.items()},
+                user_attrs=t.user_attrs,
+            )
+        )
+    return study
+
+
 def _varied_params(trials: list[FrozenTrial]) -> list[str]:
     names = sorted({name for t in trials for name in t.params})
     return [n for n in names if len({repr(t.params.get(n)) for t in trials}) > 1]
 
 
-def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
+def save_study_plots(record: StudyRecord, out_dir: Path) -> list[Path]:
     """Write the optimisation history, parameter importances and parallel coordinates as PNG
     files into ``out_dir``; a plot the trials cannot give yet is skipped. Returns the files
     written. The study holds the search's trials only (the baseline is not one of them).
@@ -84,7 +112,8 @@ def save_study_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     from optuna.trial import TrialState
     from optuna.visualization import matplotlib as oplt
 
-    metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "Objective Value"))
+    study = _in_memory(record)
+    metric = str(record.user_attrs.get(attrs.OBJECTIVE_METRIC, "Objective Value"))
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     varied = _varied_params(complete)
     plots: dict[str, tuple[bool, Callable[[], Any]]] = {

@@ -18,7 +18,7 @@ import optuna
 from optuna.storages import BaseStorage
 
 from studies import attrs
-from studies.confirmation import load_confirmation
+from studies.confirmation import Confirmation, load_confirmation
 from studies.home import REPLICATES_DIR, study_dir
 from studies.report import (
     confirmation_csv,
@@ -32,11 +32,28 @@ from studies.run.objective import Objective, SweepObserver
 from studies.run.replicates import ReplicateRunner
 from studies.run.search_space import build_pruner, build_sampler
 from studies.run.sync import record_late_run_ids
-from studies.store import HEARTBEAT_INTERVAL_S, StorageError, StudyMismatch, open_storage
-from studies.tracking import RunLog, RunOutbox, Tracker, TrackingError, flatten_params
+from studies.store import (
+    HEARTBEAT_INTERVAL_S,
+    StorageError,
+    StudyMismatch,
+    StudyRecord,
+    as_record,
+    open_storage,
+)
+from studies.tracking import (
+    RunLog,
+    RunOutbox,
+    Tracker,
+    TrackingError,
+    find_outboxes,
+    flatten_params,
+    unsent_runs,
+)
 from sweeps import SweepSpec, spec_to_yaml
 
 __all__ = [
+    "ClosedStudy",
+    "Closing",
     "OpenSweep",
     "SweepOutcome",
     "SweepTarget",
@@ -65,6 +82,10 @@ class SweepOutcome:
     parent_run_id: str
     ran: int  # search trials this process ended
     ui_url: str
+    # The study as the sweep read it once at its close (companion and late run ids
+    # included), and its confirmation (None: none yet): what the CLI prints.
+    record: StudyRecord
+    confirmation: Confirmation | None = None
     replicates: int = 0  # baseline and confirmation runs this process ended
     # Why the confirmation did not run here (None: it ran, or the spec has none).
     confirmation_skipped: str | None = None
@@ -121,18 +142,27 @@ class OpenSweep:
         return self.objective.tracker
 
     def outcome(
-        self, *, ran: int, replicates: int, confirmation_skipped: str | None = None
+        self,
+        closing: Closing,
+        *,
+        ran: int,
+        replicates: int,
+        confirmation_skipped: str | None = None,
     ) -> SweepOutcome:
-        """What this process did, with the runs whose logs still wait on disk."""
+        """What this process did, from what `parent_run` read as the sweep closed."""
+        closed = closing.closed
+        assert closed is not None, "a sweep's outcome comes after its parent_run closed"
         return SweepOutcome(
             study_name=self.objective.study_name,
             experiment_id=self.objective.experiment_id,
             parent_run_id=self.objective.parent_run_id,
             ran=ran,
             ui_url=self.ui_url,
+            record=closed.record,
+            confirmation=closed.confirmation,
             replicates=replicates,
             confirmation_skipped=confirmation_skipped,
-            unsent=tuple(self.tracker.unsent_runs()),
+            unsent=closed.unsent,
             earlier_sent=sum(not o.has_pending() for o in self.adopted),
         )
 
@@ -210,36 +240,58 @@ def _prepare(
     return objective, parent
 
 
+@dataclass(frozen=True)
+class ClosedStudy:
+    """What a sweep reads as it closes, once: the study (with its companion and the late
+    run ids), its confirmation, and the names of the runs whose logs still wait on disk."""
+
+    record: StudyRecord
+    confirmation: Confirmation | None
+    unsent: tuple[str, ...]
+
+
+@dataclass
+class Closing:
+    """Filled by `parent_run` when the sweep's work ends without an exception."""
+
+    closed: ClosedStudy | None = None
+
+
 @contextlib.contextmanager
-def parent_run(opened: OpenSweep, observer: SweepObserver | None) -> Iterator[None]:
-    """Around a sweep's work: on success the summary goes on the parent run and it ends
-    FINISHED; on any exit by exception (Ctrl-C included) it ends KILLED, and a tracking
-    error then never hides why we are leaving. Either way this process's MLflow outboxes
-    are sent for a bounded time; ``observer`` hears when that has to wait."""
+def parent_run(opened: OpenSweep, observer: SweepObserver | None) -> Iterator[Closing]:
+    """Around a sweep's work: on success the study is read once (`ClosedStudy`, left in
+    the yielded `Closing`), the summary goes on the parent run and it ends FINISHED; on
+    any exit by exception (Ctrl-C included) it ends KILLED, and a tracking error then never
+    hides why we are leaving. Either way this process's MLflow outboxes are sent for a
+    bounded time; ``observer`` hears when that has to wait."""
     parent = opened.parent
     notice = None if observer is None else observer.tracking_wait
+    closing = Closing()
     try:
-        yield
+        yield closing
     except BaseException:
         with contextlib.suppress(TrackingError):
             parent.end_sweep("KILLED", on_wait=notice)
         raise
-    _summarise(opened.study, parent)
+    record = as_record(opened.study)
+    confirmation = load_confirmation(record)
+    _summarise(record, confirmation, parent)
     parent.end_sweep("FINISHED", on_wait=notice)
+    outboxes = find_outboxes(opened.objective.trials_dir)
     # The runs the server created after their trial ended: named in `studies show`. The
     # sweep's work is done and stored: a storage that fails past its retries now loses
     # only these ids, which `studies sync` records as well.
     with contextlib.suppress(StorageError):
-        record_late_run_ids(opened.study, opened.objective.trials_dir)
+        record, _ = record_late_run_ids(opened.study._storage, record, outboxes)
+    closing.closed = ClosedStudy(record, confirmation, tuple(unsent_runs(outboxes)))
 
 
-def _summarise(study: optuna.Study, parent: RunLog) -> None:
+def _summarise(record: StudyRecord, confirmation: Confirmation | None, parent: RunLog) -> None:
     """Plots, the confirmation and the best configuration on the parent run."""
     with tempfile.TemporaryDirectory(prefix="salsweep-plots-") as tmp:
-        plots = save_study_plots(study, Path(tmp))
+        plots = save_study_plots(record, Path(tmp))
         if plots:
             parent.log_artifacts(Path(tmp), "plots")
-    confirmation = load_confirmation(study)
     if confirmation is not None:
         with tempfile.TemporaryDirectory(prefix="salsweep-confirm-") as tmp:
             folder = Path(tmp)
@@ -249,7 +301,7 @@ def _summarise(study: optuna.Study, parent: RunLog) -> None:
             parent.log_artifacts(folder, None)
         parent.log_epoch(0, confirmation_metrics(confirmation))
     try:
-        text = export_best(study, "trainer")
+        text = export_best(record, "trainer", confirmation=confirmation)
     except ValueError:
         return  # no completed trial yet: nothing to export
     parent.log_text(text, "best_config.yaml")

@@ -135,7 +135,7 @@ def run_sweep(
 
     runner = replicate_runner(objective)
     skipped: str | None = None
-    with parent_run(opened, observer):
+    with parent_run(opened, observer) as closing:
         if spec.baseline:
             # Before the search, outside the study: the sampler never sees its score.
             run_jobs(study, [baseline_search_job(spec)], runner)
@@ -151,7 +151,7 @@ def run_sweep(
             elif not _confirm(study, spec, spec.confirm, runner):
                 skipped = "no complete search trial to confirm"
     return opened.outcome(
-        ran=objective.finished, replicates=runner.finished, confirmation_skipped=skipped
+        closing, ran=objective.finished, replicates=runner.finished, confirmation_skipped=skipped
     )
 
 
@@ -207,7 +207,7 @@ def confirm_sweep(
     )
     opened = open_sweep(spec, name, target, create=False, observer=observer)
     runner = replicate_runner(opened.objective)
-    with parent_run(opened, observer):
+    with parent_run(opened, observer) as closing:
         if not _confirm(opened.study, spec, confirm, runner):
             raise ConfirmError(f"study {name!r} has no complete search trial to confirm yet")
-    return opened.outcome(ran=0, replicates=runner.finished)
+    return opened.outcome(closing, ran=0, replicates=runner.finished)

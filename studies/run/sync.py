@@ -18,12 +18,14 @@ recorded on the trial's study (`record_late_run_ids`, `attrs.LATE_RUN_ID`), so t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studies import attrs
 from studies.home import study_dir
+from studies.store import StudyRecord, apply_late_run_ids
 from studies.tracking import (
     ALREADY,
     CHILD_STATUS,
@@ -42,11 +44,9 @@ from studies.tracking import (
 )
 
 if TYPE_CHECKING:
-    import optuna
+    from optuna.storages import BaseStorage
 
-    from studies.store import StudyRecord
-
-__all__ = ["SyncReport", "record_late_run_ids", "sync_study"]
+__all__ = ["SyncReport", "late_run_ids", "record_late_run_ids", "sync_study"]
 
 
 @dataclass
@@ -120,35 +120,50 @@ def _close_if_ended(outbox: RunOutbox, ended: dict[tuple[str, int], ChildState])
     return True
 
 
-def record_late_run_ids(study: optuna.Study, folder: Path) -> int:
-    """Record on ``study`` (and on its companion study) the MLflow run of each ended trial
-    that has none, from the outboxes under ``folder`` whose run the server has created; returns
-    how many were recorded. An ended trial's attributes cannot change: the id goes on the
-    study as `attrs.LATE_RUN_ID` + number, which `studies.store.records` reads as the trial's."""
-    from studies.store import companion_study
+# Optuna's finished states: a trial in one of them has ended and its attributes are fixed.
+_ENDED = ("COMPLETE", "PRUNED", "FAIL")
 
-    studies = {study.study_name: study}
-    if (companion := companion_study(study)) is not None:
-        studies[companion.study_name] = companion
-    missing: dict[tuple[str, int], optuna.Study] = {}
-    for each in studies.values():
-        known = each.user_attrs
-        for trial in each.get_trials(deepcopy=False):
+
+def late_run_ids(record: StudyRecord, outboxes: Sequence[RunOutbox]) -> dict[tuple[str, int], str]:
+    """(study name, trial number) -> MLflow run id, for each ended trial of ``record`` (and
+    of its companion) that has no run id and whose run the server has created since, as its
+    outbox among ``outboxes`` tells."""
+    missing: set[tuple[str, int]] = set()
+    for each in (record, record.companion):
+        if each is None:
+            continue
+        for trial in each.trials:
             key = f"{attrs.LATE_RUN_ID}{trial.number}"
             if (
-                trial.state.is_finished()
+                trial.state in _ENDED
                 and attrs.MLFLOW_RUN_ID not in trial.user_attrs
-                and key not in known
+                and key not in each.user_attrs
             ):
-                missing[(each.study_name, trial.number)] = each
-    recorded = 0
-    for outbox in find_outboxes(folder) if missing else ():
+                missing.add((each.study_name, trial.number))
+    found: dict[tuple[str, int], str] = {}
+    for outbox in outboxes if missing else ():
         owner, run_id = _owner(outbox), outbox.run_id
-        if owner is None or run_id is None or owner not in missing:
-            continue
-        missing.pop(owner).set_user_attr(f"{attrs.LATE_RUN_ID}{owner[1]}", run_id)
-        recorded += 1
-    return recorded
+        if owner is not None and run_id is not None and owner in missing:
+            found[owner] = run_id
+            missing.discard(owner)
+    return found
+
+
+def record_late_run_ids(
+    storage: BaseStorage, record: StudyRecord, outboxes: Sequence[RunOutbox]
+) -> tuple[StudyRecord, int]:
+    """Record on the study (and on its companion study) the MLflow run of each ended trial
+    that has none, from ``outboxes`` (see `late_run_ids`); returns ``record`` with them,
+    and how many there were. An ended trial's attributes cannot change: the id goes on the
+    study as `attrs.LATE_RUN_ID` + number, which `studies.store.records` reads as the
+    trial's."""
+    found = late_run_ids(record, outboxes)
+    ids: dict[str, int] = {}
+    for (name, number), run_id in found.items():
+        if name not in ids:
+            ids[name] = storage.get_study_id_from_name(name)
+        storage.set_study_user_attr(ids[name], f"{attrs.LATE_RUN_ID}{number}", run_id)
+    return apply_late_run_ids(record, found), len(found)
 
 
 def _sync_one(
@@ -208,7 +223,9 @@ def sync_study(name: str, home: Path, tracking_uri: str, storage_url: str) -> Sy
                 f"again): {exc}"
             ) from None
     if study is not None and _lacks_run_ids(study):
-        from studies.store import load_study
+        from studies.store import open_storage
 
-        report.recorded = record_late_run_ids(load_study(name, storage_url), folder)
+        _, report.recorded = record_late_run_ids(
+            open_storage(storage_url), study, find_outboxes(folder)
+        )
     return report

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         StudyRecord,
         StudySummary,
         TrialRecord,
+        apply_late_run_ids,
         as_record,
         companion_study,
     )
@@ -55,6 +56,7 @@ __getattr__, __dir__, __all__ = lazy_face(
             "StudyRecord",
             "StudySummary",
             "TrialRecord",
+            "apply_late_run_ids",
             "as_record",
             "companion_study",
         ),

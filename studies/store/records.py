@@ -23,6 +23,7 @@ from studies.attrs import companion_name
 
 if TYPE_CHECKING:
     import optuna
+    from optuna.storages import BaseStorage
     from optuna.trial import FrozenTrial
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "StudyRecord",
     "StudySummary",
     "TrialRecord",
+    "apply_late_run_ids",
     "as_record",
     "companion_study",
     "with_late_run_ids",
@@ -58,6 +60,8 @@ class TrialRecord:
     user_attrs: dict[str, Any]
     datetime_start: datetime | None  # local time, naive (as Optuna gives it)
     datetime_complete: datetime | None
+    # Each param's distribution, as Optuna stores it (JSON): what a plot of the study needs.
+    distributions: dict[str, str] = field(default_factory=dict)
 
     @property
     def duration(self) -> timedelta | None:
@@ -95,21 +99,49 @@ class StudySummary:
 
 
 def as_record(study: optuna.Study | StudyRecord, *, companion: bool = True) -> StudyRecord:
-    """``study`` as a record; an Optuna study is read from its storage, with its companion
-    study (``companion``) when it has one."""
+    """``study`` as a record; an Optuna study is read from its storage once, with its
+    companion study (``companion``) when it has one. The companion is read through the
+    storage itself: no second `optuna.Study` (and sampler) is built for it."""
     if isinstance(study, StudyRecord):
         return study
+    storage = study._storage
     other = None
     if companion:
-        found = companion_study(study)
-        other = None if found is None else as_record(found, companion=False)
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+        try:
+            other_id = storage.get_study_id_from_name(companion_name(study.study_name))
+        except KeyError:
+            other_id = None
+        if other_id is not None:
+            other = _read(storage, other_id, companion_name(study.study_name))
+    return replace(_read(storage, study._study_id, study.study_name), companion=other)
+
+
+def _read(storage: BaseStorage, study_id: int, name: str) -> StudyRecord:
+    user_attrs = storage.get_study_user_attrs(study_id)
+    trials = sorted(storage.get_all_trials(study_id, deepcopy=False), key=lambda t: t.number)
     return StudyRecord(
-        study_name=study.study_name,
-        direction=study.directions[0].name.lower(),
-        user_attrs=dict(study.user_attrs),
-        trials=with_late_run_ids(study.user_attrs, (_trial(t) for t in trials)),
-        companion=other,
+        study_name=name,
+        direction=storage.get_study_directions(study_id)[0].name.lower(),
+        user_attrs=dict(user_attrs),
+        trials=with_late_run_ids(user_attrs, (_trial(t) for t in trials)),
+    )
+
+
+def apply_late_run_ids(record: StudyRecord, found: Mapping[tuple[str, int], str]) -> StudyRecord:
+    """``record`` (and its companion) with the run ids ``found`` for (study name, trial
+    number) recorded as late run ids (`attrs.LATE_RUN_ID`), as a new read would give it."""
+    mine = {n: run for (name, n), run in found.items() if name == record.study_name}
+    companion = record.companion
+    if companion is not None:
+        companion = apply_late_run_ids(companion, found)
+    if not mine:
+        return replace(record, companion=companion)
+    user_attrs = {**record.user_attrs, **{f"{attrs.LATE_RUN_ID}{n}": r for n, r in mine.items()}}
+    return replace(
+        record,
+        user_attrs=user_attrs,
+        trials=with_late_run_ids(user_attrs, record.trials),
+        companion=companion,
     )
 
 
@@ -128,6 +160,8 @@ def with_late_run_ids(
 
 
 def _trial(t: FrozenTrial) -> TrialRecord:
+    from optuna.distributions import distribution_to_json
+
     values = t.values
     return TrialRecord(
         number=t.number,
@@ -137,6 +171,7 @@ def _trial(t: FrozenTrial) -> TrialRecord:
         user_attrs=dict(t.user_attrs),
         datetime_start=t.datetime_start,
         datetime_complete=t.datetime_complete,
+        distributions={k: distribution_to_json(d) for k, d in t.distributions.items()},
     )
 
 

@@ -218,11 +218,13 @@ def read_studies(db: Database, ids: list[int]) -> dict[int, StudyRecord]:
     ):
         values.setdefault(int(tid), {})[int(objective)] = _value(value, str(kind))
     params: dict[int, dict[str, Any]] = {}
+    distributions: dict[int, dict[str, str]] = {}
     for tid, name, value, distribution in db.rows(
         "SELECT x.trial_id, x.param_name, x.param_value, x.distribution_json "
         f"FROM trial_params x {join} ORDER BY x.param_id"
     ):
         params.setdefault(int(tid), {})[str(name)] = _external(float(value), distribution)
+        distributions.setdefault(int(tid), {})[str(name)] = str(distribution)
     trial_attrs: dict[int, dict[str, Any]] = {}
     for tid, key, value in db.rows(
         "SELECT x.trial_id, x.key, x.value_json "
@@ -245,6 +247,7 @@ def read_studies(db: Database, ids: list[int]) -> dict[int, StudyRecord]:
                 user_attrs=trial_attrs.get(int(tid), {}),
                 datetime_start=_local(start),
                 datetime_complete=_local(complete),
+                distributions=distributions.get(int(tid), {}),
             )
         )
     return {

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     )
     from studies.tracking.runs import (
         Tracker,
+        unsent_runs,
     )
     from studies.tracking.server import (
         ServerError,

@@ -6,7 +6,7 @@ client (studies.tracking.client), so that training never waits on the server.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from studies.home import PARENT_OUTBOX_DIR
@@ -15,13 +15,13 @@ from studies.tracking.courier import RunLog, adopt, attach_run, flush_process, o
 from studies.tracking.layout import PARENT_RUN_NAME, ParamValue
 from studies.tracking.outbox import RunOutbox, find_outboxes
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "unsent_runs"]
 
 
 class Tracker:
     """The runs of one sweep process on one MLflow server. ``journal_dir`` (a sweep's
     folder) holds the outboxes of the parent run (:meth:`open_parent`) and of the runs
-    whose ends an earlier process left unsent (:meth:`adopt_unsent`, :meth:`unsent_runs`).
+    whose ends an earlier process left unsent (:meth:`adopt_unsent`).
     ``client`` makes the plain requests (experiment, runs view, orphan runs)."""
 
     def __init__(self, tracking_uri: str, journal_dir: Path | None = None) -> None:
@@ -94,10 +94,9 @@ class Tracker:
         adopt(self.client, waiting)
         return waiting
 
-    def unsent_runs(self) -> list[str]:
-        """The runs of the sweep (``journal_dir``, any process) whose outbox on disk holds
-        operations the server does not have: ``salsweep studies sync`` sends them."""
-        if self.journal_dir is None:
-            return []
-        names = [o.run_name for o in find_outboxes(self.journal_dir) if o.has_pending()]
-        return list(dict.fromkeys(names))
+
+def unsent_runs(outboxes: Sequence[RunOutbox]) -> list[str]:
+    """The names of the runs among ``outboxes`` (a sweep's, any process) whose outbox on
+    disk holds operations the server does not have: ``salsweep studies sync`` sends them."""
+    names = [o.run_name for o in outboxes if o.has_pending()]
+    return list(dict.fromkeys(names))

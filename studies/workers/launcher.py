@@ -504,7 +504,7 @@ def run_workers(
         config,
         worker_observer or (lambda _i: observer),
     )
-    with parent_run(opened, observer):
+    with parent_run(opened, observer) as closing:
         if spec.baseline:
             enqueue_jobs(study, [baseline_search_job(spec)], spec, tracker)
         close_dead_trials(study, tracker)
@@ -513,6 +513,7 @@ def run_workers(
             assert totals.last_failure is not None
             raise SweepDiverged(name, totals.streak, totals.last_failure)
     return opened.outcome(
+        closing,
         ran=totals.ran,
         replicates=totals.replicates,
         confirmation_skipped=totals.confirmation_skipped,
