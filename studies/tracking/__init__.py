@@ -84,7 +84,7 @@ __getattr__, __dir__, __all__ = lazy_face(
             "RunOutbox",
             "find_outboxes",
         ),
-        "studies.tracking.runs": ("Tracker",),
+        "studies.tracking.runs": ("Tracker", "unsent_runs"),
         "studies.tracking.server": (
             "ServerError",
             "ServerInfo",

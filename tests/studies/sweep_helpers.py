@@ -47,3 +47,5 @@ class Sweep:
     parent_run_id: str
     ran: int
     replicates: int = 0
+    # The SQL statements the sweep's close sent to its Optuna storage (conftest's `sweep`).
+    close_statements: tuple[str, ...] = ()

@@ -25,6 +25,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from studies import load_study, trial_rows
+from studies.store import as_record
 from studies.tracking.client import Client
 from studies.tracking.layout import VALUE_METRIC, ChildState
 from studies.tracking.server import ServerInfo
@@ -224,7 +225,7 @@ def test_real_sweep_url_opens_on_its_best_trial(
     url = Client(sweep.target.tracking_uri).share_sweep_view(
         sweep.experiment_id, searched, metric, ascending
     )
-    shown = [r for r in trial_rows(study) if r.mlflow_run_id is not None]
+    shown = [r for r in trial_rows(as_record(study)) if r.mlflow_run_id is not None]
     scored = [r for r in shown if r.value is not None]
     assert scored, "the sweep fixture finished no trial"
     best = (min if ascending else max)(scored, key=lambda r: r.value or 0.0)

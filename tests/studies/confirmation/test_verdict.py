@@ -33,6 +33,7 @@ from studies.report.confirmation import (
     table_rows,
     verdict_sentence,
 )
+from studies.store import as_record
 from studies.store.catalog import StudyMismatch, load_study, study_summaries
 from studies.store.records import companion_study
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline
@@ -69,9 +70,9 @@ def test_names_and_keys() -> None:
 
 def test_no_confirmation(tmp_path: Path) -> None:
     study = make_study(tmp_path)
-    assert companion_study(study) is None and load_confirmation(study) is None
+    assert companion_study(study) is None and load_confirmation(as_record(study)) is None
     add_search_baseline(study, 0.4)  # a companion study, but no confirmation yet
-    assert load_confirmation(study) is None
+    assert load_confirmation(as_record(study)) is None
 
 
 def test_confirmation_read_back(tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ def test_confirmation_read_back(tmp_path: Path) -> None:
     # A failed (interrupted) replicate is no result.
     add_replicate(study, "trial-2", 4, 0.1, params=p(1.0), state=TrialState.FAIL)
 
-    c = load_confirmation(study)
+    c = load_confirmation(as_record(study))
     assert c is not None
     assert (c.study_name, c.metric, c.direction) == ("v", "test/abs_rel_align", "minimize")
     assert [config.key for config in c.configs] == ["trial-1", "trial-2", "baseline"]
@@ -113,7 +114,7 @@ def test_confirmation_read_back(tmp_path: Path) -> None:
     assert c.verdict.vs_runner_up_outcome == "indistinguishable"  # t(1) is wide
     companion = companion_study(study)
     assert companion is not None
-    assert len(replicates(companion, ROLE_CONFIRMATION)) == 9
+    assert len(replicates(as_record(companion), ROLE_CONFIRMATION)) == 9
 
     rows = table_rows(c)
     assert rows[0] == (
@@ -164,7 +165,7 @@ def test_maximize_and_no_baseline(tmp_path: Path) -> None:
     for seed, (a, b) in enumerate([(0.8, 0.7), (0.82, 0.71)], start=1):
         add_replicate(study, "trial-0", seed, a)
         add_replicate(study, "trial-2", seed, b)
-    c = load_confirmation(study)
+    c = load_confirmation(as_record(study))
     assert c is not None and c.direction == "maximize"
     assert c.winner is not None and c.winner.key == "trial-0"
     assert c.baseline is None and c.verdict.vs_baseline is None
@@ -177,7 +178,7 @@ def test_maximize_and_no_baseline(tmp_path: Path) -> None:
 def test_one_config_one_seed(tmp_path: Path) -> None:
     study = make_study(tmp_path)
     add_replicate(study, "trial-1", 1, 0.25)
-    c = load_confirmation(study)
+    c = load_confirmation(as_record(study))
     assert c is not None
     assert table_rows(c)[0][3] == "0.2500 ± n/a"
     assert verdict_sentence(c) == (
@@ -185,7 +186,7 @@ def test_one_config_one_seed(tmp_path: Path) -> None:
         "no runner-up to be compared with."
     )
     add_replicate(study, "baseline", 1, 0.3)
-    c = load_confirmation(study)
+    c = load_confirmation(as_record(study))
     assert c is not None
     assert verdict_sentence(c).endswith(
         "cannot be compared with the baseline (ssi): 1 shared seed."

@@ -14,6 +14,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from studies.report.export import ExportError, best_trial, export_best, write_export
+from studies.store import as_record
 from studies.store.catalog import read_study
 from sweeps import SPEC_DIR, SweepSpec, load_spec
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline
@@ -95,7 +96,7 @@ def header(text: str) -> dict[str, str]:
 
 
 def test_best_trial_skips_pruned(study: optuna.Study) -> None:
-    assert best_trial(study).number == 2
+    assert best_trial(as_record(study)).number == 2
 
 
 def test_maximize_picks_the_largest(tmp_path: Path, spec: SweepSpec) -> None:
@@ -103,12 +104,12 @@ def test_maximize_picks_the_largest(tmp_path: Path, spec: SweepSpec) -> None:
     add(s, spec, P1, 0.8)
     add(s, spec, P2, 0.9)
     add(s, spec, P3, 0.9)  # a tie: the earlier trial wins
-    assert best_trial(s).number == 1
+    assert best_trial(as_record(s)).number == 1
 
 
 def test_trainer_format_is_the_trials_config(study: optuna.Study, tmp_path: Path) -> None:
     assert study.trials[2].params == P2
-    text = export_best(study, "trainer")
+    text = export_best(as_record(study), "trainer")
     config = TrainConfig.model_validate(yaml.safe_load(text))
     assert config.model_dump(mode="json") == study.trials[2].user_attrs["config"]
     assert config.loss.lambda_sg == 1.5 and config.loss.method == "scale-adaptive"
@@ -119,7 +120,7 @@ def test_trainer_format_is_the_trials_config(study: optuna.Study, tmp_path: Path
 
 
 def test_header(study: optuna.Study) -> None:
-    text = export_best(study, "trainer", filename="out/best.yaml")
+    text = export_best(as_record(study), "trainer", filename="out/best.yaml")
     assert text.startswith(
         "# salsweep: best trial (unconfirmed) of study 'demo' (trainer format)\n"
     )
@@ -136,7 +137,7 @@ def test_header(study: optuna.Study) -> None:
 
 
 def test_packnet_layout(study: optuna.Study) -> None:
-    text = export_best(study, "packnet")
+    text = export_best(as_record(study), "packnet")
     assert "# reproduce (in packnet-sfm): python scripts/train.py best.yaml" in text
     assert header(text)["trial"] == "2"
     doc = yaml.safe_load(text)
@@ -169,7 +170,7 @@ def test_config_rebuilt_from_the_spec_when_not_stored(tmp_path: Path, spec: Swee
     s = make_study(tmp_path, spec)
     add(s, spec, P1, 0.3, store_config=False)
     assert "config" not in s.trials[0].user_attrs
-    exported = yaml.safe_load(export_best(s))
+    exported = yaml.safe_load(export_best(as_record(s)))
     # The trial's params (P1) over sweeps/default.yaml's base, every other setting at the
     # TrainConfig default: typed out here, not rebuilt by the code under test.
     expected = TrainConfig().model_dump(mode="json")
@@ -200,13 +201,13 @@ def test_config_that_no_longer_validates_is_an_export_error(
         )
     )
     with pytest.raises(ExportError, match="cannot rebuild the config of trial 1"):
-        export_best(s)
+        export_best(as_record(s))
 
 
 def test_header_without_a_baseline(tmp_path: Path, spec: SweepSpec) -> None:
     s = make_study(tmp_path, spec)
     add(s, spec, P1, 0.3)
-    found = header(export_best(s))
+    found = header(export_best(as_record(s)))
     assert found["baseline"] == (
         "none (the study ran no SSI baseline: spec `baseline: false`, or not yet)"
     )
@@ -225,15 +226,21 @@ def test_header_when_the_baseline_failed_or_diverged(tmp_path: Path, spec: Sweep
         role="search-baseline",
         state=TrialState.FAIL,
     )
-    assert header(export_best(s))["baseline"] == "ssi (search run, seed 0): no value, failed"
+    assert (
+        header(export_best(as_record(s)))["baseline"]
+        == "ssi (search run, seed 0): no value, failed"
+    )
     # Diverged (a result, stored PRUNED with its reason): the reason is in the header.
     add_replicate(s, "baseline", 0, math.nan, role="search-baseline")
-    assert header(export_best(s))["baseline"] == (
+    assert header(export_best(as_record(s)))["baseline"] == (
         "ssi (search run, seed 0): no value, diverged (non-finite training loss)"
     )
     # A later complete run of the baseline wins over the failed ones.
     add_search_baseline(s, 0.35)
-    assert header(export_best(s))["baseline"] == "ssi (search run, seed 0): val/abs_rel = 0.35"
+    assert (
+        header(export_best(as_record(s)))["baseline"]
+        == "ssi (search run, seed 0): val/abs_rel = 0.35"
+    )
 
 
 def test_nothing_to_export(tmp_path: Path, spec: SweepSpec) -> None:
@@ -242,7 +249,7 @@ def test_nothing_to_export(tmp_path: Path, spec: SweepSpec) -> None:
     add(s, spec, P1, None, state=TrialState.FAIL)
     add(s, spec, P2, None, state=TrialState.PRUNED)
     with pytest.raises(ExportError, match=r"no complete trial to export yet \(1 fail, 1 pruned\)"):
-        export_best(s, "trainer")
+        export_best(as_record(s), "trainer")
     assert issubclass(ExportError, ValueError)
 
 
@@ -260,7 +267,7 @@ def test_a_stored_config_that_no_longer_validates_is_one_clear_error(
         )
     )
     with pytest.raises(ExportError) as info:
-        export_best(s, "trainer")
+        export_best(as_record(s), "trainer")
     assert str(info.value).startswith(
         "the stored config of trial 1 of study 'demo' is not a valid training config here: "
         "retired_key: unknown key (valid keys: "
@@ -298,7 +305,7 @@ def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> N
             "baseline": [0.40, 0.41, 0.39],
         },
     )
-    text = export_best(study, "trainer", filename="best.yaml")
+    text = export_best(as_record(study), "trainer", filename="best.yaml")
     assert text.startswith("# salsweep: confirmed winner of study 'demo' (trainer format)\n")
     config = TrainConfig.model_validate(yaml.safe_load(text))
     assert config.model_dump(mode="json") == study.trials[1].user_attrs["config"]
@@ -330,7 +337,7 @@ def test_export_says_when_the_winner_is_not_distinguishable(study: optuna.Study)
             "baseline": [0.22, 0.30, 0.19],
         },
     )
-    found = header(export_best(study, "trainer"))
+    found = header(export_best(as_record(study), "trainer"))
     assert found["trial"] == "1"  # mean 0.2233 against 0.23
     assert found["runner-up"].endswith("NOT distinguishable (the interval contains 0)")
     assert found["baseline"].endswith("NOT distinguishable (the interval contains 0)")
@@ -343,7 +350,7 @@ def test_export_says_when_the_winner_is_not_distinguishable(study: optuna.Study)
 
 def test_export_with_a_diverged_replicate_and_one_seed(study: optuna.Study) -> None:
     confirm(study, {"trial-2": [0.3, math.nan], "baseline": [0.4]})
-    found = header(export_best(study, "trainer"))
+    found = header(export_best(as_record(study), "trainer"))
     assert found["trial"] == "2"
     assert found["confirmed"] == (
         "test/abs_rel_align = 0.3000 ± n/a (mean ± 95% CI, test split) on 1 training seed "
@@ -359,8 +366,8 @@ def test_export_of_the_study_read_without_optuna_is_the_same(
     """`salsweep studies export` reads the study with SQL (studies.store.catalog.read_study);
     the text is the one the Optuna study gives, confirmed or not."""
     url = f"sqlite:///{tmp_path}/s.db"
-    assert export_best(read_study("demo", url), fmt) == export_best(study, fmt)
+    assert export_best(read_study("demo", url), fmt) == export_best(as_record(study), fmt)
     confirm(study, {"trial-1": [0.20, 0.22, 0.21], "baseline": [0.40, 0.41, 0.39]})
     text = export_best(read_study("demo", url), fmt)
-    assert text == export_best(study, fmt)
+    assert text == export_best(as_record(study), fmt)
     assert header(text)["trial"] == "1" and "confirmed winner" in text

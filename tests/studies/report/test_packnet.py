@@ -28,6 +28,7 @@ from studies.report.packnet import (
     fork_loss_defaults,
     packnet_config,
 )
+from studies.store import as_record
 from trainer.config import LossConfig, TrainConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -204,7 +205,7 @@ def test_exported_study_file_merges(tmp_path: Path) -> None:
             user_attrs={"config": CONFIG.model_dump(mode="json"), "mlflow_run_id": "r"},
         )
     )
-    cfg = merged(export_best(study, "packnet"), tmp_path)
+    cfg = merged(export_best(as_record(study), "packnet"), tmp_path)
     assert cfg.name == "demo-trial-0"
     assert cfg.model.loss.lambda_sg == 0.7
     assert cfg.arch.max_epochs == 12

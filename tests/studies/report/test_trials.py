@@ -12,6 +12,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from studies.report.trials import TrialRow, save_study_plots, trial_rows
+from studies.store import as_record
 from tests.studies.confirm_helpers import add_search_baseline
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -62,7 +63,7 @@ def test_trial_rows(tmp_path: Path) -> None:
     add(study, p(1.0, 3, False), 0.35, TrialState.PRUNED, mlflow_run_id="r2")
     add(study, p(1.5, 1, True), None, TrialState.FAIL)
     running = study.ask()
-    rows = trial_rows(study)
+    rows = trial_rows(as_record(study))
     assert [r.number for r in rows] == [0, 1, 2, 3, running.number]
     assert rows[0] == TrialRow(
         number=0,
@@ -85,7 +86,7 @@ def test_baseline_heads_the_rows_from_the_companion_study(tmp_path: Path) -> Non
     study = make_study(tmp_path)
     add(study, p(0.2, 2, True), 0.3, mlflow_run_id="r0")
     add_search_baseline(study, 0.45, seed=0)
-    rows = trial_rows(study)
+    rows = trial_rows(as_record(study))
     assert [(r.number, r.baseline, r.value) for r in rows] == [(None, True, 0.45), (0, False, 0.3)]
     assert rows[0].params == {"loss.method": "ssi"}
     assert rows[0].mlflow_run_id == "baseline-0-search-baseline"
@@ -104,7 +105,7 @@ def test_plots_written(tmp_path: Path) -> None:
     ):
         add(study, p(lam, scales, inv), 0.2 + 0.05 * i + 0.01 * scales)
     out = tmp_path / "plots"
-    written = save_study_plots(study, out)
+    written = save_study_plots(as_record(study), out)
     names = ["optimization_history", "param_importances", "parallel_coordinate"]
     assert written == [out / f"{n}.png" for n in names]
     assert all(is_png(f) and f.stat().st_size > 1000 for f in written)
@@ -127,6 +128,6 @@ def test_plots_skipped_when_impossible(
     add_search_baseline(study, 0.5)  # never plotted
     for i, params in enumerate(trials):
         add(study, params, 0.3 + 0.1 * i)
-    written = save_study_plots(study, tmp_path / "plots")
+    written = save_study_plots(as_record(study), tmp_path / "plots")
     assert [f.stem for f in written] == expected
     assert all(is_png(f) for f in written)

@@ -32,6 +32,7 @@ from studies import (
 )
 from studies.attrs import companion_name
 from studies.confirmation.verdict import load_confirmation
+from studies.store import as_record
 from studies.tracking.server import ServerInfo
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, Sweep, tiny_spec
@@ -102,7 +103,7 @@ def test_baseline_and_replicates_live_beside_the_study(sweep: Sweep) -> None:
             source = study.trials[int(attrs["config_key"].split("-")[1])]
             assert attrs["params"] == source.params
             assert {**attrs["config"], "seed": 0} == source.user_attrs["config"]
-    confirmation = load_confirmation(study)
+    confirmation = load_confirmation(as_record(study))
     assert confirmation is not None
     assert sorted(c.key for c in confirmation.configs) == sorted(keys)
     assert all(c.estimate.n == 2 for c in confirmation.configs)
@@ -193,7 +194,7 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
             assert run.data.metrics["optuna.value"] == pytest.approx(trial.value)
             assert not any(k.startswith("test/") for k in run.data.metrics)
     parent = client.get_run(sweep.parent_run_id)
-    confirmation = load_confirmation(load_study(sweep.name, sweep.target.storage_url))
+    confirmation = load_confirmation(as_record(load_study(sweep.name, sweep.target.storage_url)))
     assert confirmation is not None and confirmation.winner is not None
     winner = confirmation.winner.estimate
     assert parent.data.metrics["confirm/winner_mean"] == pytest.approx(winner.mean)
@@ -232,7 +233,7 @@ def test_export_reproduces_the_objective(sweep: Sweep, tmp_path: Path) -> None:
 
     study = load_study(sweep.name, sweep.target.storage_url)
     path = tmp_path / "best.yaml"
-    write_export(export_best(study, "trainer", filename=str(path)), path)
+    write_export(export_best(as_record(study), "trainer", filename=str(path)), path)
     text = path.read_text()
     assert text.startswith(f"# salsweep: confirmed winner of study '{sweep.name}'")
     assert f"# trial: {number}\n" in text
@@ -696,7 +697,9 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
     interrupted = client.get_run(companion.get_trials()[2].user_attrs["mlflow_run_id"])
     assert interrupted.info.status == "FAILED"
     assert interrupted.data.tags["optuna.state"] == "FAIL"
-    assert load_confirmation(load_study("confirm-resume", target.storage_url)) is not None
+    assert (
+        load_confirmation(as_record(load_study("confirm-resume", target.storage_url))) is not None
+    )
 
     outcome = confirm_sweep("confirm-resume", target)
     assert outcome.replicates == 3  # the interrupted one again and the two queued
@@ -727,7 +730,7 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
     assert confirm_sweep("confirm-resume", target, top_k=2).replicates == 2
     assert len(_confirmation_runs(client, experiment)) == 5 + 2
     assert _search_snapshot(target.storage_url, "confirm-resume") == search
-    confirmation = load_confirmation(load_study("confirm-resume", target.storage_url))
+    confirmation = load_confirmation(as_record(load_study("confirm-resume", target.storage_url)))
     assert confirmation is not None and len(confirmation.configs) == 3
     assert all(c.estimate.n == 2 for c in confirmation.configs)
 
@@ -1022,3 +1025,20 @@ def test_second_death_of_a_trial_is_not_retried(mlflow_server: ServerInfo, tmp_p
     assert fresh.user_attrs["mlflow_run_id"]
     run = MlflowClient(mlflow_server.url).get_run(fresh.user_attrs["mlflow_run_id"])
     assert run.info.status == "FINISHED"
+
+
+# The SQL statements a sweep's close sends to its Optuna storage (docs/BENCHMARKS.md, "A
+# study read once at a sweep's close": 78 before the study was read once, 3 study loads).
+CLOSE_STATEMENTS = 14
+
+
+def test_the_close_reads_the_study_once(sweep: Sweep) -> None:
+    """From the end of the confirmation to the outcome: the study and its companion read
+    once (a handful of SELECTs each), nothing written (no late run id to record here)."""
+    statements = [" ".join(s.split()) for s in sweep.close_statements]
+    assert all(s.upper().startswith(("SELECT", "PRAGMA", "BEGIN")) for s in statements), statements
+    trial_reads = [
+        s for s in statements if s.upper().startswith("SELECT") and " FROM TRIALS" in s.upper()
+    ]
+    assert len(trial_reads) == 2, trial_reads  # the study's and its companion's trials
+    assert len(statements) == CLOSE_STATEMENTS, statements

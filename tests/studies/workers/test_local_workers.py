@@ -26,6 +26,7 @@ from studies.attrs import companion_name
 from studies.confirmation.verdict import load_confirmation
 from studies.run.replicates import baseline_search_job
 from studies.run.search_space import build_sampler, worker_seed
+from studies.store import as_record
 from studies.store.records import companion_study
 from studies.tracking.server import ServerInfo
 from studies.workers.launcher import (
@@ -229,7 +230,7 @@ def test_two_workers_share_one_study_and_one_parent_run(
     roles = [t.user_attrs.get("role") for t in companion.get_trials()]
     assert roles.count("search-baseline") == 1
     assert [t.state for t in companion.get_trials()] == [TrialState.COMPLETE] * len(roles)
-    confirmation = load_confirmation(study)
+    confirmation = load_confirmation(as_record(study))
     assert confirmation is not None
     assert sorted(c.key for c in confirmation.configs) == sorted(
         ["baseline", f"trial-{study.best_trial.number}"]
