@@ -13,11 +13,11 @@ from loss.lazy import lazy_face
 if TYPE_CHECKING:
     from studies.run.objective import (
         Objective,
-        SweepObserver,
         close_dead_trials,
-        flatten_config,
         objective_value,
-        optimize,
+    )
+    from studies.run.observer import (
+        SweepObserver,
     )
     from studies.run.replicates import (
         baseline_search_job,
@@ -25,6 +25,16 @@ if TYPE_CHECKING:
         enqueue_jobs,
         run_jobs,
         top_trials,
+    )
+    from studies.run.runner import (
+        SweepRuns,
+        TrialPlan,
+        close_runs,
+        fail_trials,
+        flatten_config,
+        optimize,
+        run_trial,
+        worker_id,
     )
     from studies.run.search_space import (
         worker_seed,
@@ -59,18 +69,26 @@ __getattr__, __dir__, __all__ = lazy_face(
     {
         "studies.run.objective": (
             "Objective",
-            "SweepObserver",
             "close_dead_trials",
-            "flatten_config",
             "objective_value",
-            "optimize",
         ),
+        "studies.run.observer": ("SweepObserver",),
         "studies.run.replicates": (
             "baseline_search_job",
             "confirmation_jobs",
             "enqueue_jobs",
             "run_jobs",
             "top_trials",
+        ),
+        "studies.run.runner": (
+            "SweepRuns",
+            "TrialPlan",
+            "close_runs",
+            "fail_trials",
+            "flatten_config",
+            "optimize",
+            "run_trial",
+            "worker_id",
         ),
         "studies.run.search_space": ("worker_seed",),
         "studies.run.session": (

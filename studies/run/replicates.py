@@ -17,8 +17,6 @@ config; ``study.optimize`` on the companion study pops the queue, so that
 from __future__ import annotations
 
 import math
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,21 +33,19 @@ from studies.attrs import (
     confirmation_metric,
     trial_key,
 )
-from studies.run.objective import (
+from studies.run.objective import close_dead_trials, epoch_selection, objective_value
+from studies.run.runner import (
+    EpochCallback,
     RunEnding,
-    SweepObserver,
-    close_dead_trials,
-    epoch_selection,
-    flatten_config,
-    objective_value,
+    SweepRuns,
+    TrialPlan,
     optimize,
-    record_run_id,
-    tracked_run,
+    run_trial,
 )
 from studies.store import companion_study
-from studies.tracking import ROLE_TAG, STATE_TAG, STUDY_TAG, Tracker
+from studies.tracking import ROLE_TAG, STATE_TAG, STUDY_TAG, RunLog, Tracker
 from sweeps import SweepSpec
-from trainer import EpochSelection, NonFiniteLoss, TrainConfig, dump_train_config, fit
+from trainer import EpochSelection, NonFiniteLoss, TrainConfig, fit
 
 if TYPE_CHECKING:
     from trainer import RunResult
@@ -181,14 +177,13 @@ class ReplicateRunner:
     ``optuna.value``, which ranks the search's trials in the MLflow UI).
     """
 
-    spec: SweepSpec
-    tracker: Tracker
-    experiment_id: str
-    parent_run_id: str
-    study_name: str
+    runs: SweepRuns
     runs_dir: Path
-    observer: SweepObserver | None = None
     finished: int = 0
+
+    @property
+    def spec(self) -> SweepSpec:
+        return self.runs.spec
 
     def __call__(self, trial: optuna.Trial) -> float:
         job = _job_id(trial)
@@ -206,43 +201,25 @@ class ReplicateRunner:
         label, name = _label(key, seed, role), _run_name(key, seed, role)
         params = dict(trial.user_attrs.get(attrs.PARAMS) or {})
         out_dir = self.runs_dir / name
-        run = self.tracker.open_run(
-            out_dir,
-            self.experiment_id,
-            name,
-            {
-                "mlflow.parentRunId": self.parent_run_id,
-                STATE_TAG: "RUNNING",
-                ROLE_TAG: role,
-                CONFIG_TAG: key,
-                SEED_TAG: str(seed),
-                STUDY_TAG: self.study_name,
-            },
-            flatten_config(config),
-            owner=(trial.study.study_name, trial.number),
-        )
-        if run.run_id is not None:
-            trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
-
-        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-            run.log_epoch(epoch, metrics)
-            if self.observer is not None:
-                self.observer.run_epoch_finished(label, epoch, metrics)
-
-        def on_end(ending: RunEnding) -> None:
-            self.finished += 1
-            record_run_id(trial, run)
-            if self.observer is not None:
-                reason = ending.reason if ending.state != "COMPLETE" else None
-                self.observer.run_finished(label, ending.state or "FAIL", ending.value, reason)
-
+        observer = self.runs.observer
         searching = role == ROLE_SEARCH_BASELINE
         objective = self.spec.objective
-        with tracked_run(run, out_dir, log_value=searching, on_end=on_end) as ending:
-            trial.set_user_attr(attrs.WORKER, f"{socket.gethostname()}:{os.getpid()}")
-            run.log_text(dump_train_config(config), "config.yaml")
-            if self.observer is not None:
-                self.observer.run_started(label, params, config.epochs)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            if observer is not None:
+                observer.run_epoch_finished(label, epoch, metrics)
+
+        def on_start() -> None:
+            if observer is not None:
+                observer.run_started(label, params, config.epochs)
+
+        def on_finish(ending: RunEnding) -> None:
+            self.finished += 1
+            if observer is not None:
+                reason = ending.reason if ending.state != "COMPLETE" else None
+                observer.run_finished(label, ending.state or "FAIL", ending.value, reason)
+
+        def train(on_epoch_end: EpochCallback, run: RunLog, ending: RunEnding) -> float:
             try:
                 result = _fit_or_diverged(
                     config.model_copy(update={"output_dir": out_dir}),
@@ -260,8 +237,27 @@ class ReplicateRunner:
                 ending.state = "FAIL"
                 raise optuna.TrialPruned(str(exc)) from exc
             trial.set_user_attr(attrs.COMPANION_METRIC, metric)
-            ending.value = value
-        return value
+            return value
+
+        plan = TrialPlan(
+            run_name=name,
+            out_dir=out_dir,
+            tags={
+                "mlflow.parentRunId": self.runs.parent_run_id,
+                STATE_TAG: "RUNNING",
+                ROLE_TAG: role,
+                CONFIG_TAG: key,
+                SEED_TAG: str(seed),
+                STUDY_TAG: self.runs.study_name,
+            },
+            config=config,
+            train=train,
+            on_epoch=on_epoch,
+            on_start=on_start,
+            on_finish=on_finish,
+            log_value=searching,
+        )
+        return run_trial(self.runs, trial, plan)
 
     def _score(
         self, history: list[dict[str, float]], test: dict[str, float], searching: bool
@@ -354,7 +350,7 @@ def enqueue_jobs(
 def run_jobs(study: optuna.Study, jobs: list[ReplicateJob], runner: ReplicateRunner) -> int:
     """Run the ``jobs`` of ``study``'s companion study that are not done yet (and any job
     an interrupted call left waiting). Returns the number of runs this call ended."""
-    companion = enqueue_jobs(study, jobs, runner.spec, runner.tracker)
+    companion = enqueue_jobs(study, jobs, runner.spec, runner.runs.tracker)
     waiting = len(companion.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if not waiting:
         return 0

@@ -28,8 +28,10 @@ from studies.report import (
     save_confirmation_plot,
     save_study_plots,
 )
-from studies.run.objective import Objective, SweepObserver
+from studies.run.objective import Objective
+from studies.run.observer import SweepObserver
 from studies.run.replicates import ReplicateRunner
+from studies.run.runner import SweepRuns
 from studies.run.search_space import build_pruner, build_sampler
 from studies.run.sync import record_late_run_ids
 from studies.store import (
@@ -115,15 +117,7 @@ def optuna_study(
 
 def replicate_runner(objective: Objective) -> ReplicateRunner:
     """The runner of the runs beside the search, sharing the objective's references."""
-    return ReplicateRunner(
-        spec=objective.spec,
-        tracker=objective.tracker,
-        experiment_id=objective.experiment_id,
-        parent_run_id=objective.parent_run_id,
-        study_name=objective.study_name,
-        runs_dir=objective.trials_dir / REPLICATES_DIR,
-        observer=objective.observer,
-    )
+    return ReplicateRunner(objective.runs, objective.trials_dir / REPLICATES_DIR)
 
 
 @dataclass(frozen=True)
@@ -139,7 +133,7 @@ class OpenSweep:
 
     @property
     def tracker(self) -> Tracker:
-        return self.objective.tracker
+        return self.objective.runs.tracker
 
     def outcome(
         self,
@@ -153,9 +147,9 @@ class OpenSweep:
         closed = closing.closed
         assert closed is not None, "a sweep's outcome comes after its parent_run closed"
         return SweepOutcome(
-            study_name=self.objective.study_name,
-            experiment_id=self.objective.experiment_id,
-            parent_run_id=self.objective.parent_run_id,
+            study_name=self.objective.runs.study_name,
+            experiment_id=self.objective.runs.experiment_id,
+            parent_run_id=self.objective.runs.parent_run_id,
             ran=ran,
             ui_url=self.ui_url,
             record=closed.record,
@@ -189,7 +183,7 @@ def open_sweep(
     study = optuna_study(spec, name, storage, create=create)
     objective, parent = _prepare(study, spec, tracker, name, trials_dir, observer)
     ui_url = tracker.client.share_sweep_view(
-        objective.experiment_id,
+        objective.runs.experiment_id,
         list(spec.searched()),
         spec.objective.metric,
         ascending=spec.objective.direction == "minimize",
@@ -228,15 +222,8 @@ def _prepare(
         study.set_user_attr(attrs.DIRECTION, spec.objective.direction)
     study.set_user_attr(attrs.MLFLOW_EXPERIMENT_ID, experiment_id)
     study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent.run_id)
-    objective = Objective(
-        spec=spec,
-        tracker=tracker,
-        experiment_id=experiment_id,
-        parent_run_id=parent.run_id,
-        study_name=name,
-        trials_dir=trials_dir,
-        observer=observer,
-    )
+    runs = SweepRuns(spec, tracker, experiment_id, parent.run_id, name, observer)
+    objective = Objective(runs, trials_dir)
     return objective, parent
 
 

@@ -17,7 +17,8 @@ from optuna.trial import FrozenTrial, TrialState
 from studies import attrs
 from studies.confirmation import ConfirmError
 from studies.home import study_dir
-from studies.run.objective import Objective, SweepObserver, close_dead_trials, optimize
+from studies.run.objective import Objective, close_dead_trials
+from studies.run.observer import SweepObserver
 from studies.run.replicates import (
     ReplicateRunner,
     baseline_search_job,
@@ -25,6 +26,7 @@ from studies.run.replicates import (
     run_jobs,
     top_trials,
 )
+from studies.run.runner import optimize
 from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run, replicate_runner
 from studies.store import stored_spec
 from sweeps import ConfirmSpec, SweepSpec

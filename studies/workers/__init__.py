@@ -21,17 +21,25 @@ if TYPE_CHECKING:
         plan_workers,
         spawn_workers,
     )
+    from studies.workers.settings import (
+        WorkerSettings,
+    )
 
 __getattr__, __dir__, __all__ = lazy_face(
     __name__,
     {
-        "studies.workers.launcher": ("run_workers",),
+        "studies.workers.launcher": (
+            "run_workers",
+        ),
         "studies.workers.plan": (
             "auto_workers",
             "cpu_count",
             "detect_gpus",
             "plan_workers",
             "spawn_workers",
+        ),
+        "studies.workers.settings": (
+            "WorkerSettings",
         ),
     },
 )

@@ -35,7 +35,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -58,13 +57,15 @@ from studies.run import (
     close_dead_trials,
     confirmation_jobs,
     enqueue_jobs,
+    fail_trials,
     open_sweep,
     parent_run,
     top_trials,
     trial_budget,
+    worker_id,
 )
 from studies.store import companion_study
-from studies.tracking import Tracker, TrackingError
+from studies.tracking import Tracker
 from studies.workers.plan import (
     CPU_THREADS_PER_WORKER,
     WorkerPlan,
@@ -78,6 +79,7 @@ from studies.workers.plan import (
     spawn_workers,
     threads_per_worker,
 )
+from studies.workers.settings import WorkerSettings
 from sweeps import SweepSpec
 from trainer import NonFiniteLoss
 from trainer.errors import UserError
@@ -164,7 +166,7 @@ class _Launcher:
         target: SweepTarget,
         plans: Sequence[WorkerPlan],
         budget: int,
-        worker_config: dict[str, Any],
+        settings: WorkerSettings,
         observer_for: Callable[[int], SweepObserver | None],
     ) -> None:
         self.spec = spec
@@ -173,7 +175,7 @@ class _Launcher:
         self.target = target
         self.plans = plans
         self.budget = budget
-        self.worker_config = worker_config
+        self.settings = settings
         self.observer_for = observer_for
         self.workers: list[_Worker] = []
         self.messages: queue.Queue[tuple[int, str, Any]] = queue.Queue()
@@ -212,8 +214,7 @@ class _Launcher:
         """Take over the started worker of ``plan``: send its settings, read its output."""
         worker = _Worker(plan, proc, self.observer_for(plan.index))
         self.workers.append(worker)
-        config = {**self.worker_config, "index": plan.index, "threads": plan.threads}
-        self._send(worker, json.dumps(config))
+        self._send(worker, self.settings.for_worker(plan.index, plan.threads).to_json())
         assert proc.stdout is not None and proc.stderr is not None
         for stream, kind in ((proc.stdout, "msg"), (proc.stderr, "log")):
             threading.Thread(
@@ -406,20 +407,13 @@ class _Launcher:
     def _fail_orphans(self, pid: int) -> None:
         """Fail the trials (search and companion) that killed worker ``pid`` left
         RUNNING, and close their MLflow runs (else the heartbeat would, minutes later)."""
-        worker_id = f"{socket.gethostname()}:{pid}"
-        studies = [self.study, companion_study(self.study)]
-        for study in studies:
+        mine = worker_id(pid)
+        for study in (self.study, companion_study(self.study)):
             if study is None:
                 continue
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                if trial.user_attrs.get(attrs.WORKER) != worker_id:
-                    continue
-                with contextlib.suppress(Exception):
-                    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
-                if run_id:
-                    with contextlib.suppress(TrackingError):
-                        self.tracker.client.close_orphan(run_id)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            orphans = [t for t in running if t.user_attrs.get(attrs.WORKER) == mine]
+            fail_trials(study, orphans, self.tracker.client)
 
 
 def _is_terminated(exc: BaseException) -> bool:
@@ -483,17 +477,17 @@ def run_workers(
     opened = open_sweep(spec, name, target, create=create, observer=observer)
     study, tracker, objective = opened.study, opened.tracker, opened.objective
     budget = trial_budget(study, spec, n_trials, create=create)
-    config = {
-        "study": name,
-        "storage": target.storage_url,
-        "tracking": target.tracking_uri,
-        "home": str(target.home),
-        "heartbeat": target.heartbeat_interval,
-        "experiment_id": objective.experiment_id,
-        "parent_run_id": objective.parent_run_id,
-        "parent_pid": os.getpid(),
-        "debug": debug,
-    }
+    settings = WorkerSettings(
+        study=name,
+        storage=target.storage_url,
+        tracking=target.tracking_uri,
+        home=target.home,
+        heartbeat=target.heartbeat_interval,
+        experiment_id=objective.runs.experiment_id,
+        parent_run_id=objective.runs.parent_run_id,
+        parent_pid=os.getpid(),
+        debug=debug,
+    )
     launcher = _Launcher(
         spec,
         study,
@@ -501,7 +495,7 @@ def run_workers(
         target,
         plans,
         budget,
-        config,
+        settings,
         worker_observer or (lambda _i: observer),
     )
     with parent_run(opened, observer) as closing:

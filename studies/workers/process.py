@@ -22,10 +22,10 @@ import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from studies.run import exit_code, install_stop_handlers
+from studies.workers.settings import WorkerSettings
 
 if TYPE_CHECKING:
     import optuna
@@ -107,10 +107,10 @@ def _die_with_parent(parent_pid: int) -> None:
         sys.exit(1)
 
 
-def _work(config: dict[str, Any], channel: _Channel) -> None:
+def _work(settings: WorkerSettings, channel: _Channel) -> None:
     import torch
 
-    torch.set_num_threads(int(config["threads"]))
+    torch.set_num_threads(settings.threads)
 
     from studies import attrs
     from studies.run import optuna_study
@@ -119,17 +119,17 @@ def _work(config: dict[str, Any], channel: _Channel) -> None:
     from sweeps import parse_spec
 
     quiet_optuna_logs()
-    name, index = str(config["study"]), int(config["index"])
-    storage = open_storage(str(config["storage"]), heartbeat_interval=int(config["heartbeat"]))
+    name, index = settings.study, settings.index
+    storage = open_storage(settings.storage, heartbeat_interval=settings.heartbeat)
     # The launcher created the study and stored its spec: read it (no Study built for
     # that), then load the study with this worker's sampler.
     stored = storage.get_study_user_attrs(storage.get_study_id_from_name(name))
     spec = parse_spec(stored[attrs.SPEC], f"study {name}")
     study = optuna_study(spec, name, storage, create=False, worker=index)
-    tracker = Tracker(str(config["tracking"]))
+    tracker = Tracker(settings.tracking)
     observer = _ChannelObserver(channel)
     try:
-        _loop(spec, study, tracker, config, channel, observer)
+        _loop(spec, study, tracker, settings, channel, observer)
     except BaseException:
         tracker.flush_runs(interrupted=True)  # bounded: seconds at most
         raise
@@ -140,7 +140,7 @@ def _loop(
     spec: SweepSpec,
     study: optuna.Study,
     tracker: Tracker,
-    config: dict[str, Any],
+    settings: WorkerSettings,
     channel: _Channel,
     observer: _ChannelObserver,
 ) -> None:
@@ -148,19 +148,12 @@ def _loop(
     from optuna.trial import FrozenTrial
 
     from studies.home import study_dir
-    from studies.run import Objective, optimize, replicate_runner, run_jobs
+    from studies.run import Objective, SweepRuns, optimize, replicate_runner, run_jobs
     from trainer import NonFiniteLoss
 
-    name, index = str(config["study"]), int(config["index"])
-    objective = Objective(
-        spec=spec,
-        tracker=tracker,
-        experiment_id=str(config["experiment_id"]),
-        parent_run_id=str(config["parent_run_id"]),
-        study_name=name,
-        trials_dir=study_dir(Path(config["home"]), name),
-        observer=observer,
-    )
+    name, index = settings.study, settings.index
+    runs = SweepRuns(spec, tracker, settings.experiment_id, settings.parent_run_id, name, observer)
+    objective = Objective(runs, study_dir(settings.home, name))
     runner = replicate_runner(objective)
     if index == 0 and spec.baseline:
         run_jobs(study, [], runner)  # the baseline the launcher queued, before the search
@@ -209,7 +202,7 @@ def _preload() -> None:
 def main() -> None:
     install_stop_handlers()
     channel = _Channel()
-    config: dict[str, Any] = {}
+    settings: WorkerSettings | None = None
     try:
         _preload()
         line = sys.stdin.readline()
@@ -218,16 +211,16 @@ def main() -> None:
     if not line.strip():
         sys.exit(0)  # the launch ended before it needed this worker (an error, a stop)
     try:
-        config = json.loads(line)
-        _die_with_parent(int(config["parent_pid"]))
-        _work(config, channel)
+        settings = WorkerSettings.from_json(line)
+        _die_with_parent(settings.parent_pid)
+        _work(settings, channel)
     except KeyboardInterrupt as exc:  # SIGINT or SIGTERM: the trial is failed and closed
         sys.exit(exit_code(exc))
     except Exception as exc:
         from trainer.errors import UserError
 
         known = isinstance(exc, UserError)
-        if not known and config.get("debug"):
+        if not known and settings is not None and settings.debug:
             import traceback
 
             traceback.print_exc()  # to stderr: the launcher shows it

@@ -20,6 +20,7 @@ from studies.run.replicates import (
     confirmation_jobs,
     top_trials,
 )
+from studies.run.runner import SweepRuns
 from studies.store.records import companion_study
 from studies.tracking.runs import Tracker
 from sweeps import SweepSpec, parse_spec
@@ -124,7 +125,9 @@ def test_claimed_jobs(tmp_path: Path, spec: SweepSpec) -> None:
 
 
 def test_replicate_score(spec: SweepSpec) -> None:
-    runner = ReplicateRunner(spec, Tracker("http://127.0.0.1:9"), "1", "p", "c", Path("."))
+    runner = ReplicateRunner(
+        SweepRuns(spec, Tracker("http://127.0.0.1:9"), "1", "p", "c"), Path(".")
+    )
     history = [{"val/abs_rel_align": 0.5}, {"val/abs_rel_align": 0.4}]
     test = {"test/abs_rel_align": 0.45, "test/a1": 0.6}
     assert runner._score(history, test, searching=True) == ("val/abs_rel_align", 0.4)

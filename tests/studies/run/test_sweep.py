@@ -32,6 +32,7 @@ from studies import (
 )
 from studies.attrs import companion_name
 from studies.confirmation.verdict import load_confirmation
+from studies.run.runner import SweepRuns
 from studies.store import as_record
 from studies.tracking.server import ServerInfo
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
@@ -386,7 +387,9 @@ def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> No
         storage=f"sqlite:///{tmp_path / 'o.db'}",
         pruner=optuna.pruners.ThresholdPruner(upper=0.0),
     )
-    objective = Objective(spec, tracker, experiment, parent, "pruned", tmp_path / "trials")
+    objective = Objective(
+        SweepRuns(spec, tracker, experiment, parent, "pruned"), tmp_path / "trials"
+    )
     study.optimize(objective, n_trials=1)
     trial = study.get_trials()[0]
     assert trial.state == TrialState.PRUNED
