@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__, __all__ = lazy_face(
     __name__,
     {
-        "studies.workers.launcher": (
-            "run_workers",
-        ),
+        "studies.workers.launcher": ("run_workers",),
         "studies.workers.plan": (
             "auto_workers",
             "cpu_count",
@@ -38,8 +36,6 @@ __getattr__, __dir__, __all__ = lazy_face(
             "plan_workers",
             "spawn_workers",
         ),
-        "studies.workers.settings": (
-            "WorkerSettings",
-        ),
+        "studies.workers.settings": ("WorkerSettings",),
     },
 )
