@@ -86,7 +86,7 @@ def write_study(home: Path, n_trials: int) -> None:
     from optuna.trial import TrialState
 
     from studies.attrs import BASELINE_KEY, trial_key
-    from studies.confirmation.verdict import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
+    from studies.confirmation.confirmed import ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE
     from studies.home import default_storage_url
     from studies.run.search_space import suggest_config
     from studies.store.catalog import quiet_optuna_logs

@@ -178,7 +178,7 @@ def test_user_errors_are_told_from_bugs() -> None:
     assert not _is_user_error(ValueError("a bug"))
     assert not _is_user_error(KeyError("a bug"))
     # Every user-facing error class of the project is told apart by its base alone.
-    from studies.confirmation.verdict import ConfirmError
+    from studies.confirmation.confirmed import ConfirmError
     from studies.report.export import ExportError
     from studies.store.storage import StorageError
     from studies.tracking.layout import TrackingError

@@ -11,6 +11,13 @@ from typing import TYPE_CHECKING
 from loss.lazy import lazy_face
 
 if TYPE_CHECKING:
+    from studies.confirmation.confirmed import (
+        Confirmation,
+        ConfirmedConfig,
+        ConfirmError,
+        load_confirmation,
+        search_baseline_trial,
+    )
     from studies.confirmation.stats import (
         Estimate,
         Outcome,
@@ -18,13 +25,6 @@ if TYPE_CHECKING:
         estimate,
         paired_difference,
         t_quantile_975,
-    )
-    from studies.confirmation.verdict import (
-        Confirmation,
-        ConfirmedConfig,
-        ConfirmError,
-        load_confirmation,
-        search_baseline_trial,
     )
 
 __getattr__, __dir__, __all__ = lazy_face(
@@ -38,7 +38,7 @@ __getattr__, __dir__, __all__ = lazy_face(
             "paired_difference",
             "t_quantile_975",
         ),
-        "studies.confirmation.verdict": (
+        "studies.confirmation.confirmed": (
             "ConfirmError",
             "Confirmation",
             "ConfirmedConfig",

@@ -1,7 +1,7 @@
 """Export the winner's configuration as YAML: runnable again, or in packnet-sfm's layout.
 
 The winner is the confirmed one (best mean over the confirmation's seeds, see
-studies.confirmation.verdict) when the study has a confirmation; otherwise the best
+studies.confirmation.confirmed) when the study has a confirmation; otherwise the best
 single-seed search trial, and the header says it is unconfirmed.
 
 Contract with the objective (studies/objective.py, studies/sweep.py): a finished trial has

@@ -1,6 +1,6 @@
 """A study's trials as rows for a table, and its plots as PNG files.
 
-The SSI baseline's search run lives in the companion study (studies.confirmation.verdict):
+The SSI baseline's search run lives in the companion study (studies.confirmation.confirmed):
 it heads the trials table as ``baseline`` and never enters the plots of the search. Both
 take the study as a record (studies.store.records), read once; the plots hand Optuna's
 plot functions an in-memory copy of the record's search trials.

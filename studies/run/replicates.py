@@ -1,7 +1,7 @@
 """Runs outside the search: the SSI baseline's search run and the confirmation's replicates.
 
 Each run is one trial of the companion study ``NAME:confirm`` (see
-studies.confirmation.verdict), never of the study the sampler and pruner read. A job
+studies.confirmation.confirmed), never of the study the sampler and pruner read. A job
 (config key, training seed, role) is enqueued as a WAITING trial carrying its runnable
 config; ``study.optimize`` on the companion study pops the queue, so that
 

@@ -2,7 +2,7 @@
 
 `salsweep studies show|export` and the confirmation's verdict read a study and its
 companion study ``NAME:confirm``
-(studies.confirmation.verdict) and never write. Reading them as these
+(studies.confirmation.confirmed) and never write. Reading them as these
 records, not as Optuna objects, lets `studies.store.catalog.read_study` fill them straight from
 Optuna's tables without importing Optuna or SQLAlchemy's ORM (most of such a command's
 time otherwise: docs/BENCHMARKS.md, "Read-only commands"). Code that holds an

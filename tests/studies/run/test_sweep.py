@@ -31,7 +31,7 @@ from studies import (
     write_export,
 )
 from studies.attrs import companion_name
-from studies.confirmation.verdict import load_confirmation
+from studies.confirmation.confirmed import load_confirmation
 from studies.run.runner import SweepRuns
 from studies.store import as_record
 from studies.tracking.server import ServerInfo

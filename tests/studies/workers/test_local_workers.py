@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from studies import attrs, load_study
 from studies.attrs import companion_name
-from studies.confirmation.verdict import load_confirmation
+from studies.confirmation.confirmed import load_confirmation
 from studies.run.replicates import baseline_search_job
 from studies.run.search_space import build_sampler, worker_seed
 from studies.store import as_record

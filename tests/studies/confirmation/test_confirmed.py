@@ -1,4 +1,4 @@
-"""studies.confirmation.verdict and studies.report.confirmation on real Optuna studies in
+"""studies.confirmation.confirmed and studies.report.confirmation on real Optuna studies in
 SQLite: the confirmation read back from the companion study, in tables, words, CSV and a plot."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from studies.attrs import (
     trial_key,
     trial_number,
 )
+from studies.confirmation.confirmed import load_confirmation, replicates
 from studies.confirmation.stats import estimate
-from studies.confirmation.verdict import load_confirmation, replicates
 from studies.report.confirmation import (
     confirmation_csv,
     confirmation_markdown,
