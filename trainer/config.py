@@ -83,15 +83,15 @@ class LossConfig(_Frozen):
         DEFAULT_MIN_DEPTH,
         ge=_MIN_DEPTH_BOUND,
         le=_MAX_DEPTH_BOUND,
-        description="Depth range of the loss (m), low end: use_inv_depth works on inverse "
-        "depth x min_depth; left out of a train config: data.min_depth.",
+        description="Loss depth range, low end (m): use_inv_depth works on inverse depth x "
+        "min_depth (salsweep: data.min_depth unless set).",
     )
     max_depth: float = Field(
         DEFAULT_MAX_DEPTH,
         gt=0.0,
         le=_MAX_DEPTH_BOUND,
-        description="Depth range of the loss (m), high end: the depth mode works on "
-        "depth / max_depth (absolute term unit-free); left out of a train config: data.max_depth.",
+        description="Loss depth range, high end (m): depth mode works on depth / max_depth, "
+        "so the absolute term is unit-free (salsweep: data.max_depth unless set).",
     )
 
     @model_validator(mode="after")
