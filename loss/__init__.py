@@ -4,6 +4,11 @@ and MiDaS' scale-and-shift-invariant baseline, by packnet-style name via ``get_l
     loss_fn = get_loss("sparse-scale-adaptive", lambda_sg=0.5, num_scales=4)
     out = loss_fn(pred_inv, gt_inv, mask)   # [B,1,H,W] each; out.total, out.metrics
 
+Inputs are inverse depth in 1/m; the scale-adaptive loss's ``min_depth`` / ``max_depth``
+(default 1 and 80 m, ``loss.units``) make its absolute term unit-free, so the same call
+means the same in any trainer. ``loss.packnet.register_packnet_loss`` adds the losses to
+packnet-sfm without editing its files.
+
 Imports torch only. The method and parameter names (``loss.names``) do not import torch;
 the losses themselves are loaded on first use, so that ``import loss.names`` (or
 ``from loss import LOSS_METHODS``) stays light for configuration code and read-only

@@ -59,6 +59,8 @@ SCALE_ADAPTIVE_PARAMS: tuple[str, ...] = (
     "use_absolute",
     "use_inv_depth",
     "gradient_normalization",
+    "min_depth",
+    "max_depth",
 )
 #: Keyword parameters of ``get_loss`` for the SSI methods (SSILoss).
 SSI_PARAMS: tuple[str, ...] = ("alpha", "num_scales")

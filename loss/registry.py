@@ -32,8 +32,13 @@ def get_loss(method: str, **params: Any) -> LossFunction:
 
     ``scale-adaptive`` / ``sparse-scale-adaptive``: ``ScaleAdaptiveLoss`` with
     ``lambda_sg``, ``epsilon``, ``num_scales``, ``use_absolute``, ``use_inv_depth``,
-    ``gradient_normalization``. ``ssi`` / ``sparse-ssi``: ``SSILoss`` with ``alpha``,
-    ``num_scales``. The names are ``loss.names.method_params(method)``.
+    ``gradient_normalization``, ``min_depth``, ``max_depth`` (the depth range in metres,
+    default 1 and 80, that makes the absolute term unit-free: ``loss.units``).
+    ``ssi`` / ``sparse-ssi``: ``SSILoss`` with ``alpha``, ``num_scales`` (invariant to
+    units: no depth range). The names are ``loss.names.method_params(method)``.
+
+    Inputs are inverse depth in 1/m as a network predicts it; which pixels and terms a
+    mask turns on is in ``loss.scale_adaptive``'s docstring.
 
     Raises:
         ValueError: an unknown method or parameter (the message lists the valid ones),

@@ -1,6 +1,7 @@
 """The Scale-Adaptive Loss of G2-MonoDepth, dense and sparse (see DESIGN.md, "The loss").
 
-    d       = 1/x (0 where x <= 0), or x itself with use_inv_depth
+    d       = 1/(c x) (0 where x <= 0) = depth / max_depth,      c = max_depth
+            or c x = inverse depth * min_depth with use_inv_depth,  c = min_depth
     m       = valid pixels: dense: all (or mask); sparse: gt_inv > 0 (and mask)
     n(d)    = (d - mu) / (s + epsilon), mu and s = mean and mean absolute deviation of d
               over the image's valid pixels
@@ -15,6 +16,25 @@
     N_k     = pixels at scale k (dense: B h_k w_k) or, sparse, sum m * h_k w_k / (H W)
               (the valid fraction carried to scale k); N_1 = B H W or sum m.
 
+Units (``loss.units``): the inputs are inverse depth in 1/m; the depth range
+``[min_depth, max_depth]`` (m, default 1 and 80) puts the working domain ``d`` in
+``[min_depth/max_depth, 1]``, so the absolute term is unit-free and ``lambda_sg`` means
+the same in both modes and in every trainer. The relative and gradient terms do not
+depend on it (up to ``epsilon``, which is added to the deviation of ``d``).
+``max_depth = 1`` keeps depth in metres.
+
+The mask decides which pixels count and whether the absolute term is on:
+
+    method                  mask      valid pixels m       absolute term   N_k counts
+    scale-adaptive          none      every pixel          off             pixels
+    scale-adaptive          given     mask                 on              pixels
+    sparse-scale-adaptive   none      gt_inv > 0           on              valid pixels
+    sparse-scale-adaptive   given     gt_inv > 0 and mask  on              valid pixels
+
+("on" with ``use_absolute``, the default.) Without a mask the dense method treats
+``gt_inv = 0`` as depth 0, so it is for ground truth without holes. salsweep's trainer and
+the packnet-sfm adapter (``loss.packnet``) both pass ``mask = gt_inv > 0``.
+
 "per-scale" (the default) is the seed's: every scale is a mean over its own pixels and
 the scales are averaged. "full-resolution" is the G2-MonoDepth authors' code
 (``WeightedMSGradLoss``): the Sobel sums of all scales added and divided once by the
@@ -27,7 +47,8 @@ the two agree.
 Differences from the seed's code, on purpose (the seed's defects, see seed/README.md):
 statistics over valid pixels only, the residual zeroed at invalid pixels before the
 gradient operator, no NaN from ``1/0`` or ``inf * 0``, the absolute term reported only when
-it is computed, no printing. On dense inputs without a mask the two agree.
+it is computed, no printing. On dense inputs without a mask the two agree (the depth
+range changes nothing there but the weight of ``epsilon``).
 """
 
 from __future__ import annotations
@@ -47,9 +68,11 @@ from loss.ops import (
     sobel_l1,
 )
 from loss.output import LossOutput
+from loss.units import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH, input_scale
 from loss.validation import (
     check_bool,
     check_choice,
+    check_depth_range,
     check_image_size,
     check_inputs,
     check_non_negative,
@@ -68,8 +91,12 @@ class ScaleAdaptiveLoss:
         epsilon: added to the mean absolute deviation before dividing, >= 0.
         num_scales: scales K of the gradient term, >= 1 (and 2^(K-1) <= min(H, W)).
         use_absolute: add the mean absolute error of the working-domain values over the
-            valid pixels; only with a mask or the sparse method (as in the seed).
+            valid pixels; only with a mask or the sparse method (as in the seed; the
+            table in the module docstring).
         use_inv_depth: work on inverse depth directly instead of depth.
+        min_depth, max_depth: the data's depth range (m), 0 < min_depth < max_depth: the
+            working domain is depth / max_depth, or inverse depth x min_depth with
+            ``use_inv_depth`` (module docstring, "Units").
         gradient_normalization: ``"per-scale"`` (the seed's: mean over scales of each
             scale's Sobel sum over its own count N_k) or ``"full-resolution"`` (the
             authors' code: sum over scales of the Sobel sums over N_1); module docstring.
@@ -87,6 +114,8 @@ class ScaleAdaptiveLoss:
     use_absolute: bool = True
     use_inv_depth: bool = False
     gradient_normalization: GradientNormalization = "per-scale"
+    min_depth: float = DEFAULT_MIN_DEPTH
+    max_depth: float = DEFAULT_MAX_DEPTH
     sparse: bool = False
 
     def __post_init__(self) -> None:
@@ -97,6 +126,9 @@ class ScaleAdaptiveLoss:
         check_bool("use_absolute", self.use_absolute)
         check_bool("use_inv_depth", self.use_inv_depth)
         check_choice("gradient_normalization", self.gradient_normalization, GRADIENT_NORMALIZATIONS)
+        min_depth, max_depth = check_depth_range(self.min_depth, self.max_depth)
+        object.__setattr__(self, "min_depth", min_depth)
+        object.__setattr__(self, "max_depth", max_depth)
         check_bool("sparse", self.sparse)
 
     @property
@@ -125,9 +157,10 @@ class ScaleAdaptiveLoss:
         """The loss of a batch.
 
         Args:
-            pred_inv: [B,1,H,W] predicted inverse depth, > 0, float32 or float64.
-            gt_inv: [B,1,H,W] ground-truth inverse depth, >= 0 (0 = no measurement).
-            mask: [B,1,H,W] bool or 0/1, or None: pixels that count.
+            pred_inv: [B,1,H,W] predicted inverse depth (1/m), > 0, float32 or float64.
+            gt_inv: [B,1,H,W] ground-truth inverse depth (1/m), >= 0 (0 = no measurement).
+            mask: [B,1,H,W] bool or 0/1, or None: pixels that count (the module docstring
+                says which terms each case turns on).
 
         Returns:
             ``LossOutput(total, metrics)``: ``total`` a [] tensor with autograd history,
@@ -153,9 +186,15 @@ class ScaleAdaptiveLoss:
             count = weight.sum(dim=(2, 3), keepdim=True)
         total_count = count.sum()
 
-        # Invalid pixels get a neutral 1 before any arithmetic (see loss.ops).
+        # Invalid pixels get a neutral 1 before any arithmetic (see loss.ops); then the
+        # unit-free domain (loss.units): the same multiply as the scaled inputs the trainer
+        # used to pass, so values and gradients are those of that call, bit for bit.
         pred_d = select(pred, valid, 1.0)
         gt_d = select(gt, valid, 1.0)
+        scale = input_scale(self.use_inv_depth, self.min_depth, self.max_depth)
+        if scale != 1.0:
+            pred_d = pred_d * scale
+            gt_d = gt_d * scale
         if not self.use_inv_depth:
             pred_d = torch.reciprocal(pred_d)  # pred > 0: finite
             # Sparse: every valid pixel has gt > 0. Dense: gt = 0 means depth 0 (DESIGN).

@@ -11,6 +11,7 @@ import torch
 __all__ = [
     "check_bool",
     "check_choice",
+    "check_depth_range",
     "check_image_size",
     "check_inputs",
     "check_non_negative",
@@ -38,6 +39,25 @@ def check_non_negative(name: str, value: object) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def check_depth_range(min_depth: object, max_depth: object) -> tuple[float, float]:
+    """``(min_depth, max_depth)`` as floats if both are finite numbers > 0 (metres) with
+    ``min_depth < max_depth``, else ``ValueError``."""
+    bounds = []
+    for name, value in (("min_depth", min_depth), ("max_depth", max_depth)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(f"{name} must be a finite number > 0 (metres), got {value!r}")
+        bounds.append(float(value))
+    lo, hi = bounds
+    if lo >= hi:
+        raise ValueError(f"max_depth ({hi}) must be larger than min_depth ({lo})")
+    return lo, hi
 
 
 def check_num_scales(value: object) -> int:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from trainer.config import DataConfig, LossConfig, LossMethod, ModelConfig, TrainConfig
     from trainer.errors import UserError
     from trainer.io import ConfigError, dump_train_config, load_train_config, parse_train_config
-    from trainer.loop import NonFiniteLoss, RunResult, fit, loss_input_scale, resolve_device
+    from trainer.loop import NonFiniteLoss, RunResult, batch_loss, fit, resolve_device
     from trainer.selection import DEFAULT_SELECTION, EpochSelection
     from trainer.validation import describe_validation_error
 
@@ -34,11 +34,11 @@ _NAMES: dict[str, str] = {
     "RunResult": "trainer.loop",
     "TrainConfig": "trainer.config",
     "UserError": "trainer.errors",
+    "batch_loss": "trainer.loop",
     "describe_validation_error": "trainer.validation",
     "dump_train_config": "trainer.io",
     "fit": "trainer.loop",
     "load_train_config": "trainer.io",
-    "loss_input_scale": "trainer.loop",
     "parse_train_config": "trainer.io",
     "resolve_device": "trainer.loop",
 }
@@ -55,11 +55,11 @@ __all__ = [
     "RunResult",
     "TrainConfig",
     "UserError",
+    "batch_loss",
     "describe_validation_error",
     "dump_train_config",
     "fit",
     "load_train_config",
-    "loss_input_scale",
     "parse_train_config",
     "resolve_device",
 ]

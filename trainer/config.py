@@ -7,12 +7,15 @@ a one-line description (the JSON Schema of a sweep spec is generated from these)
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loss.names import LOSS_METHODS, GradientNormalization, LossMethod, method_params
+from loss.units import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH
 
 __all__ = [
     "DataConfig",
@@ -36,8 +39,19 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
+# Depth bounds (m) shared by the data's and the loss's range: 1/depth stays a normal float32.
+_MIN_DEPTH_BOUND = 1e-3
+_MAX_DEPTH_BOUND = 1e5
+
+
 class LossConfig(_Frozen):
-    """Parameters of the supervised loss (see loss/ and DESIGN.md)."""
+    """Parameters of the supervised loss (see loss/ and DESIGN.md).
+
+    ``min_depth`` / ``max_depth`` are the loss's depth range (``loss.units``): its working
+    domain is depth / max_depth, or inverse depth x min_depth with ``use_inv_depth``, so
+    that the absolute term is unit-free. A ``TrainConfig`` that leaves them out takes its
+    data's ``min_depth`` / ``max_depth``; a ``LossConfig`` alone has 1 and 80 m.
+    """
 
     method: LossMethod = Field(
         "sparse-scale-adaptive",
@@ -53,7 +67,9 @@ class LossConfig(_Frozen):
         4, ge=1, le=8, description="Number of scales K of the gradient term (1/2^(k-1) each)."
     )
     use_absolute: bool = Field(
-        True, description="Add the masked mean absolute depth error to L_sa."
+        True,
+        description="Add the masked mean absolute error of depth / max_depth (inverse depth "
+        "x min_depth) to L_sa.",
     )
     use_inv_depth: bool = Field(
         False, description="Work on inverse depth directly instead of converting to depth."
@@ -63,6 +79,28 @@ class LossConfig(_Frozen):
         description="L_sg: per-scale = mean over scales of each scale's mean (the seed's); "
         "full-resolution = sum of scales over the full-resolution count (G2-MonoDepth's code).",
     )
+    min_depth: float = Field(
+        DEFAULT_MIN_DEPTH,
+        ge=_MIN_DEPTH_BOUND,
+        le=_MAX_DEPTH_BOUND,
+        description="Loss depth range, low end (m): use_inv_depth works on inverse depth x "
+        "min_depth (salsweep: data.min_depth unless set).",
+    )
+    max_depth: float = Field(
+        DEFAULT_MAX_DEPTH,
+        gt=0.0,
+        le=_MAX_DEPTH_BOUND,
+        description="Loss depth range, high end (m): depth mode works on depth / max_depth, "
+        "so the absolute term is unit-free (salsweep: data.max_depth unless set).",
+    )
+
+    @model_validator(mode="after")
+    def _check_range(self) -> LossConfig:
+        if self.max_depth <= self.min_depth:
+            raise ValueError(
+                f"max_depth ({self.max_depth}) must be larger than min_depth ({self.min_depth})"
+            )
+        return self
 
     def loss_params(self) -> dict[str, Any]:
         """Keyword arguments for ``loss.get_loss(self.method, **params)``: the method's
@@ -85,10 +123,15 @@ class DataConfig(_Frozen):
     width: int = Field(320, ge=16, le=4096, description="Image width fed to the network (px).")
     # Bounded so that 1/depth stays a normal float32 (the network predicts inverse depth).
     min_depth: float = Field(
-        1.0, ge=1e-3, description="Smallest depth evaluated and predicted (m); at least 1 mm."
+        DEFAULT_MIN_DEPTH,
+        ge=_MIN_DEPTH_BOUND,
+        description="Smallest depth evaluated and predicted (m); at least 1 mm.",
     )
     max_depth: float = Field(
-        80.0, gt=0.0, le=1e5, description="Largest depth evaluated and predicted (m); <= 100 km."
+        DEFAULT_MAX_DEPTH,
+        gt=0.0,
+        le=_MAX_DEPTH_BOUND,
+        description="Largest depth evaluated and predicted (m); <= 100 km.",
     )
     sparse: bool = Field(
         False, description="Synthetic only: LiDAR-like sparse ground truth on scan lines."
@@ -191,6 +234,13 @@ class TrainConfig(_Frozen):
     )
     previews: bool = Field(True, description="Save one preview PNG per validation.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _loss_range_from_data(cls, values: Any) -> Any:
+        """``loss.min_depth`` / ``loss.max_depth`` left out: the data's range (as the
+        trainer scaled the loss's inputs before the range was the loss's parameter)."""
+        return _with_loss_range(values)
+
     @field_validator("output_dir")
     @classmethod
     def _check_output_dir(cls, value: Path | None) -> Path | None:
@@ -214,3 +264,38 @@ class TrainConfig(_Frozen):
                 f"(got {self.data.height}x{self.data.width})"
             )
         return self
+
+
+_RANGE_KEYS = ("min_depth", "max_depth")
+
+
+def _valid_range(lo: object, hi: object) -> bool:
+    """Whether ``(lo, hi)`` is a range the loss accepts (else the data's own error says so,
+    and copying it would report the same problem twice)."""
+    numbers = [v for v in (lo, hi) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) < 2 or not all(math.isfinite(v) for v in numbers):
+        return False
+    low, high = numbers
+    return _MIN_DEPTH_BOUND <= low < high <= _MAX_DEPTH_BOUND
+
+
+def _with_loss_range(values: Any) -> Any:
+    """A TrainConfig's input with the loss's depth range filled from the data's where the
+    loss section leaves it out; anything else unchanged (pydantic reports its errors)."""
+    if not isinstance(values, Mapping):
+        return values
+    loss = values.get("loss", {})
+    if isinstance(loss, LossConfig):
+        loss = loss.model_dump(exclude_unset=True)
+    data = values.get("data", {})
+    if isinstance(data, DataConfig):
+        data = data.model_dump()
+    if not isinstance(loss, Mapping) or not isinstance(data, Mapping):
+        return values
+    missing = [key for key in _RANGE_KEYS if key not in loss]
+    lo = data.get("min_depth", DEFAULT_MIN_DEPTH)
+    hi = data.get("max_depth", DEFAULT_MAX_DEPTH)
+    if not missing or not _valid_range(lo, hi):
+        return values
+    found = {"min_depth": lo, "max_depth": hi}
+    return {**values, "loss": {**loss, **{key: found[key] for key in missing}}}

@@ -25,8 +25,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from loss import LossFunction, LossOutput, get_loss
-from loss.names import is_ssi_method
-from trainer.config import DataConfig, LossConfig, TrainConfig
+from trainer.config import TrainConfig
 from trainer.data import DataSplits, DepthDataset, Sample, build_datasets
 from trainer.errors import UserError
 from trainer.io import make_output_dir, write_output
@@ -40,8 +39,8 @@ __all__ = [
     "NonFiniteLoss",
     "RunResult",
     "StepCallback",
+    "batch_loss",
     "fit",
-    "loss_input_scale",
     "resolve_device",
 ]
 
@@ -100,30 +99,17 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def loss_input_scale(loss: LossConfig, data: DataConfig) -> float:
-    """Factor ``c`` by which the loop multiplies ``pred_inv`` and ``gt_inv`` before the loss.
+def batch_loss(loss_fn: LossFunction, pred_inv: torch.Tensor, depth: torch.Tensor) -> LossOutput:
+    """The trainer's loss call: ``loss_fn(pred_inv, gt_inv, mask = depth > 0)``.
 
-    The loss's working domain then lies in ``[min_depth / max_depth, 1]``:
-
-    - depth mode (scale-adaptive, ``use_inv_depth`` False): ``c = max_depth``, so the loss's
-      depth ``1 / (c x)`` is depth / max_depth;
-    - inverse-depth mode (``use_inv_depth`` True): ``c = min_depth``, inverse depth times
-      min_depth;
-    - SSI (``ssi``, ``sparse-ssi``, which work on inverse depth): ``c = min_depth`` as well.
-
-    Why: in metres the absolute term ``mean |pred_d - gt_d|`` is 7-10 times the
-    normalised relative term at initialisation and rules the loss, while in raw inverse
-    depth (1/m) it is a small fraction of it, so ``use_inv_depth`` also flipped which term
-    ruled (issue 7.3a); scaled, it is a tenth of the relative term or less in both modes.
-    With both modes in the same unit-sized domain the comparison is between the modes, not
-    their units.
-    The relative and gradient terms are invariant to the factor (each image is normalised
-    by its own mean and mean absolute deviation), and so is SSI (median / MAD normalised);
-    SSI's domain is inverse depth, put in ``(0, 1]`` the same way as the inverse-depth mode.
+    pred_inv: [B,1,H,W] inverse depth (1/m) as the network predicts it; depth: [B,1,H,W]
+    ground truth in metres, 0 = missing. Plain units: the loss's own depth range
+    (``LossConfig.min_depth`` / ``max_depth``) makes its absolute term unit-free. The mask
+    is every pixel with ground truth, so the absolute term is on for the dense method too
+    (the table in ``loss.scale_adaptive``); packnet-sfm's adapter (``loss.packnet``)
+    makes the same call.
     """
-    if is_ssi_method(loss.method) or loss.use_inv_depth:
-        return data.min_depth
-    return data.max_depth
+    return loss_fn(pred_inv, _inverse(depth), depth > 0)
 
 
 @dataclass
@@ -135,17 +121,15 @@ class _Run:
     splits: DataSplits
     model: DepthNet
     loss_fn: LossFunction
-    loss_scale: float  # loss_input_scale(config.loss, config.data)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     train_loader: DataLoader[Sample]
     val_loader: DataLoader[Sample]
 
     def loss(self, pred_inv: torch.Tensor, depth: torch.Tensor) -> LossOutput:
-        """Loss of pred_inv [B,1,H,W] against depth [B,1,H,W] metres (0 = missing), on the
-        scaled inputs of :func:`loss_input_scale`."""
-        c = self.loss_scale
-        return self.loss_fn(pred_inv * c, _inverse(depth) * c, depth > 0)
+        """Loss of pred_inv [B,1,H,W] (1/m) against depth [B,1,H,W] metres (0 = missing):
+        :func:`batch_loss`."""
+        return batch_loss(self.loss_fn, pred_inv, depth)
 
 
 def _setup(config: TrainConfig) -> _Run:
@@ -178,7 +162,6 @@ def _setup(config: TrainConfig) -> _Run:
         splits=splits,
         model=model,
         loss_fn=get_loss(config.loss.method, **config.loss.loss_params()),
-        loss_scale=loss_input_scale(config.loss, data_cfg),
         optimizer=optimizer,
         scheduler=_scheduler(config, optimizer),
         train_loader=train_loader,
@@ -235,7 +218,7 @@ def fit(
 
     - ``train/<loss component>`` averaged over the epoch's steps (the loss's own names:
       ``train/total_loss``, ``train/loss_sa``, ``train/loss_sg``, ``train/gradient/scale_k``
-      ...), computed on the inputs scaled by :func:`loss_input_scale`;
+      ...), of :func:`batch_loss` (the loss's depth range makes them unit-free);
     - ``val/<depth metric>`` for ``abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3``: raw
       (``val/abs_rel``), median-scaled (``val/abs_rel_med``) and least-squares scale and
       shift aligned in inverse depth (``val/abs_rel_align``), see :mod:`trainer.metrics`;

@@ -47,11 +47,16 @@ def design_reference(
     num_scales: int = 4,
     use_absolute: bool = True,
     use_inv_depth: bool = False,
+    min_depth: float = 1.0,
+    max_depth: float = 80.0,
 ) -> dict[str, float]:
     """DESIGN.md's masked formulas, image by image with Python loops over the batch and
     boolean indexing, conv2d Sobel; float64. ``N_k = sum(m) / 4^(k-1)`` (sparse) literally,
-    so only for H and W divisible by ``2^(K-1)``."""
+    so only for H and W divisible by ``2^(K-1)``. The working domain is depth / max_depth,
+    or inverse depth x min_depth with ``use_inv_depth`` (loss.units)."""
     pred_inv, gt_inv = pred_inv.double(), gt_inv.double()
+    scale = min_depth if use_inv_depth else max_depth
+    pred_inv, gt_inv = pred_inv * scale, gt_inv * scale
     if use_inv_depth:
         pd, gd = pred_inv, gt_inv
     else:
@@ -94,3 +99,9 @@ def design_reference(
     out["loss_sa"] = loss_sa
     out["loss_sg"] = loss_sg
     return out
+
+
+def input_scale(use_inv_depth: bool, min_depth: float = 1.0, max_depth: float = 80.0) -> float:
+    """The factor the loss multiplies its inverse-depth inputs by (written out, not
+    ``loss.units.input_scale``): the seed's formulas on inputs times it are the loss's."""
+    return min_depth if use_inv_depth else max_depth

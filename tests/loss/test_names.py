@@ -73,6 +73,8 @@ def test_loss_config_sets_every_parameter_but_alpha() -> None:
         "use_absolute": True,
         "use_inv_depth": False,
         "gradient_normalization": "full-resolution",
+        "min_depth": 1.0,
+        "max_depth": 80.0,
     }
     assert loss.get_loss(config.method, **config.loss_params()) == loss.ScaleAdaptiveLoss(
         gradient_normalization="full-resolution"

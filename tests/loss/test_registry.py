@@ -51,6 +51,8 @@ def test_parameters_are_passed_on() -> None:
         "num_scales": 5,
         "use_absolute": False,
         "use_inv_depth": True,  # the seed's registration forgot this one
+        "min_depth": 0.5,
+        "max_depth": 10.0,
     }
     fn = get_loss("sparse-scale-adaptive", **params)
     assert fn == ScaleAdaptiveLoss(**params, sparse=True)
@@ -120,7 +122,10 @@ def test_quick_check() -> None:
     # Uniform random inverse depths: MAD-normalised maps differ by about 1.3 on average.
     assert float(out.metrics["scale_adaptive/relative"]) == pytest.approx(1.314606, abs=1e-5)
     assert float(out.metrics["loss_sg"]) == pytest.approx(6.619266, rel=1e-5)
-    assert float(out.total) == pytest.approx(22.203089, rel=1e-5)
+    # Depths of 9-100 m over the default max_depth 80: the absolute term in metres
+    # (17.578850 before the loss had a depth range) / 80.
+    assert float(out.metrics["scale_adaptive/absolute"]) == pytest.approx(17.578850 / 80, rel=1e-5)
+    assert float(out.total) == pytest.approx(4.843974, rel=1e-5)
     dense = quick_check(method="scale-adaptive")
     assert "scale_adaptive/absolute" not in dense.metrics
     assert torch.equal(dense.metrics["loss_sg"], out.metrics["loss_sg"])

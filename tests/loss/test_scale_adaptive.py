@@ -31,8 +31,10 @@ def test_dense_equals_seed_formulas(
     for num_scales in range(1, 6):
         pred = helpers.random_inv(shape, seed=10 + num_scales, dtype=dtype)
         kwargs = {"lambda_sg": 0.7, "num_scales": num_scales, "use_inv_depth": use_inv_depth}
+        # The seed's formulas in the loss's unit-free domain (default range 1-80 m).
+        c = helpers.input_scale(use_inv_depth)
         p0 = pred.clone().requires_grad_()
-        want, want_metrics = seed_ref.seed_scale_adaptive(p0, gt, **kwargs)
+        want, want_metrics = seed_ref.seed_scale_adaptive(p0 * c, gt * c, **kwargs)
         (want_grad,) = torch.autograd.grad(want, p0)
         p1 = pred.clone().requires_grad_()
         got, got_metrics = ScaleAdaptiveLoss(**kwargs)(p1, gt)
@@ -60,12 +62,17 @@ def test_dense_with_all_true_mask_equals_seed_with_mask(
     shape = (2, 1, 24, 40)
     pred, gt = helpers.random_inv(shape, seed=3), helpers.random_inv(shape, seed=4)
     mask = torch.ones(shape, dtype=torch.bool)
-    _, want = seed_ref.seed_scale_adaptive(pred, gt, mask, num_scales=3)
+    c = helpers.input_scale(use_inv_depth=False)  # depth / 80 m
+    _, want = seed_ref.seed_scale_adaptive(pred * c, gt * c, mask, num_scales=3)
     out = ScaleAdaptiveLoss(num_scales=3)(pred, gt, mask)
     assert list(out.metrics) == list(want)
     for name, value in want.items():
         assert helpers.rel_err(out.metrics[name], value) < 1e-9, name
-    assert float(out.metrics["scale_adaptive/absolute"]) > 1.0  # depths of 9-100 m
+    # The absolute term is the one in metres (depths of 9-100 m) over max_depth.
+    _, metres = seed_ref.seed_scale_adaptive(pred, gt, mask, num_scales=3)
+    assert float(metres["scale_adaptive/absolute"]) > 1.0
+    absolute = float(metres["scale_adaptive/absolute"]) / 80.0
+    assert float(out.metrics["scale_adaptive/absolute"]) == pytest.approx(absolute, rel=1e-10)
 
 
 def test_hand_computed_value() -> None:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from cli import cli
 from loss import get_loss
-from trainer import TrainConfig, fit, loss_input_scale
+from trainer import TrainConfig, batch_loss, fit
 from trainer.config import DataConfig, LossConfig
 from trainer.data import DataError, DepthFolder, build_datasets
 from trainer.metrics import DepthMetricAccumulator
@@ -301,13 +301,11 @@ def test_all_zero_depth_map_gets_no_weight_in_the_loss(tmp_path: Path, method: s
     loss of the other sample alone (the dense method's gradient term divides by every
     pixel of the batch, as the seed's formula does)."""
     _, depth = good_and_empty_batch(tmp_path)
-    config = DataConfig(min_depth=0.5, max_depth=50.0)
-    c = loss_input_scale(LossConfig.model_validate({"method": method}), config)
-    gt_inv = torch.where(depth > 0, 1.0 / depth.clamp_min(1e-6), 0.0)
+    config = TrainConfig(loss=LossConfig(method=method), data={"min_depth": 0.5, "max_depth": 50.0})
     pred_inv = torch.rand(depth.shape, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.1
     pred_inv.requires_grad_(True)
-    loss = get_loss(method)
-    out = loss(pred_inv * c, gt_inv * c, depth > 0)
+    loss = get_loss(method, **config.loss.loss_params())
+    out = batch_loss(loss, pred_inv, depth)  # the trainer's call
     out.total.backward()
     total = float(out.total.detach())
     assert pred_inv.grad is not None
@@ -315,11 +313,11 @@ def test_all_zero_depth_map_gets_no_weight_in_the_loss(tmp_path: Path, method: s
     assert bool(torch.isfinite(pred_inv.grad).all())
     assert float(pred_inv.grad[1].abs().max()) == 0.0
     assert float(pred_inv.grad[0].abs().max()) > 0.0
-    alone = loss(pred_inv[:1].detach() * c, gt_inv[:1] * c, depth[:1] > 0)
+    alone = batch_loss(loss, pred_inv[:1].detach(), depth[:1])
     if method != "scale-adaptive":
         assert total == pytest.approx(float(alone.total), rel=1e-5)
     # A batch of empty maps only: nothing to learn from, a zero loss (never NaN).
-    empty = loss(pred_inv[1:].detach() * c, gt_inv[1:] * c, depth[1:] > 0)
+    empty = batch_loss(loss, pred_inv[1:].detach(), depth[1:])
     assert float(empty.total) == 0.0
 
 

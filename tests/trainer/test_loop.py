@@ -1,5 +1,5 @@
-"""fit(): reproducibility, callbacks, stopping, loss input scaling, epoch selection,
-checkpoints, test evaluation, learning."""
+"""fit(): reproducibility, callbacks, stopping, the loss call (unchanged by the loss's depth
+range), epoch selection, checkpoints, test evaluation, learning."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from loss import get_loss
+from loss import LossOutput, get_loss
 from trainer import (
     EpochSelection,
-    LossConfig,
     NonFiniteLoss,
     TrainConfig,
+    batch_loss,
     fit,
-    loss_input_scale,
     resolve_device,
 )
 from trainer.data import build_datasets
+from trainer.loop import _setup
 from trainer.metrics import DepthMetricAccumulator, metric_keys
 from trainer.model import DepthNet
 
@@ -230,28 +230,90 @@ def test_it_learns(method: str) -> None:
     assert after < 0.8 * before, (before, after)
 
 
-# --- loss inputs --------------------------------------------------------------------------
+# --- loss inputs ---------------------------------------------------------------------------
+
+# The range under which the loss works on its raw inputs (factor 1), i.e. the loss as it was
+# before it had a depth range: depth mode divides by max_depth, inverse mode multiplies by
+# min_depth.
+RAW_RANGE = {
+    False: {"min_depth": 0.5, "max_depth": 1.0},
+    True: {"min_depth": 1.0, "max_depth": 2.0},
+}
+
+
+def old_loss_call(config: TrainConfig, pred_inv: torch.Tensor, depth: torch.Tensor) -> LossOutput:
+    """The trainer's loss call before the loss had a depth range (round 2's
+    ``loss_input_scale``): inputs times ``c`` (depth mode: data.max_depth; inverse-depth
+    mode and SSI: data.min_depth) into the loss on its raw inputs, mask ``depth > 0``."""
+    loss = config.loss
+    inverse = loss.use_inv_depth or loss.method in ("ssi", "sparse-ssi")
+    c = config.data.min_depth if inverse else config.data.max_depth
+    params = {k: v for k, v in loss.loss_params().items() if k not in ("min_depth", "max_depth")}
+    if loss.method not in ("ssi", "sparse-ssi"):
+        params.update(RAW_RANGE[loss.use_inv_depth])
+    fn = get_loss(loss.method, **params)
+    gt_inv = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-6), 0.0)
+    return fn(pred_inv * c, gt_inv * c, depth > 0)
 
 
 @pytest.mark.parametrize(
-    ("loss", "expected"),
+    "updates",
     [
-        ({"method": "scale-adaptive"}, 40.0),
-        ({"method": "sparse-scale-adaptive"}, 40.0),
-        ({"method": "sparse-scale-adaptive", "use_inv_depth": True}, 0.5),
-        ({"method": "ssi"}, 0.5),
-        ({"method": "sparse-ssi", "use_inv_depth": True}, 0.5),
+        {"device": "cpu"},  # the default config
+        {"device": "cpu", "loss": {"use_inv_depth": True}, "data": {"min_depth": 0.5}},
+        {"device": "cpu", "loss": {"method": "scale-adaptive"}, "data": {"max_depth": 40.0}},
+        {"device": "cpu", "loss": {"method": "ssi"}},
+        {"device": "cpu", "loss": {"method": "sparse-ssi"}, "data": {"min_depth": 0.5}},
     ],
 )
-def test_loss_input_scale(loss: dict[str, object], expected: float) -> None:
-    data = TrainConfig.model_validate({"data": {"min_depth": 0.5, "max_depth": 40.0}}).data
-    assert loss_input_scale(LossConfig.model_validate(loss), data) == expected
+def test_trainer_loss_is_the_old_scaled_call(updates: dict[str, object]) -> None:
+    """The loss's depth range replaced the trainer's input scaling without changing a
+    number: value, every metric and gradient of the trainer's loss on a real first batch
+    (untrained network) equal the old call's (relative 1e-6; the scale-adaptive methods
+    multiply by the same factor, so they agree bit for bit)."""
+    config = TrainConfig.model_validate(updates)
+    run = _setup(config)
+    rgb, depth = next(iter(run.train_loader))
+    holes = torch.rand(depth.shape, generator=torch.Generator().manual_seed(0)) < 0.3
+    depth = torch.where(holes, 0.0, depth)  # pixels without ground truth: the mask matters
+    with torch.no_grad():
+        pred_inv = run.model(rgb)
+    p_new = pred_inv.clone().requires_grad_()
+    new = run.loss(p_new, depth)
+    (g_new,) = torch.autograd.grad(new.total, p_new)
+    p_old = pred_inv.clone().requires_grad_()
+    old = old_loss_call(config, p_old, depth)
+    (g_old,) = torch.autograd.grad(old.total, p_old)
+
+    assert list(new.metrics) == list(old.metrics)
+    for name, value in old.metrics.items():
+        assert float(new.metrics[name]) == pytest.approx(float(value), rel=1e-6), name
+    assert float(new.total.detach()) == pytest.approx(float(old.total.detach()), rel=1e-6)
+    err = torch.linalg.vector_norm(g_new - g_old) / torch.linalg.vector_norm(g_old)
+    assert float(err) <= 1e-6
+    if not config.loss.method.endswith("ssi"):
+        assert torch.equal(new.total, old.total) and torch.equal(g_new, g_old)
+
+
+def test_trainer_loss_gradient_reaches_the_network_unchanged() -> None:
+    """The same through the network: the weights' gradients at the default config."""
+    config = TrainConfig(device="cpu")
+    run = _setup(config)
+    rgb, depth = next(iter(run.train_loader))
+    grads = []
+    for call in (run.loss, lambda p, d: old_loss_call(config, p, d)):
+        run.model.zero_grad()
+        call(run.model(rgb), depth).total.backward()
+        grads.append([p.grad.clone() for p in run.model.parameters() if p.grad is not None])
+    assert len(grads[0]) == len(grads[1]) > 0
+    for new, old in zip(*grads, strict=True):
+        assert torch.equal(new, old)
 
 
 @pytest.mark.parametrize("use_inv_depth", [False, True])
-def test_scaled_loss_inputs_balance_the_terms_at_initialisation(use_inv_depth: bool) -> None:
+def test_depth_range_balances_the_terms_at_initialisation(use_inv_depth: bool) -> None:
     """At initialisation the absolute term no longer rules the loss in either mode, and
-    the relative and gradient terms are the same with and without the scaling."""
+    the relative and gradient terms are the same as on raw inputs (issue 7.3a)."""
     config = tiny(
         data={**TINY_DATA, "min_depth": 0.5},
         loss={"num_scales": 2, "use_inv_depth": use_inv_depth},
@@ -262,18 +324,19 @@ def test_scaled_loss_inputs_balance_the_terms_at_initialisation(use_inv_depth: b
     rgb, depth = (torch.stack(t) for t in zip(*(train[i] for i in range(4)), strict=True))
     with torch.no_grad():
         pred_inv = model(rgb)
-    gt_inv = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-6), 0.0)
+    assert (config.loss.min_depth, config.loss.max_depth) == (0.5, 80.0)  # the data's
     loss_fn = get_loss(config.loss.method, **config.loss.loss_params())
-    scale = loss_input_scale(config.loss, config.data)
-    raw = loss_fn(pred_inv, gt_inv, depth > 0).metrics
-    scaled = loss_fn(pred_inv * scale, gt_inv * scale, depth > 0).metrics
+    raw_params = {**config.loss.loss_params(), **RAW_RANGE[use_inv_depth]}
+    raw_fn = get_loss(config.loss.method, **raw_params)
+    scaled = batch_loss(loss_fn, pred_inv, depth).metrics
+    raw = batch_loss(raw_fn, pred_inv, depth).metrics
 
     ratio_raw = float(raw["scale_adaptive/absolute"] / raw["scale_adaptive/relative"])
     ratio = float(scaled["scale_adaptive/absolute"] / scaled["scale_adaptive/relative"])
     if not use_inv_depth:
         assert ratio_raw > 5.0  # metres: the absolute term rules (issue 7.3a)
     assert ratio < 0.5
-    assert ratio == pytest.approx(ratio_raw / scale if not use_inv_depth else ratio_raw * scale)
+    assert ratio == pytest.approx(ratio_raw / 80.0 if not use_inv_depth else ratio_raw * 0.5)
     for name in ("scale_adaptive/relative", "gradient/scale_1", "gradient/scale_2"):
         assert float(scaled[name]) == pytest.approx(float(raw[name]), rel=1e-5), name
 
