@@ -90,7 +90,7 @@ def run(cfg: dict[str, Any], seed: int) -> list[tuple[int, float, float]]:
         rgb = torch.stack([a for a, _ in items])
         depth = torch.stack([b for _, b in items])
         gt_inv = torch.where(depth > 0, 1 / depth.clamp(min=1e-6), 0.0)
-        out = loss_fn(net(rgb) * 80.0, gt_inv * 80.0, depth > 0)  # depth / max_depth
+        out = loss_fn(net(rgb), gt_inv, depth > 0)  # the loss divides depth by max_depth 80
         opt.zero_grad()
         out.total.backward()
         opt.step()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
+from loss.packnet import packnet_name
 from trainer.config import LossConfig, TrainConfig
 
 __all__ = [
@@ -114,7 +115,9 @@ def packnet_config(config: TrainConfig, name: str) -> dict[str, Any]:
                 "depth": {"lr": config.lr, "weight_decay": config.weight_decay},
             },
             "loss": {
-                "supervised_method": loss.method,
+                # Registered under a name of its own (loss.packnet): a name that starts
+                # with "sparse" would be flattened to 1-D by packnet-sfm's SupervisedLoss.
+                "supervised_method": packnet_name(loss.method),
                 "supervised_num_scales": SUPERVISED_NUM_SCALES,
                 "supervised_loss_weight": SUPERVISED_LOSS_WEIGHT,
                 **loss.loss_params(),

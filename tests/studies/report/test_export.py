@@ -150,13 +150,13 @@ def test_packnet_layout(study: optuna.Study) -> None:
     assert "salsweep studies export NAME --format packnet --print-defaults" in text
     loss = doc["model"]["loss"]
     assert {k: loss[k] for k in ("supervised_method", "lambda_sg", "num_scales")} == {
-        "supervised_method": "scale-adaptive",
+        "supervised_method": "salsweep-scale-adaptive",
         "lambda_sg": 1.5,
         "num_scales": 4,
     }
     trial_loss = TrainConfig.model_validate(study.trials[2].user_attrs["config"]).loss
     assert loss == {
-        "supervised_method": "scale-adaptive",
+        "supervised_method": "salsweep-scale-adaptive",
         "supervised_num_scales": 1,
         "supervised_loss_weight": 1.0,
         **trial_loss.loss_params(),

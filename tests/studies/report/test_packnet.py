@@ -150,7 +150,7 @@ def test_export_merges_and_values_arrive(tmp_path: Path) -> None:
     assert cfg.model.optimizer.depth.weight_decay == 0.0
     assert cfg.model.optimizer.pose.lr == 0.0002  # untouched
     loss = cfg.model.loss
-    assert loss.supervised_method == "scale-adaptive"
+    assert loss.supervised_method == "salsweep-scale-adaptive"
     assert loss.supervised_num_scales == 1
     assert loss.supervised_loss_weight == 1.0
     assert (loss.lambda_sg, loss.epsilon, loss.num_scales) == (0.7, 1e-6, 2)
@@ -165,7 +165,7 @@ def test_ssi_winner_writes_only_its_own_parameters(tmp_path: Path) -> None:
     config = CONFIG.model_copy(update={"loss": LossConfig(method="sparse-ssi", num_scales=3)})
     written = packnet_config(config, "x")["model"]["loss"]
     assert written == {
-        "supervised_method": "sparse-ssi",
+        "supervised_method": "salsweep-sparse-ssi",
         "supervised_num_scales": 1,
         "supervised_loss_weight": 1.0,
         "num_scales": 3,
