@@ -3,7 +3,8 @@
 No Optuna or MLflow here (studies/ turns a spec into a study). A spec is read with
 `load_spec(path)`; every problem in the file is reported at once by `SpecError`, each with
 its key path. The shipped specs: ``sweeps/default.yaml`` (quick TPE sweep) and
-``sweeps/seed-grid.yaml`` (the seed document's grid).
+``sweeps/seed-grid.yaml`` (the seed document's grid). A spec with a ``command`` section
+runs the user's own program per trial (sweeps.command; its checks: sweeps.command_checks).
 
 Names load on first use (PEP 562): ``from sweeps import SPEC_DIR`` builds no pydantic
 model, ``from sweeps import load_spec`` loads the parser and the models it needs.
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sweeps.command import CommandSpec
+    from sweeps.dotted import DottedKeyError
     from sweeps.errors import SpecError, SpecProblem
     from sweeps.params import (
         Choices,
@@ -41,8 +44,10 @@ if TYPE_CHECKING:
 _NAMES: dict[str, str] = {
     "Budget": "sweeps.settings",
     "Choices": "sweeps.params",
+    "CommandSpec": "sweeps.command",
     "ConfirmSpec": "sweeps.settings",
     "Distribution": "sweeps.spec",
+    "DottedKeyError": "sweeps.dotted",
     "FixedValue": "sweeps.params",
     "FloatRange": "sweeps.params",
     "IntRange": "sweeps.params",
@@ -67,8 +72,10 @@ __all__ = [
     "SPEC_DIR",
     "Budget",
     "Choices",
+    "CommandSpec",
     "ConfirmSpec",
     "Distribution",
+    "DottedKeyError",
     "FixedValue",
     "FloatRange",
     "IntRange",
