@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from loss.names import LOSS_METHODS, LossMethod, check_method, method_params
+from loss.names import PACKNET_PREFIX, method_params, packnet_method, packnet_name
 from loss.output import LossOutput
 from loss.registry import LossFunction, get_loss
 
@@ -52,44 +52,7 @@ __all__ = [
     "register_packnet_loss",
 ]
 
-#: Prefix of the names under which the losses are registered in packnet-sfm.
-PACKNET_PREFIX = "salsweep-"
-
 _FLOAT_DTYPES = (torch.float32, torch.float64)
-
-
-def packnet_name(method: str) -> str:
-    """packnet-sfm's ``supervised_method`` for loss ``method``:
-    ``sparse-scale-adaptive`` -> ``salsweep-sparse-scale-adaptive``.
-
-    Raises:
-        ValueError: ``method`` is not a loss method (the message lists the valid ones).
-    """
-    return PACKNET_PREFIX + check_method(method)
-
-
-def packnet_method(supervised_method: str) -> LossMethod:
-    """The loss method of a packnet-sfm ``supervised_method`` written by :func:`packnet_name`.
-
-    Raises:
-        ValueError: not such a name; a bare method name is refused with the reason
-            (a ``sparse-`` one would be flattened by packnet-sfm).
-    """
-    if supervised_method in LOSS_METHODS:
-        raise ValueError(
-            f"supervised_method {supervised_method!r}: in packnet-sfm write "
-            f"{packnet_name(supervised_method)!r} (packnet-sfm flattens the maps of every "
-            "method whose name starts with 'sparse', and the losses need whole images)"
-        )
-    valid = ", ".join(PACKNET_PREFIX + m for m in LOSS_METHODS)
-    if not supervised_method.startswith(PACKNET_PREFIX):
-        raise ValueError(f"unknown supervised_method {supervised_method!r}; valid: {valid}")
-    try:
-        return check_method(supervised_method.removeprefix(PACKNET_PREFIX))
-    except ValueError:
-        raise ValueError(
-            f"unknown supervised_method {supervised_method!r}; valid: {valid}"
-        ) from None
 
 
 def packnet_params(method: str, loss_config: Mapping[str, Any]) -> dict[str, Any]:

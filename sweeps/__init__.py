@@ -3,7 +3,8 @@
 No Optuna or MLflow here (studies/ turns a spec into a study). A spec is read with
 `load_spec(path)`; every problem in the file is reported at once by `SpecError`, each with
 its key path. The shipped specs: ``sweeps/default.yaml`` (quick TPE sweep) and
-``sweeps/seed-grid.yaml`` (the seed document's grid).
+``sweeps/seed-grid.yaml`` (the seed document's grid). A spec with a ``command`` section
+runs the user's own program per trial (sweeps.command; its checks: sweeps.command_checks).
 
 Names load on first use (PEP 562): ``from sweeps import SPEC_DIR`` builds no pydantic
 model, ``from sweeps import load_spec`` loads the parser and the models it needs.
@@ -17,7 +18,16 @@ from typing import TYPE_CHECKING
 from loss.lazy import lazy_face
 
 if TYPE_CHECKING:
-    from sweeps.errors import SpecError, SpecProblem
+    from sweeps.command import (
+        CommandSpec,
+    )
+    from sweeps.dotted import (
+        DottedKeyError,
+    )
+    from sweeps.errors import (
+        SpecError,
+        SpecProblem,
+    )
     from sweeps.params import (
         Choices,
         FixedValue,
@@ -26,8 +36,17 @@ if TYPE_CHECKING:
         SearchParam,
         grid_values,
     )
-    from sweeps.parse import load_spec, parse_spec
-    from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+    from sweeps.parse import (
+        load_spec,
+        parse_spec,
+    )
+    from sweeps.settings import (
+        Budget,
+        ConfirmSpec,
+        ObjectiveSpec,
+        PrunerSpec,
+        SamplerSpec,
+    )
     from sweeps.spec import (
         Distribution,
         StudyNameError,
@@ -41,6 +60,8 @@ if TYPE_CHECKING:
 __getattr__, __dir__, __all__ = lazy_face(
     __name__,
     {
+        "sweeps.command": ("CommandSpec",),
+        "sweeps.dotted": ("DottedKeyError",),
         "sweeps.errors": (
             "SpecError",
             "SpecProblem",

@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from sweeps.command import CommandSpec
+from sweeps.command_checks import command_sweep_problems, resolve_paths
 from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam
 from sweeps.paths import PathError, check_value, field_kind, resolve_field
@@ -65,8 +67,14 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
     parts["name"] = _field("name", name, problems) if name is not None else None
     if name is None:
         problems.append(SpecProblem("name", "required (the default study name)"))
-    parts["base"] = _base(data.get("base"), problems)
-    parts["search"], complete = _search(data.get("search"), problems)
+    # `command: null` (or no key) = the built-in trainer.
+    is_command = data.get("command") is not None
+    if is_command:
+        parts["command"] = _command(data["command"], problems)
+        problems += _command_section_problems(data)
+    else:
+        parts["base"] = _base(data.get("base"), problems)
+    parts["search"], complete = _search(data.get("search"), problems, command=is_command)
     for key, model in _SECTIONS.items():
         parts[key] = _section(key, model, data.get(key, {}), problems)
     parts["baseline"] = _field("baseline", data.get("baseline", False), problems)
@@ -76,16 +84,11 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
         None if confirm is None else _section("confirm", ConfirmSpec, confirm, problems)
     )
 
-    problems += semantic_problems(
-        parts["base"],
-        parts["search"],
-        parts["budget"],
-        parts["objective"],
-        parts["sampler"],
-        parts["pruner"],
-        parts["baseline"],
-        search_complete=complete,
-    )
+    args = [parts[k] for k in ("search", "budget", "objective", "sampler", "pruner", "baseline")]
+    if is_command:
+        problems += command_sweep_problems(parts["command"], *args, search_complete=complete)
+    else:
+        problems += semantic_problems(parts["base"], *args, search_complete=complete)
     if problems:
         raise SpecError(source, problems)
     return SweepSpec.model_validate(parts, context={"checked": True})
@@ -116,6 +119,44 @@ def _base(value: Any, problems: list[SpecProblem]) -> TrainConfig | None:
         return None
 
 
+def _command(value: Any, problems: list[SpecProblem]) -> CommandSpec | None:
+    """The command section, validated alone, its paths made absolute (`resolve_paths`)."""
+    if isinstance(value, str | list):
+        value = {"argv": value}  # shorthand: `command: python train.py {json}`
+    if not isinstance(value, dict):
+        found = type(value).__name__
+        problems.append(SpecProblem("command", f"expected a mapping, got {found}"))
+        return None
+    try:
+        command = CommandSpec.model_validate(value)
+    except ValidationError as exc:
+        problems += problems_from_validation(exc, CommandSpec, "command")
+        return None
+    return resolve_paths(command, Path.cwd())
+
+
+def _command_section_problems(data: dict[str, Any]) -> list[SpecProblem]:
+    """Keys of a command spec that only the built-in trainer reads, or that need saying."""
+    out = []
+    if "base" in data:
+        out.append(
+            SpecProblem(
+                "base",
+                "not used with command (your program's settings come from "
+                "command.base_config): remove it",
+            )
+        )
+    objective = data.get("objective")
+    if not isinstance(objective, dict) or "metric" not in objective:
+        out.append(
+            SpecProblem(
+                "objective.metric",
+                "required with command: the name of the metric your program reports",
+            )
+        )
+    return out
+
+
 def _section(key: str, model: type[BaseModel], value: Any, problems: list[SpecProblem]) -> Any:
     if value is None and key == "pruner":
         # `pruner: null` reads as "no pruning" but would mean the default (median).
@@ -142,8 +183,11 @@ def _section(key: str, model: type[BaseModel], value: Any, problems: list[SpecPr
         return None
 
 
-def _search(value: Any, problems: list[SpecProblem]) -> tuple[dict[str, SearchParam] | None, bool]:
-    """The params that parsed, and whether all did."""
+def _search(
+    value: Any, problems: list[SpecProblem], *, command: bool = False
+) -> tuple[dict[str, SearchParam] | None, bool]:
+    """The params that parsed, and whether all did. ``command``: the names are a program's
+    settings (sweeps.command), not `TrainConfig` paths."""
     if value is None:
         problems.append(SpecProblem("search", "required: the settings to search"))
         return None, False
@@ -155,7 +199,7 @@ def _search(value: Any, problems: list[SpecProblem]) -> tuple[dict[str, SearchPa
     for key, raw in value.items():
         path = str(key)
         found: list[SpecProblem] = []
-        param = _param(path, raw, found)
+        param = _command_param(path, raw, found) if command else _param(path, raw, found)
         problems += found
         if found:
             ok = False
@@ -197,7 +241,15 @@ def _param(path: str, raw: Any, problems: list[SpecProblem]) -> SearchParam:
             )
         )
         return None
-    model: type[FloatRange | IntRange] = IntRange if kind == "int" else FloatRange
+    return _range(where, IntRange if kind == "int" else FloatRange, raw, problems)
+
+
+def _range(
+    where: str,
+    model: type[FloatRange | IntRange],
+    raw: dict[str, Any],
+    problems: list[SpecProblem],
+) -> SearchParam:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
@@ -212,6 +264,42 @@ def _param(path: str, raw: Any, problems: list[SpecProblem]) -> SearchParam:
                 )
             problems.append(p)
         return None
+
+
+def _command_param(path: str, raw: Any, problems: list[SpecProblem]) -> SearchParam:
+    """A setting of the user's program: its kind follows the values written (a range of
+    ints is an int range; ``{low: 1.0, high: 10}`` a float range)."""
+    where = join_path("search", path)
+    if isinstance(raw, str) and raw == "bool":
+        return Choices(choices=[True, False])
+    if isinstance(raw, list):
+        raw = {"choices": raw}
+    if isinstance(raw, dict) and "choices" in raw:
+        for key in raw:
+            if key != "choices":
+                problems.append(
+                    SpecProblem(
+                        join_path(where, str(key)), "unknown key (choices take no other keys)"
+                    )
+                )
+        try:
+            return Choices.model_validate({"choices": raw["choices"]})
+        except ValidationError as exc:
+            problems += problems_from_validation(exc, Choices, where)
+            return None
+    if isinstance(raw, dict):
+        bounds = [raw.get(k) for k in ("low", "high", "step")]
+        ints = all(b is None or (isinstance(b, int) and not isinstance(b, bool)) for b in bounds)
+        return _range(where, IntRange if ints else FloatRange, raw, problems)
+    if raw is None or isinstance(raw, bool | int | float | str):
+        return raw
+    found = type(raw).__name__
+    problems.append(
+        SpecProblem(
+            where, f"expected a range, choices or a fixed value (number, text, bool), got {found}"
+        )
+    )
+    return None
 
 
 def _choices(path: str, raw: dict[str, Any], problems: list[SpecProblem]) -> SearchParam:

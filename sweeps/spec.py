@@ -7,9 +7,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
 from sweeps import checks
+from sweeps.command import CommandSpec
+from sweeps.command_checks import command_sweep_problems
 from sweeps.errors import SpecError, SpecProblem, problems_from_validation
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched
 from sweeps.paths import apply_values
@@ -175,24 +186,42 @@ class SweepSpec(BaseModel):
         description="After the search, train the top configurations and the baseline with "
         "more seeds and report intervals; null or absent = no confirmation.",
     )
+    command: CommandSpec | None = Field(
+        None,
+        description="Run your own training program for every trial instead of the built-in "
+        "trainer (then search names your program's settings, and base is not used); "
+        "null or absent = the built-in trainer.",
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> SweepSpec:
         if info.context and info.context.get("checked"):
             return self  # parse_spec has just run these checks
-        problems = semantic_problems(
-            self.base,
-            self.search,
-            self.budget,
-            self.objective,
-            self.sampler,
-            self.pruner,
-            self.baseline,
-        )
+        args = (self.search, self.budget, self.objective, self.sampler, self.pruner)
+        if self.command is not None:
+            problems = command_sweep_problems(self.command, *args, self.baseline)
+        else:
+            problems = semantic_problems(self.base, *args, self.baseline)
         if problems:
             # One "key.path: problem" line each: sweeps.errors keeps the key paths.
             raise ValueError("\n".join(str(p) for p in problems))
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A dump reads back as the same spec (studies store it and parse it again): a
+        # command spec has no `base` (parse_spec refuses one beside `command`), and a
+        # built-in one no `command` key (so that its dump is what it was before commands).
+        data: dict[str, Any] = handler(self)
+        if self.command is None:
+            data.pop("command", None)
+        else:
+            data.pop("base", None)
+        return data
+
+    def is_command(self) -> bool:
+        """True when trials run the user's program (`command`), not the built-in trainer."""
+        return self.command is not None
 
     def searched(self) -> dict[str, Distribution]:
         """The searched params (ranges and choices), in file order."""
@@ -203,16 +232,25 @@ class SweepSpec(BaseModel):
         return {p: v for p, v in self.search.items() if not is_searched(v)}
 
     def method(self) -> str | None:
-        """The loss method of every trial; None when it is searched."""
+        """The loss method of every trial; None when it is searched, or for a command."""
+        if self.command is not None:
+            return None
         return checks.method_of(self.base, self.search)
 
     def max_epochs(self) -> int:
-        """The most epochs a trial runs (reported steps are epochs 1..max)."""
+        """The most epochs a trial runs (reported steps are epochs 1..max); for a command,
+        its ``steps`` (ValueError when unknown: the checks require it for hyperband)."""
+        if self.command is not None:
+            if self.command.steps is None:
+                raise ValueError("command.steps is not set: the last step is unknown")
+            return self.command.steps
         return checks.max_epochs(self.base, self.search)
 
     def training_seed(self) -> int:
-        """The search's training seed (the base's, or a fixed ``seed`` of ``search``).
-        Confirmation replicates use the seeds after it."""
+        """The search's training seed (the base's, or a fixed ``seed`` of ``search``; for
+        a command, ``command.seed``). Confirmation replicates use the seeds after it."""
+        if self.command is not None:
+            return self.command.seed
         seed = self.fixed().get("seed", self.base.seed)
         return int(seed)
 
@@ -224,8 +262,20 @@ class SweepSpec(BaseModel):
         """The base config with the fixed values and ``values`` (dotted paths) applied.
 
         ``baseline``: the loss becomes the SSI counterpart of the method (ssi / sparse-ssi).
-        Raises `SpecError` when the values give an invalid config.
+        Raises `SpecError` when the values give an invalid config, or for a command spec
+        (its trials run the user's program with its own config: studies.command).
         """
+        if self.command is not None:
+            raise SpecError(
+                f"{self.name}: config for the built-in trainer",
+                [
+                    SpecProblem(
+                        "command",
+                        f"the trials of this spec run {self.command.program()!r}, not the "
+                        "built-in trainer",
+                    )
+                ],
+            )
         merged = {**self.fixed(), **values}
         if baseline:
             merged["loss.method"] = baseline_method(self.method() or self.base.loss.method)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, get_args
 
-from loss.packnet import packnet_name
+from loss.names import packnet_name
 from trainer.config import LossConfig, TrainConfig
 
 __all__ = [
