@@ -43,9 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from studies.command.prepare import TrialInputs, prepare_trial  # noqa: E402
-from studies.command.procs import live_processes  # noqa: E402
 from studies.command.runner import CommandResult, TrialStatus, run_command  # noqa: E402
 from studies.command.trial import metric_source, run_trial  # noqa: E402
+from studies.procs import live_processes  # noqa: E402
 from sweeps import parse_spec  # noqa: E402
 from sweeps.command import CommandSpec  # noqa: E402
 

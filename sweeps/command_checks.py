@@ -3,6 +3,8 @@ can be filled, the program and the base config exist.
 
 Like sweeps.checks, every function returns problems (with their key paths) instead of
 raising, so that a spec's problems are all reported at once, before anything is created.
+Over 400 lines: one check per way a command spec can be wrong, each short and on its own;
+they share the key-path helpers at the top.
 """
 
 from __future__ import annotations

@@ -242,3 +242,16 @@ def test_every_face_types_the_names_it_serves() -> None:
         assert set(package.__all__) >= mapped
         for name in mapped:
             assert getattr(package, name) is not None
+
+
+def test_no_module_over_400_lines_without_a_reason() -> None:
+    """The house rule: a module of the packages runs to 400 lines at most, unless its
+    docstring says why ("Over 400 lines: ...")."""
+    root = Path(__file__).resolve().parents[1]
+    long = []
+    for package in ("loss", "trainer", "studies", "sweeps"):
+        for path in sorted((root / package).rglob("*.py")):
+            text = path.read_text()
+            if text.count("\n") > 400 and "Over 400 lines:" not in text[:2000]:
+                long.append(f"{path.relative_to(root)} ({text.count(chr(10))} lines)")
+    assert long == []

@@ -8,7 +8,7 @@
   `LaunchPlan`).
 - `studies.command.metrics`: readers of the metrics (JSON-lines file, stdout pattern,
   MLflow history).
-- `studies.command.procs`: the trial's process group, stopped with SIGTERM then SIGKILL.
+- `studies.procs`: the trial's process group, stopped with SIGTERM then SIGKILL.
 - `studies.command.runner`: `run_command` runs one trial to its end (`CommandResult`).
 - `studies.command.trial`: `run_trial`, the one call a runner makes per trial.
 
@@ -23,10 +23,18 @@ from typing import TYPE_CHECKING
 from loss.lazy import lazy_face
 
 if TYPE_CHECKING:
-    from studies.command.inputs import TrackingTarget
-    from studies.command.metrics import MetricPoint, MetricReport
-    from studies.command.prepare import LaunchPlan, TrialInputs, prepare_trial
-    from studies.command.procs import StopOutcome
+    from studies.command.inputs import (
+        TrackingTarget,
+    )
+    from studies.command.metrics import (
+        MetricPoint,
+        MetricReport,
+    )
+    from studies.command.prepare import (
+        LaunchPlan,
+        TrialInputs,
+        prepare_trial,
+    )
     from studies.command.runner import (
         CommandResult,
         FileSource,
@@ -38,7 +46,10 @@ if TYPE_CHECKING:
         TrialStatus,
         run_command,
     )
-    from studies.command.trial import metric_source, run_trial
+    from studies.command.trial import (
+        metric_source,
+        run_trial,
+    )
 
 __getattr__, __dir__, __all__ = lazy_face(
     __name__,
@@ -53,7 +64,6 @@ __getattr__, __dir__, __all__ = lazy_face(
             "TrialInputs",
             "prepare_trial",
         ),
-        "studies.command.procs": ("StopOutcome",),
         "studies.command.runner": (
             "CommandResult",
             "FileSource",

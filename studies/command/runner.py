@@ -6,7 +6,7 @@ metrics as they arrive from one `MetricSource`. Each report goes to ``on_metrics
 metrics)``, which returns True to stop the trial (pruning). A stop, for whatever cause
 (pruned, ``timeout_s``, the ``stop`` event, an exception such as the sweep's
 ``KeyboardInterrupt`` on Ctrl-C/SIGTERM), writes the stop file, sends SIGTERM to the
-group and SIGKILL after ``grace_s`` (studies.command.procs). No process of the trial
+group and SIGKILL after ``grace_s`` (studies.procs). No process of the trial
 outlives the call, however it ends.
 
 The callback runs in the calling thread (it may talk to Optuna); the trial's status is
@@ -34,7 +34,7 @@ from studies.command.metrics import (
     StdoutMatcher,
 )
 from studies.command.prepare import LaunchPlan
-from studies.command.procs import StopOutcome, exit_status, stop_group
+from studies.procs import StopOutcome, exit_status, stop_group
 
 __all__ = [
     "STDERR_TAIL_LINES",

@@ -1,5 +1,8 @@
 """Optuna storage: an SQLAlchemy URL, SQLite in the data dir by default.
 
+Over 400 lines: one class, `RetryingStorage`, wraps each RDBStorage method that writes with
+the one retry rule below; split, the rule and the methods it guards would drift apart.
+
 Heartbeats are on, so a trial whose process died (killed worker, lost machine) is marked
 failed by the next worker that starts a trial and queued again once.
 

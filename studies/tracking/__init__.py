@@ -18,7 +18,6 @@ if TYPE_CHECKING:
         ALREADY,
         REJECTED,
         SENT,
-        RunLog,
         Unreachable,
         send_next,
     )
@@ -39,6 +38,9 @@ if TYPE_CHECKING:
         OP_LOG,
         RunOutbox,
         find_outboxes,
+    )
+    from studies.tracking.runlog import (
+        RunLog,
     )
     from studies.tracking.runs import (
         Tracker,
@@ -61,7 +63,6 @@ __getattr__, __dir__, __all__ = lazy_face(
         "studies.tracking.courier": (
             "ALREADY",
             "REJECTED",
-            "RunLog",
             "SENT",
             "Unreachable",
             "send_next",
@@ -84,7 +85,11 @@ __getattr__, __dir__, __all__ = lazy_face(
             "RunOutbox",
             "find_outboxes",
         ),
-        "studies.tracking.runs": ("Tracker", "unsent_runs"),
+        "studies.tracking.runlog": ("RunLog",),
+        "studies.tracking.runs": (
+            "Tracker",
+            "unsent_runs",
+        ),
         "studies.tracking.server": (
             "ServerError",
             "ServerInfo",

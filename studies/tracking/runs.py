@@ -11,9 +11,10 @@ from pathlib import Path
 
 from studies.home import PARENT_OUTBOX_DIR
 from studies.tracking.client import Client
-from studies.tracking.courier import RunLog, adopt, attach_run, flush_process, open_run
+from studies.tracking.courier import adopt, flush_process
 from studies.tracking.layout import PARENT_RUN_NAME, ParamValue
 from studies.tracking.outbox import RunOutbox, find_outboxes
+from studies.tracking.runlog import RunLog, attach_run, open_run
 
 __all__ = ["Tracker", "unsent_runs"]
 

@@ -1,5 +1,8 @@
 """The local MLflow tracking server: SQLite and artifacts in the data dir.
 
+Over 400 lines: one life cycle (start, find, stop) of one process tree, whose state file,
+start lock and process checks must agree; the /proc work is in studies.procs.
+
 ``start_server`` runs ``mlflow server`` in the background, in its own process session,
 so that one signal to its process group reaches every process it starts. It starts with
 ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` unless the environment says otherwise: MLflow's
@@ -43,6 +46,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from studies.home import MLFLOW_ARTIFACTS, MLFLOW_DB, SERVER_LOCK, SERVER_LOG, SERVER_STATE
+from studies.procs import cmdline, process_stat, signal_processes, tree_processes
 from studies.urls import port_in_use
 from trainer.errors import UserError
 
@@ -163,53 +167,10 @@ def _tail(log: Path | None) -> str:
 # ---------------------------------------------------------------------------- processes
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, pgrp) of a process from /proc, or None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself contain spaces or ')'.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return fields[0], int(fields[1]), int(fields[2])
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (
-            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        )
-    except OSError:
-        return ""
-
-
-def _live_pids() -> dict[int, tuple[int, int]]:
-    """Every live (not zombie) process: pid -> (ppid, pgrp)."""
-    out: dict[int, tuple[int, int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = _stat(int(entry))
-            if stat is not None and stat[0] != "Z":
-                out[int(entry)] = (stat[1], stat[2])
-    return out
-
-
-def _server_processes(pid: int, pgid: int) -> set[int]:
-    """Live processes of the server: its process group plus every descendant of ``pid``.
-
-    Descendants are included because a child may start its own session (MLflow's local
-    job executor does) and so leave the group.
-    """
-    procs = _live_pids()
-    found = {p for p, (_, pgrp) in procs.items() if pgrp == pgid}
-    frontier = {pid} | found
-    while frontier:
-        children = {p for p, (ppid, _) in procs.items() if ppid in frontier} - found
-        found |= children
-        frontier = children
-    if pid in procs:
-        found.add(pid)
-    return found
+def _server_processes(info: ServerInfo) -> set[int]:
+    """Live processes of the server: its process group plus every descendant of its pid
+    (a child may start its own session, as MLflow's local job executor does)."""
+    return tree_processes(info.pgid, leader=info.pid)
 
 
 # Servers this process started, kept so their exit status is collected (no zombie, and no
@@ -227,21 +188,13 @@ def _reap(pid: int) -> None:
 def _is_our_server(info: ServerInfo) -> bool:
     """The recorded pid is alive and still an mlflow server (pids get reused)."""
     _reap(info.pid)
-    stat = _stat(info.pid)
+    stat = process_stat(info.pid)
     return (
         stat is not None
         and stat[0] != "Z"
         and stat[2] == info.pgid
-        and "mlflow" in _cmdline(info.pid)
+        and "mlflow" in cmdline(info.pid)
     )
-
-
-def _signal_all(info: ServerInfo, pids: set[int], sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(info.pgid, sig)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 def _wait_gone(info: ServerInfo, timeout: float) -> set[int]:
@@ -249,7 +202,7 @@ def _wait_gone(info: ServerInfo, timeout: float) -> set[int]:
     deadline = time.monotonic() + timeout
     while True:
         _reap(info.pid)
-        left = _server_processes(info.pid, info.pgid)
+        left = _server_processes(info)
         if not left:
             # The leader may have exited after the _reap above: collect it now, or it
             # stays a zombie that keeps the process group alive.
@@ -265,11 +218,11 @@ def _wait_gone(info: ServerInfo, timeout: float) -> set[int]:
 
 def _terminate(info: ServerInfo, timeout: float) -> None:
     """SIGTERM the server's group and descendants, then SIGKILL whatever outlives ``timeout``."""
-    pids = _server_processes(info.pid, info.pgid)
-    _signal_all(info, pids, signal.SIGTERM)
+    pids = _server_processes(info)
+    signal_processes(info.pgid, pids, signal.SIGTERM)
     left = _wait_gone(info, timeout)
     if left:
-        _signal_all(info, left, signal.SIGKILL)
+        signal_processes(info.pgid, left, signal.SIGKILL)
         left = _wait_gone(info, 5.0)
     if left:
         raise ServerError(f"processes of the MLflow server survived SIGKILL: {sorted(left)}")
@@ -311,12 +264,10 @@ def _write_state(home: Path, info: ServerInfo) -> None:
 
 def _clear_stale(home: Path, info: ServerInfo) -> None:
     """Remove a state file whose server is gone, and stop leftovers of its group."""
-    stat = _stat(info.pid)
-    if stat is None or stat[0] == "Z" or "mlflow" in _cmdline(info.pid):
+    stat = process_stat(info.pid)
+    if stat is None or stat[0] == "Z" or "mlflow" in cmdline(info.pid):
         leftovers = {
-            p
-            for p in _server_processes(info.pid, info.pgid)
-            if "mlflow" in _cmdline(p) or "uvicorn" in _cmdline(p)
+            p for p in _server_processes(info) if "mlflow" in cmdline(p) or "uvicorn" in cmdline(p)
         }
         if leftovers:
             _terminate(info, timeout=10.0)

@@ -1,5 +1,8 @@
 """Local workers: ``salsweep sweep launch --workers N`` runs N processes on one study.
 
+Over 400 lines: one coordinator (`_Launcher`) whose message loop, budget and stop path
+share their state; the plan, the settings and the worker process are modules of their own.
+
 The launcher (this module, in the CLI's process) creates the study, the MLflow parent run,
 the budget and the baseline's job before any worker starts, so that the workers never race
 to create them; then it starts N worker processes (studies.workers.process) and coordinates

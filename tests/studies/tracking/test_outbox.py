@@ -30,11 +30,11 @@ from studies.tracking.courier import (
     SENT,
     WAIT_NOTICE_S,
     Courier,
-    RunLog,
     Unreachable,
     send_next,
 )
 from studies.tracking.outbox import KEY_TAG, OP_ATTACH, OP_CREATE, OP_END, OP_LOG, RunOutbox
+from studies.tracking.runlog import RunLog
 from studies.tracking.server import ServerInfo
 from tests.port_helpers import free_port
 

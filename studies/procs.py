@@ -1,10 +1,11 @@
-"""The processes of a command trial: its process group (and descendants that left it),
-found through /proc, stopped with SIGTERM then SIGKILL.
+"""Process trees that salsweep starts and stops (the MLflow server, a command trial's
+program): a process group and the descendants that left it, found through /proc, stopped
+with SIGTERM then SIGKILL. A leaf: the standard library only.
 
-The trial's program is started in a session of its own (``start_new_session``): its pid is
-its process group id, and one ``killpg`` reaches every process it starts, grandchildren
-included. A descendant that starts its own session leaves the group, so the leader's
-descendants are signalled too (as studies.tracking.server does for MLflow's server).
+Such a program is started in a session of its own (``start_new_session``): its pid is its
+process group id, and one ``killpg`` reaches every process it starts, grandchildren
+included. A descendant that starts its own session (MLflow's local job executor does)
+leaves the group, so the leader's descendants are signalled too.
 
 The leader is not reaped until its group is gone (its exit is seen with ``waitid(...,
 WNOWAIT)``): while it is a zombie, its pid, and so the group id, cannot be given to another
@@ -26,10 +27,13 @@ from pathlib import Path
 __all__ = [
     "HAVE_PROC",
     "StopOutcome",
+    "cmdline",
     "exit_status",
     "live_processes",
+    "process_stat",
+    "signal_processes",
     "stop_group",
-    "trial_processes",
+    "tree_processes",
 ]
 
 HAVE_PROC = Path("/proc/self/stat").exists()
@@ -37,7 +41,7 @@ _TICK_S = 0.02  # how often a stop looks whether the processes are gone
 _KILL_WAIT_S = 5.0  # how long SIGKILLed processes get to disappear (uninterruptible I/O)
 
 
-def _stat(pid: int) -> tuple[str, int, int] | None:
+def process_stat(pid: int) -> tuple[str, int, int] | None:
     """(state, ppid, pgrp) of a process, or None when it is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -55,23 +59,37 @@ def live_processes() -> dict[int, tuple[int, int]]:
         return out
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            stat = _stat(int(entry))
+            stat = process_stat(int(entry))
             if stat is not None and stat[0] != "Z":
                 out[int(entry)] = (stat[1], stat[2])
     return out
 
 
-def trial_processes(pgid: int, known: set[int] | None = None) -> set[int]:
-    """Live processes of a trial: its group ``pgid`` (the leader's pid), every descendant
-    of the leader or of a group member, and the ``known`` pids still alive."""
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` (arguments joined by spaces); empty when it is gone."""
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def tree_processes(pgid: int, leader: int | None = None, known: set[int] | None = None) -> set[int]:
+    """Live processes of a tree: its group ``pgid``, the ``leader`` (default: the pid
+    ``pgid``) if alive, every descendant of the leader or of a group member, and the
+    ``known`` pids still alive."""
     procs = live_processes()
+    first = pgid if leader is None else leader
     found = {p for p, (_, pgrp) in procs.items() if pgrp == pgid}
     found |= {p for p in known or () if p in procs}
-    frontier = {pgid} | found
+    frontier = {first} | found
     while frontier:
         children = {p for p, (ppid, _) in procs.items() if ppid in frontier} - found
         found |= children
         frontier = children
+    if first in procs:
+        found.add(first)
     return found
 
 
@@ -86,7 +104,8 @@ def exit_status(pid: int) -> int | None:
     return -info.si_status  # CLD_KILLED, CLD_DUMPED
 
 
-def _signal(pgid: int, pids: set[int], sig: signal.Signals) -> None:
+def signal_processes(pgid: int, pids: set[int], sig: signal.Signals) -> None:
+    """Send ``sig`` to the group ``pgid`` and to each of ``pids`` (gone ones skipped)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
     for pid in pids:
@@ -108,7 +127,7 @@ class StopOutcome:
 def _wait_gone(pgid: int, known: set[int], deadline: float) -> set[int]:
     while True:
         if HAVE_PROC:
-            left = trial_processes(pgid, known)
+            left = tree_processes(pgid, known=known)
             known |= left
         else:
             left = set() if exit_status(pgid) is not None else {pgid}
@@ -122,13 +141,13 @@ def stop_group(pgid: int, grace_s: float) -> StopOutcome:
     after ``grace_s`` seconds; returns once nothing is left (or SIGKILL did not end it
     within a few seconds: `StopOutcome.left`). Nothing is sent when nothing is left."""
     started = time.monotonic()
-    known = trial_processes(pgid) if HAVE_PROC else {pgid}
+    known = tree_processes(pgid) if HAVE_PROC else {pgid}
     if HAVE_PROC and not known:
         return StopOutcome(False, False, 0.0, frozenset())
-    _signal(pgid, known, signal.SIGTERM)
+    signal_processes(pgid, known, signal.SIGTERM)
     left = _wait_gone(pgid, known, started + grace_s)
     if not left:
         return StopOutcome(True, False, time.monotonic() - started, frozenset())
-    _signal(pgid, left, signal.SIGKILL)  # alive just now: no pid reused by a stranger
+    signal_processes(pgid, left, signal.SIGKILL)  # alive just now: no pid reused by a stranger
     left = _wait_gone(pgid, known, time.monotonic() + _KILL_WAIT_S)
     return StopOutcome(True, True, time.monotonic() - started, frozenset(left))
