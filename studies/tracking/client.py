@@ -39,7 +39,6 @@ from mlflow.tracking import MlflowClient
 from studies.tracking.layout import (
     CHILD_STATUS,
     CLIENT_ENV_DEFAULTS,
-    MAX_METRICS_PER_BATCH,
     MAX_PARAMS_PER_BATCH,
     PARENT_ROLE,
     PARENT_RUN_NAME,
@@ -49,7 +48,6 @@ from studies.tracking.layout import (
     STUDY_TAG,
     SWEEP_VIEW_KEY,
     VALUE_METRIC,
-    ChildState,
     ParamValue,
     RunEnd,
     TrackingError,
@@ -215,33 +213,7 @@ class Client:
         mine.sort(key=lambda r: (r.info.start_time or 0, r.info.run_id))
         return [r.info.run_id for r in mine]
 
-    def end_run(self, run_id: str, status: RunEnd) -> None:
-        """Set the run's status (FINISHED, KILLED, FAILED) and its end time, now."""
-        with self._calling(f"close run {run_id}"):
-            self._client.set_terminated(run_id, status=status, end_time=now_ms())
-
     # ------------------------------------------------------------------ runs
-
-    def log_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
-        """Log one epoch's metrics at ``step=epoch``: one request (up to 1000 metrics).
-
-        NaN and +-inf are logged as NaN.
-        """
-        stamp = now_ms()
-        items = [Metric(key, _finite_or_nan(value), stamp, epoch) for key, value in metrics.items()]
-        with self._calling(f"log epoch {epoch} of run {run_id}"):
-            for batch in _chunks(items, MAX_METRICS_PER_BATCH):
-                self._client.log_batch(run_id, metrics=batch, synchronous=True)
-
-    def end_child(self, run_id: str, state: ChildState, value: float | None) -> None:
-        """Close a trial's run: status FINISHED / KILLED / FAILED for COMPLETE / PRUNED /
-        FAIL, tag ``optuna.state``, and the objective ``value`` as metric ``optuna.value``."""
-        metrics = [] if value is None else [Metric(VALUE_METRIC, float(value), now_ms(), 0)]
-        with self._calling(f"close run {run_id}"):
-            self._client.log_batch(
-                run_id, metrics=metrics, tags=[RunTag(STATE_TAG, state)], synchronous=True
-            )
-            self._client.set_terminated(run_id, status=CHILD_STATUS[state], end_time=now_ms())
 
     def close_orphan(self, run_id: str) -> bool:
         """Mark a trial's run FAILED if it is still RUNNING (its worker died); True if so."""
@@ -249,20 +221,9 @@ class Client:
             status = self._client.get_run(run_id).info.status
         if status != "RUNNING":
             return False
-        self.end_child(run_id, "FAIL", None)
+        with self._calling(f"close run {run_id}"):
+            self.finish_run(run_id, CHILD_STATUS["FAIL"], now_ms(), "FAIL")
         return True
-
-    # ------------------------------------------------------------------ artifacts
-
-    def log_artifacts(self, run_id: str, directory: Path, artifact_path: str | None) -> None:
-        """Upload a folder's files to the run's artifacts."""
-        with self._calling(f"upload {directory} to run {run_id}"):
-            self._client.log_artifacts(run_id, str(directory), artifact_path)
-
-    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        """Store ``text`` as the artifact ``artifact_file`` (e.g. ``config.yaml``)."""
-        with self._calling(f"upload {artifact_file} to run {run_id}"):
-            self._client.log_text(run_id, text, artifact_file)
 
     # ------------------------------------------------------------------ the runs view
 

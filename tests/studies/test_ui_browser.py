@@ -27,10 +27,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 from studies import load_study, trial_rows
 from studies.store import as_record
 from studies.tracking.client import Client
-from studies.tracking.layout import VALUE_METRIC, ChildState
+from studies.tracking.layout import VALUE_METRIC, ChildState, now_ms
+from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
 from tests.studies.sweep_helpers import Sweep
-from tests.studies.tracking_helpers import start_child
+from tests.studies.tracking_helpers import open_child
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -174,17 +175,19 @@ def test_sweep_url_opens_on_the_best_trial(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     study = f"ui-{uuid.uuid4().hex[:8]}"
-    tracker = Client(mlflow_server.url)
+    runs = Tracker(mlflow_server.url)
+    tracker = runs.client
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {"spec.name": study}, "x: 1\n")
     for number, (state, value, lambda_sg, num_scales) in enumerate(TRIALS):
         params = {"loss.lambda_sg": lambda_sg, "loss.num_scales": num_scales, "lr": 0.001}
-        run_id = start_child(tracker, experiment_id, parent, number, params, study)
+        run = open_child(runs, tmp_path / "trials", experiment_id, parent, number, params, study)
         for epoch in (1, 2):
             last = (value if value is not None else 0.5) + 0.01 * (2 - epoch)
-            tracker.log_epoch(run_id, epoch, {METRIC: last, "train/total_loss": 1.0})
-        tracker.end_child(run_id, state, value)
-    tracker.end_run(parent, "FINISHED")
+            run.log_epoch(epoch, {METRIC: last, "train/total_loss": 1.0})
+        run.end(state, value)
+    assert runs.flush_runs()
+    tracker.finish_run(parent, "FINISHED", now_ms())
 
     url = tracker.share_sweep_view(experiment_id, SEARCHED, METRIC, ascending=True)
     names = [f"trial-{n}" for n in range(len(TRIALS))]

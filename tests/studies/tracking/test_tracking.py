@@ -25,12 +25,14 @@ from studies.tracking.layout import (
     ChildState,
     TrackingError,
     flatten_params,
+    now_ms,
 )
+from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
 from studies.urls import SHARED_VIEW_TAG_PREFIX as SHARED
 from studies.urls import runs_page_url
 from tests.port_helpers import free_port
-from tests.studies.tracking_helpers import start_child
+from tests.studies.tracking_helpers import open_child
 
 EPOCHS = 3
 
@@ -38,6 +40,12 @@ EPOCHS = 3
 @pytest.fixture
 def tracker(mlflow_server: ServerInfo) -> Client:
     return Client(mlflow_server.url)
+
+
+@pytest.fixture
+def runs(mlflow_server: ServerInfo) -> Tracker:
+    """Run logging over outboxes, as a sweep logs its trials' runs."""
+    return Tracker(mlflow_server.url)
 
 
 @pytest.fixture
@@ -112,7 +120,7 @@ def _epoch_metrics(trial: int, epoch: int) -> dict[str, float]:
 
 
 def test_sweep_layout_reads_back(
-    tracker: Client, client: MlflowClient, study: str, tmp_path: Path
+    tracker: Client, runs: Tracker, client: MlflowClient, study: str, tmp_path: Path
 ) -> None:
     experiment_id = tracker.ensure_experiment(study)
     assert tracker.ensure_experiment(study) == experiment_id
@@ -130,15 +138,17 @@ def test_sweep_layout_reads_back(
     children = {}
     for trial, state in states.items():
         params = {"loss.lambda_sg": 0.25 * trial, "loss.num_scales": 4, "loss.inv": trial == 1}
-        run_id = start_child(tracker, experiment_id, parent, trial, params, study)
-        children[trial] = run_id
-        assert client.get_run(run_id).data.tags["optuna.state"] == "RUNNING"
+        run = open_child(runs, tmp_path / "trials", experiment_id, parent, trial, params, study)
+        assert run.run_id is not None
+        children[trial] = run.run_id
+        assert client.get_run(run.run_id).data.tags["optuna.state"] == "RUNNING"
         for epoch in range(1, EPOCHS + 1):
-            tracker.log_epoch(run_id, epoch, _epoch_metrics(trial, epoch))
-        tracker.log_text(run_id, f"trial: {trial}\n", "config.yaml")
-        tracker.log_artifacts(run_id, previews, "previews")
-        tracker.end_child(run_id, state, 0.2 if state == "COMPLETE" else None)
-    tracker.end_run(parent, "FINISHED")
+            run.log_epoch(epoch, _epoch_metrics(trial, epoch))
+        run.log_text(f"trial: {trial}\n", "config.yaml")
+        run.log_artifacts(previews, "previews")
+        run.end(state, 0.2 if state == "COMPLETE" else None)
+    assert runs.flush_runs()
+    tracker.finish_run(parent, "FINISHED", now_ms())
 
     parent_run = client.get_run(parent)
     assert parent_run.info.run_name == PARENT_RUN_NAME
@@ -190,7 +200,7 @@ def test_sweep_layout_reads_back(
 def test_parent_is_reused_per_study(tracker: Client, client: MlflowClient, study: str) -> None:
     experiment_id = tracker.ensure_experiment(study)
     first = tracker.find_or_create_parent(experiment_id, study, {"spec.a": 1}, "a: 1\n")
-    tracker.end_run(first, "KILLED")
+    tracker.finish_run(first, "KILLED", now_ms())
     again = tracker.find_or_create_parent(experiment_id, study, {"spec.a": 1}, "a: 1\n")
     assert again == first
     assert client.get_run(first).info.status == "RUNNING"  # the resumed sweep runs again
@@ -209,30 +219,39 @@ def test_deleted_experiment_is_restored(tracker: Client, client: MlflowClient, s
 
 
 def test_log_epoch_sends_one_request(
-    mlflow_server: ServerInfo, proxy: _CountingProxy, client: MlflowClient, study: str
+    mlflow_server: ServerInfo,
+    proxy: _CountingProxy,
+    client: MlflowClient,
+    study: str,
+    tmp_path: Path,
 ) -> None:
-    tracker = Client(f"http://127.0.0.1:{proxy.server_address[1]}")
+    runs = Tracker(f"http://127.0.0.1:{proxy.server_address[1]}")
+    tracker = runs.client
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {"spec.a": 1}, "a: 1\n")
-    run_id = start_child(tracker, experiment_id, parent, 0, {"p": 1}, study)
+    run = open_child(runs, tmp_path, experiment_id, parent, 0, {"p": 1}, study)
+    assert runs.flush_runs()
     metrics = {f"val/m{i}": float(i) for i in range(40)}  # a realistic epoch and then some
 
     proxy.requests.clear()
     for epoch in (1, 2, 3):
-        tracker.log_epoch(run_id, epoch, metrics)
+        run.log_epoch(epoch, metrics)
+    assert runs.flush_runs()
     assert proxy.requests == [("POST", "/api/2.0/mlflow/runs/log-batch")] * 3
 
-    assert [m.step for m in client.get_metric_history(run_id, "val/m39")] == [1, 2, 3]
+    assert run.run_id is not None
+    assert [m.step for m in client.get_metric_history(run.run_id, "val/m39")] == [1, 2, 3]
 
 
 def test_non_finite_metrics_are_logged_as_nan(
-    tracker: Client, client: MlflowClient, study: str
+    tracker: Client, runs: Tracker, client: MlflowClient, study: str, tmp_path: Path
 ) -> None:
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {}, "")
-    run_id = start_child(tracker, experiment_id, parent, 0, {}, study)
-    tracker.log_epoch(run_id, 1, {"loss": math.nan, "grad": math.inf, "ok": 1.5})
-    run = client.get_run(run_id)
+    log = open_child(runs, tmp_path, experiment_id, parent, 0, {}, study)
+    log.log_epoch(1, {"loss": math.nan, "grad": math.inf, "ok": 1.5})
+    assert runs.flush_runs() and log.run_id is not None
+    run = client.get_run(log.run_id)
     assert math.isnan(run.data.metrics["loss"])
     assert math.isnan(run.data.metrics["grad"])
     assert run.data.metrics["ok"] == 1.5
@@ -250,8 +269,8 @@ def test_unreachable_server_is_one_line_without_password() -> None:
 
 
 def test_refused_request_names_the_server(tracker: Client, mlflow_server: ServerInfo) -> None:
-    with pytest.raises(TrackingError, match=rf"^MLflow server {mlflow_server.url}: cannot log"):
-        tracker.log_epoch("0" * 32, 1, {"x": 1.0})
+    with pytest.raises(TrackingError, match=rf"^MLflow server {mlflow_server.url}: cannot read"):
+        tracker.close_orphan("0" * 32)
 
 
 def test_experiment_ui_url(tracker: Client, mlflow_server: ServerInfo, study: str) -> None:
