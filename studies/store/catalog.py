@@ -19,7 +19,7 @@ from studies import attrs
 from studies.attrs import companion_name, is_companion_name
 from studies.store import tables
 from studies.store.records import StudyRecord, StudySummary, as_record
-from studies.urls import redact_url
+from studies.urls import error_line, redact_url
 from trainer.errors import UserError
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class StorageReadError(UserError, RuntimeError):
 
 
 def _read_error(exc: Exception, storage_url: str) -> StorageReadError:
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = error_line(str(exc) or type(exc).__name__, secret_of=storage_url)
     return StorageReadError(f"cannot read the Optuna storage {redact_url(storage_url)}: {detail}")
 
 

@@ -43,8 +43,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-# Defined in studies.home, which imports nothing: the read-only commands name the
-# default storage without importing Optuna.
+from studies.urls import error_line
 from trainer.errors import UserError
 
 __all__ = [
@@ -207,8 +206,7 @@ class RetryingStorage(RDBStorage):
 
     def _detail(self, error: DBAPIError) -> str:
         text = str(error.orig if error.orig is not None else error).strip()
-        first = text.splitlines()[0].strip() if text else type(error).__name__
-        return _hide_password(first, self.url)
+        return error_line(text or type(error).__name__, secret_of=self.url)
 
     # -- writes that a lost commit acknowledgement can make twice --------------------
 
@@ -438,9 +436,9 @@ def open_storage(
             time.sleep(0.5 * attempt)
             continue
         except Exception as exc:  # SQLAlchemy raises many types; all mean "cannot open"
-            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            detail = error_line(str(exc) or type(exc).__name__, secret_of=url)
             raise StorageError(
-                f"cannot open the Optuna storage {_shown_url(url)}: {_hide_password(detail, url)}"
+                f"cannot open the Optuna storage {_shown_url(url)}: {detail}"
             ) from None
         if url.startswith("sqlite"):
             _lock_sqlite_transactions(storage.engine)
@@ -525,12 +523,3 @@ def _shown_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL has no password we could find
         return url
-
-
-def _hide_password(text: str, url: str) -> str:
-    """Replace the URL's password wherever a driver message repeats it."""
-    try:
-        password = make_url(url).password
-    except Exception:  # an unparsable URL has no password to hide
-        return text
-    return text.replace(str(password), "***") if password else text
