@@ -11,8 +11,13 @@ from typing import TYPE_CHECKING
 from loss.lazy import lazy_face
 
 if TYPE_CHECKING:
+    from studies.run.commands import (
+        CommandFailed,
+    )
     from studies.run.objective import (
+        TRIAL_FAILURES,
         Objective,
+        TrialFailure,
         close_dead_trials,
         objective_value,
     )
@@ -67,8 +72,11 @@ if TYPE_CHECKING:
 __getattr__, __dir__, __all__ = lazy_face(
     __name__,
     {
+        "studies.run.commands": ("CommandFailed",),
         "studies.run.objective": (
             "Objective",
+            "TRIAL_FAILURES",
+            "TrialFailure",
             "close_dead_trials",
             "objective_value",
         ),

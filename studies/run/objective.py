@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,21 +15,30 @@ import optuna
 
 from studies import attrs
 from studies.home import trial_dir
+from studies.run.commands import CommandFailed, command_params, command_train
 from studies.run.runner import (
     EpochCallback,
     RunEnding,
     SweepRuns,
     TrialPlan,
+    builtin_params,
     close_runs,
     run_trial,
 )
-from studies.run.search_space import suggest_config
+from studies.run.search_space import suggest_values
 from studies.tracking import RunLog, Tracker, child_tags
 from sweeps import ObjectiveSpec
-from trainer import EpochSelection, NonFiniteLoss, fit
+from trainer import EpochSelection, NonFiniteLoss, TrainConfig, fit
+
+# What a trial may fail with and the sweep goes on (counted in its failure streak).
+TRIAL_FAILURES = (NonFiniteLoss, CommandFailed)
+TrialFailure = NonFiniteLoss | CommandFailed
+TrainStep = Callable[[EpochCallback, RunLog, RunEnding], float]
 
 __all__ = [
+    "TRIAL_FAILURES",
     "Objective",
+    "TrialFailure",
     "close_dead_trials",
     "epoch_selection",
     "objective_value",
@@ -76,16 +86,17 @@ class Objective:
     trials_dir: Path
     # Trials this process ran to an end (any state); other workers count their own.
     finished: int = 0
-    # The last trial of this process that diverged (None: none did).
-    last_failure: NonFiniteLoss | None = None
+    # The last trial of this process that failed (diverged, or its command failed).
+    last_failure: TrialFailure | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
         runs = self.runs
-        config = suggest_config(trial, runs.spec)
-        objective = runs.spec.objective
+        spec = runs.spec
+        objective = spec.objective
         metric = objective.metric
         out_dir = trial_dir(self.trials_dir, trial.number)
         observer = runs.observer
+        values = suggest_values(trial, spec)
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             if observer is not None:
@@ -98,7 +109,9 @@ class Objective:
 
         def on_start() -> None:
             if observer is not None:
-                observer.trial_started(trial.number, dict(trial.params), config.epochs)
+                observer.trial_started(trial.number, dict(trial.params), epochs)
+
+        epochs = 0  # a command trial's: unknown unless the spec says (command.steps)
 
         def on_finish(ending: RunEnding) -> None:
             self.finished += 1
@@ -106,30 +119,69 @@ class Objective:
                 reason = ending.reason if ending.state != "COMPLETE" else None
                 observer.trial_finished(trial.number, ending.state or "FAIL", ending.value, reason)
 
-        def train(on_epoch_end: EpochCallback, _run: RunLog, _ending: RunEnding) -> float:
-            try:
-                result = fit(
-                    config.model_copy(update={"output_dir": out_dir}),
-                    on_epoch_end,
-                    select=epoch_selection(objective),
-                )
-            except NonFiniteLoss as exc:
-                # Optuna keeps no reason for a FAIL: the trial carries it.
-                trial.set_user_attr(attrs.FAIL_REASON, str(exc))
-                self.last_failure = exc
-                raise
-            return objective_value(result.history, metric, objective.direction, objective.reduce)
+        def score(history: list[dict[str, float]]) -> float:
+            return objective_value(history, metric, objective.direction, objective.reduce)
 
+        if spec.command is not None:
+            seed = spec.training_seed()
+            epochs = spec.command.steps or 0
+            params, config_yaml = command_params({**spec.fixed(), **values}, seed)
+            train = self._failing(
+                trial,
+                command_train(runs, trial.number, {**spec.fixed(), **values}, seed, out_dir, score),
+            )
+            user_attrs: dict[str, object] = {attrs.SEED: seed}
+        else:
+            config = spec.config_for(values)
+            epochs = config.epochs
+            params, config_yaml = builtin_params(config)
+            train = self._failing(trial, _builtin_train(config, out_dir, objective, score))
+            # The stored config is the runnable one: no output folder of this sweep inside.
+            user_attrs = {attrs.CONFIG: config.model_dump(mode="json")}
         plan = TrialPlan(
             run_name=f"trial-{trial.number}",
             out_dir=out_dir,
             tags=child_tags(runs.parent_run_id, runs.study_name, trial.number),
-            config=config,
+            params=params,
+            config_yaml=config_yaml,
             train=train,
             on_epoch=on_epoch,
             on_start=on_start,
             on_finish=on_finish,
-            # The stored config is the runnable one: no output folder of this sweep inside.
-            user_attrs={attrs.CONFIG: config.model_dump(mode="json")},
+            log_epochs=spec.command is None or spec.command.metrics != "mlflow",
+            user_attrs=user_attrs,
         )
         return run_trial(runs, trial, plan)
+
+    def _failing(self, trial: optuna.Trial, train: TrainStep) -> TrainStep:
+        """``train`` that records why the trial failed: Optuna keeps no reason for a FAIL,
+        the trial carries it (`attrs.FAIL_REASON`), and the sweep its last failure."""
+
+        def wrapped(on_epoch_end: EpochCallback, run: RunLog, ending: RunEnding) -> float:
+            try:
+                return train(on_epoch_end, run, ending)
+            except TRIAL_FAILURES as exc:
+                trial.set_user_attr(attrs.FAIL_REASON, str(exc))
+                self.last_failure = exc
+                raise
+
+        return wrapped
+
+
+def _builtin_train(
+    config: TrainConfig,
+    out_dir: Path,
+    objective: ObjectiveSpec,
+    score: Callable[[list[dict[str, float]]], float],
+) -> TrainStep:
+    """``train`` of a built-in trial: `trainer.fit` in this process."""
+
+    def train(on_epoch_end: EpochCallback, _run: RunLog, _ending: RunEnding) -> float:
+        result = fit(
+            config.model_copy(update={"output_dir": out_dir}),
+            on_epoch_end,
+            select=epoch_selection(objective),
+        )
+        return score(result.history)
+
+    return train

@@ -1,5 +1,9 @@
 """Runs outside the search: the SSI baseline's search run and the confirmation's replicates.
 
+Over 400 lines: the job queue and the runner that pops it share the job's identity and
+claim rules (a duplicate never runs, a diverged job is done); split, each would re-read
+the other's private attributes.
+
 Each run is one trial of the companion study ``NAME:confirm`` (see
 studies.confirmation.confirmed), never of the study the sampler and pruner read. A job
 (config key, training seed, role) is enqueued as a WAITING trial carrying its runnable
@@ -20,7 +24,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -33,12 +37,14 @@ from studies.attrs import (
     confirmation_metric,
     trial_key,
 )
+from studies.run.commands import CommandFailed, command_params, command_train
 from studies.run.objective import close_dead_trials, epoch_selection, objective_value
 from studies.run.runner import (
     EpochCallback,
     RunEnding,
     SweepRuns,
     TrialPlan,
+    builtin_params,
     optimize,
     run_trial,
 )
@@ -69,12 +75,13 @@ _JobId = tuple[str, int, str]
 
 @dataclass(frozen=True)
 class ReplicateJob:
-    """One run outside the search: ``config`` (its training seed set) under ``key``."""
+    """One run outside the search: ``config`` (its training seed set) under ``key``; for
+    a command spec, no config: the program runs with ``params`` and ``seed``."""
 
     key: str  # "baseline" or "trial-<n>"
     seed: int
     role: str  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
-    config: TrainConfig
+    config: TrainConfig | None
     params: dict[str, Any]  # the searched values (the baseline: its loss method)
 
     @property
@@ -82,14 +89,16 @@ class ReplicateJob:
         return (self.key, self.seed, self.role)
 
     def user_attrs(self) -> dict[str, Any]:
-        return {
+        stored: dict[str, Any] = {
             attrs.CONFIG_KEY: self.key,
             attrs.SEED: self.seed,
             attrs.ROLE: self.role,
             attrs.PARAMS: self.params,
-            attrs.METHOD: self.config.loss.method,
-            attrs.CONFIG: self.config.model_dump(mode="json"),
         }
+        if self.config is not None:
+            stored[attrs.METHOD] = self.config.loss.method
+            stored[attrs.CONFIG] = self.config.model_dump(mode="json")
+        return stored
 
 
 def _job_id(trial: optuna.Trial | FrozenTrial) -> _JobId | None:
@@ -152,6 +161,12 @@ def confirmation_jobs(
     """The top ``top_k`` configurations (and the baseline when the spec has one), each with
     the training seeds ``s + 1 .. s + seeds`` after the search's seed ``s``."""
     first = spec.training_seed() + 1
+    if spec.is_command():  # the program runs each trial's values with the job's seed
+        return [
+            ReplicateJob(trial_key(trial.number), seed, ROLE_CONFIRMATION, None, dict(trial.params))
+            for trial in top_trials(study, top_k)
+            for seed in range(first, first + seeds)
+        ]
     configs: list[tuple[str, TrainConfig, dict[str, Any]]] = []
     for trial in top_trials(study, top_k):
         stored = trial.user_attrs.get(attrs.CONFIG)
@@ -197,27 +212,65 @@ class ReplicateRunner:
             trial.set_user_attr(attrs.DUPLICATE_OF, first)
             raise optuna.TrialPruned(f"a duplicate of trial {first}, which runs this job")
         key, seed, role = job
-        config = TrainConfig.model_validate(trial.user_attrs[attrs.CONFIG])
         label, name = _label(key, seed, role), _run_name(key, seed, role)
         params = dict(trial.user_attrs.get(attrs.PARAMS) or {})
         out_dir = self.runs_dir / name
         observer = self.runs.observer
         searching = role == ROLE_SEARCH_BASELINE
-        objective = self.spec.objective
+        spec = self.spec
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             if observer is not None:
                 observer.run_epoch_finished(label, epoch, metrics)
-
-        def on_start() -> None:
-            if observer is not None:
-                observer.run_started(label, params, config.epochs)
 
         def on_finish(ending: RunEnding) -> None:
             self.finished += 1
             if observer is not None:
                 reason = ending.reason if ending.state != "COMPLETE" else None
                 observer.run_finished(label, ending.state or "FAIL", ending.value, reason)
+
+        if spec.command is not None:
+            # The objective's metric as the program reports it, for every replicate.
+            values = {**spec.fixed(), **params}
+            run_params, config_yaml = command_params(values, seed)
+            epochs = spec.command.steps or 0
+            train = self._command_train(trial, values, seed, out_dir)
+        else:
+            config = TrainConfig.model_validate(trial.user_attrs[attrs.CONFIG])
+            run_params, config_yaml = builtin_params(config)
+            epochs = config.epochs
+            train = self._builtin_train(trial, config, out_dir, searching)
+
+        def on_start() -> None:
+            if observer is not None:
+                observer.run_started(label, params, epochs)
+
+        plan = TrialPlan(
+            run_name=name,
+            out_dir=out_dir,
+            tags={
+                "mlflow.parentRunId": self.runs.parent_run_id,
+                STATE_TAG: "RUNNING",
+                ROLE_TAG: role,
+                CONFIG_TAG: key,
+                SEED_TAG: str(seed),
+                STUDY_TAG: self.runs.study_name,
+            },
+            params=run_params,
+            config_yaml=config_yaml,
+            train=train,
+            on_epoch=on_epoch,
+            on_start=on_start,
+            on_finish=on_finish,
+            log_value=searching,
+            log_epochs=spec.command is None or spec.command.metrics != "mlflow",
+        )
+        return run_trial(self.runs, trial, plan)
+
+    def _builtin_train(
+        self, trial: optuna.Trial, config: TrainConfig, out_dir: Path, searching: bool
+    ) -> Callable[[EpochCallback, RunLog, RunEnding], float]:
+        objective = self.spec.objective
 
         def train(on_epoch_end: EpochCallback, run: RunLog, ending: RunEnding) -> float:
             try:
@@ -232,32 +285,37 @@ class ReplicateRunner:
                     run.log_epoch(result.best_epoch, result.test)
                 metric, value = self._score(result.history, result.test, searching)
             except _Diverged as exc:
-                # A result, counted as NaN; the same seed would diverge again: not re-run.
-                trial.set_user_attr(attrs.NON_FINITE, str(exc))
-                ending.state = "FAIL"
-                raise optuna.TrialPruned(str(exc)) from exc
+                _diverged(trial, ending, exc)
             trial.set_user_attr(attrs.COMPANION_METRIC, metric)
             return value
 
-        plan = TrialPlan(
-            run_name=name,
-            out_dir=out_dir,
-            tags={
-                "mlflow.parentRunId": self.runs.parent_run_id,
-                STATE_TAG: "RUNNING",
-                ROLE_TAG: role,
-                CONFIG_TAG: key,
-                SEED_TAG: str(seed),
-                STUDY_TAG: self.runs.study_name,
-            },
-            config=config,
-            train=train,
-            on_epoch=on_epoch,
-            on_start=on_start,
-            on_finish=on_finish,
-            log_value=searching,
-        )
-        return run_trial(self.runs, trial, plan)
+        return train
+
+    def _command_train(
+        self, trial: optuna.Trial, values: dict[str, Any], seed: int, out_dir: Path
+    ) -> Callable[[EpochCallback, RunLog, RunEnding], float]:
+        objective = self.spec.objective
+
+        def score(history: list[dict[str, float]]) -> float:
+            value = objective_value(
+                history, objective.metric, objective.direction, objective.reduce
+            )
+            if not math.isfinite(value):
+                raise _Diverged(f"{objective.metric} is not finite ({value})")
+            return value
+
+        command = command_train(self.runs, trial.number, values, seed, out_dir, score)
+
+        def train(on_epoch_end: EpochCallback, run: RunLog, ending: RunEnding) -> float:
+            try:
+                value = command(on_epoch_end, run, ending)
+            except (_Diverged, CommandFailed) as exc:
+                # A result, counted as NaN: the same seed would fail again, not re-run.
+                _diverged(trial, ending, exc)
+            trial.set_user_attr(attrs.COMPANION_METRIC, objective.metric)
+            return value
+
+        return train
 
     def _score(
         self, history: list[dict[str, float]], test: dict[str, float], searching: bool
@@ -284,6 +342,14 @@ class ReplicateRunner:
 
 class _Diverged(Exception):
     """A run without a finite value: diverged training or a non-finite score."""
+
+
+def _diverged(trial: optuna.Trial, ending: RunEnding, exc: Exception) -> NoReturn:
+    """End a replicate that has no finite value: a result, counted as NaN (the same seed
+    would diverge again: it is not run again)."""
+    trial.set_user_attr(attrs.NON_FINITE, str(exc))
+    ending.state = "FAIL"
+    raise optuna.TrialPruned(str(exc)) from exc
 
 
 def _fit_or_diverged(

@@ -39,6 +39,7 @@ __all__ = [
     "SweepRuns",
     "TrialEnd",
     "TrialPlan",
+    "builtin_params",
     "close_runs",
     "fail_trials",
     "flatten_config",
@@ -62,6 +63,11 @@ def worker_id(pid: int | None = None) -> str:
 def flatten_config(config: TrainConfig) -> dict[str, ParamValue]:
     """Every leaf of the config as ``dotted.key: value`` (MLflow params)."""
     return flatten_params(config.model_dump(mode="json"))
+
+
+def builtin_params(config: TrainConfig) -> tuple[dict[str, ParamValue], str]:
+    """(MLflow params, config.yaml) of a trial of the built-in trainer."""
+    return flatten_config(config), dump_train_config(config)
 
 
 @dataclass(frozen=True)
@@ -95,17 +101,20 @@ class TrialPlan:
     ``ending.state``, or raise: ``optuna.TrialPruned``, an error); ``on_epoch_end`` logs
     the epoch's metrics on the run and then calls ``on_epoch`` (the observer; pruning).
     ``user_attrs`` are set on the trial as it starts. ``log_value``: the value is logged
-    as ``optuna.value``, the metric the runs table ranks the search by."""
+    as ``optuna.value``, the metric the runs table ranks the search by. A built-in trial's
+    params and config come from its `TrainConfig` (`builtin_params`)."""
 
     run_name: str
     out_dir: Path
     tags: Mapping[str, str]
-    config: TrainConfig
+    params: Mapping[str, ParamValue]  # the run's MLflow params
+    config_yaml: str  # the run's config.yaml artifact
     train: Callable[[EpochCallback, RunLog, RunEnding], float]
     on_epoch: EpochCallback
     on_start: Callable[[], None]
     on_finish: Callable[[RunEnding], None]
     log_value: bool = True
+    log_epochs: bool = True  # False: the program logs its own metrics on the run
     user_attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -117,14 +126,15 @@ def run_trial(runs: SweepRuns, trial: optuna.Trial, plan: TrialPlan) -> float:
         runs.experiment_id,
         plan.run_name,
         plan.tags,
-        flatten_config(plan.config),
+        plan.params,
         owner=(trial.study.study_name, trial.number),
     )
     if run.run_id is not None:
         trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
 
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-        run.log_epoch(epoch, metrics)
+        if plan.log_epochs:
+            run.log_epoch(epoch, metrics)
         plan.on_epoch(epoch, metrics)
 
     def on_end(ending: RunEnding) -> None:
@@ -135,7 +145,7 @@ def run_trial(runs: SweepRuns, trial: optuna.Trial, plan: TrialPlan) -> float:
         trial.set_user_attr(attrs.WORKER, worker_id())
         for key, value in plan.user_attrs.items():
             trial.set_user_attr(key, value)
-        run.log_text(dump_train_config(plan.config), "config.yaml")
+        run.log_text(plan.config_yaml, "config.yaml")
         plan.on_start()
         ending.value = plan.train(on_epoch_end, run, ending)
     assert ending.value is not None

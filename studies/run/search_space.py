@@ -21,6 +21,7 @@ __all__ = [
     "build_sampler",
     "grid_search_space",
     "suggest_config",
+    "suggest_values",
     "worker_seed",
 ]
 
@@ -45,6 +46,12 @@ def suggest_config(trial: optuna.Trial, spec: SweepSpec) -> TrainConfig:
     Raises `sweeps.SpecError` when the suggested values give an invalid config (the spec's
     checks make that rare).
     """
+    return spec.config_for(suggest_values(trial, spec))
+
+
+def suggest_values(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
+    """Suggest every searched param (Optuna name = its dotted path or, for a command
+    spec, its name): the values, without the spec's fixed ones."""
     values: dict[str, Any] = {}
     for path, dist in spec.searched().items():
         if isinstance(dist, Choices):
@@ -57,7 +64,7 @@ def suggest_config(trial: optuna.Trial, spec: SweepSpec) -> TrainConfig:
             values[path] = trial.suggest_float(
                 path, dist.low, dist.high, step=dist.step, log=dist.log
             )
-    return spec.config_for(values)
+    return values
 
 
 def grid_search_space(spec: SweepSpec) -> dict[str, list[Any]]:

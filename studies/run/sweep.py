@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from studies import attrs
 from studies.confirmation import ConfirmError
 from studies.home import study_dir
-from studies.run.objective import Objective, close_dead_trials
+from studies.run.objective import TRIAL_FAILURES, Objective, TrialFailure, close_dead_trials
 from studies.run.observer import SweepObserver
 from studies.run.replicates import (
     ReplicateRunner,
@@ -30,7 +30,7 @@ from studies.run.runner import optimize
 from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run, replicate_runner
 from studies.store import stored_spec
 from sweeps import ConfirmSpec, SweepSpec
-from trainer import NonFiniteLoss
+from trainer.errors import UserError
 
 __all__ = [
     "COUNTED_STATES",
@@ -47,15 +47,16 @@ __all__ = [
 COUNTED_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-class SweepDiverged(NonFiniteLoss):
-    """The sweep stopped: its last ``count`` trials in a row ended with a non-finite loss
-    (``epoch``, ``step``, ``value``: the last one's). Without this bound a search space
-    that always diverges would start trials forever, since failed trials use no budget."""
+class SweepDiverged(UserError, RuntimeError):
+    """The sweep stopped: its last ``count`` trials in a row failed (a non-finite loss, or
+    a command trial whose program failed; ``last``: the last one's failure). Without this
+    bound a search space that always fails would start trials forever, since failed trials
+    use no budget."""
 
-    def __init__(self, study_name: str, count: int, last: NonFiniteLoss) -> None:
-        super().__init__(last.epoch, last.step, last.value)
+    def __init__(self, study_name: str, count: int, last: TrialFailure) -> None:
         self.study_name = study_name
         self.count = count
+        self.last = last
         self.args = (
             f"study {study_name!r} stopped: {count} trials in a row failed, the last with a "
             f"{last}; narrow the search space, then `salsweep sweep resume {study_name}`",
@@ -169,12 +170,12 @@ def _search(study: optuna.Study, objective: Objective, budget: int, timeout: flo
         objective,
         n_trials=None,  # MaxTrialsCallback ends the loop: the budget counts finished trials
         timeout=timeout,
-        catch=(NonFiniteLoss,),
+        catch=TRIAL_FAILURES,
         callbacks=[MaxTrialsCallback(budget, states=COUNTED_STATES), streak],
         gc_after_trial=True,
     )
     if streak.tripped:
-        assert objective.last_failure is not None  # only NonFiniteLoss is caught
+        assert objective.last_failure is not None  # only TRIAL_FAILURES are caught
         raise SweepDiverged(study.study_name, streak.count, objective.last_failure)
 
 

@@ -225,6 +225,16 @@ class Client:
             self.finish_run(run_id, CHILD_STATUS["FAIL"], now_ms(), "FAIL")
         return True
 
+    def metric_points(self, run_id: str) -> list[tuple[str, int, float]]:
+        """Every metric point of the run so far: (key, step, value)."""
+        with self._calling(f"read the metrics of run {run_id}"):
+            keys = list(self._client.get_run(run_id).data.metrics)
+            return [
+                (key, int(m.step), float(m.value))
+                for key in keys
+                for m in self._client.get_metric_history(run_id, key)
+            ]
+
     # ------------------------------------------------------------------ the runs view
 
     def share_sweep_view(

@@ -52,10 +52,12 @@ from optuna.trial import TrialState
 from studies import attrs
 from studies.run import (
     COUNTED_STATES,
+    CommandFailed,
     SweepDiverged,
     SweepObserver,
     SweepOutcome,
     SweepTarget,
+    TrialFailure,
     baseline_search_job,
     close_dead_trials,
     confirmation_jobs,
@@ -140,7 +142,7 @@ class _Totals:
     replicates: int = 0
     done: int = 0  # COMPLETE and PRUNED trials of the study
     streak: int = 0  # diverged trials in a row
-    last_failure: NonFiniteLoss | None = None
+    last_failure: TrialFailure | None = None
     confirmation_skipped: str | None = None
     failures: list[str] = field(default_factory=list)
 
@@ -311,9 +313,13 @@ class _Launcher:
             self.totals.done += 1
             self.totals.streak = 0
         elif state == "FAIL" and last is not None and last.get("failure"):
-            epoch, step, value = last["failure"]
+            failure = last["failure"]
             self.totals.streak += 1
-            self.totals.last_failure = NonFiniteLoss(int(epoch), int(step), float(value))
+            if isinstance(failure, str):  # a command trial's failure, in words
+                self.totals.last_failure = CommandFailed(failure)
+            else:
+                epoch, step, value = failure
+                self.totals.last_failure = NonFiniteLoss(int(epoch), int(step), float(value))
 
     @property
     def diverged(self) -> bool:

@@ -30,6 +30,7 @@ from studies.workers.settings import WorkerSettings
 if TYPE_CHECKING:
     import optuna
 
+    from studies.run import TrialFailure
     from studies.tracking import Tracker
     from sweeps import SweepSpec
 
@@ -148,8 +149,14 @@ def _loop(
     from optuna.trial import FrozenTrial
 
     from studies.home import study_dir
-    from studies.run import Objective, SweepRuns, optimize, replicate_runner, run_jobs
-    from trainer import NonFiniteLoss
+    from studies.run import (
+        TRIAL_FAILURES,
+        Objective,
+        SweepRuns,
+        optimize,
+        replicate_runner,
+        run_jobs,
+    )
 
     name, index = settings.study, settings.index
     runs = SweepRuns(spec, tracker, settings.experiment_id, settings.parent_run_id, name, observer)
@@ -163,11 +170,7 @@ def _loop(
     def record(_study: optuna.Study, trial: FrozenTrial) -> None:
         nonlocal last
         failure = objective.last_failure if trial.state.name == "FAIL" else None
-        last = {
-            "number": trial.number,
-            "state": trial.state.name,
-            "failure": None if failure is None else [failure.epoch, failure.step, failure.value],
-        }
+        last = {"number": trial.number, "state": trial.state.name, "failure": _shown(failure)}
 
     while True:
         reply = channel.ask(last)
@@ -178,7 +181,7 @@ def _loop(
                 study,
                 objective,
                 n_trials=1,
-                catch=(NonFiniteLoss,),
+                catch=TRIAL_FAILURES,
                 callbacks=[record],
                 gc_after_trial=True,
             )
@@ -187,6 +190,18 @@ def _loop(
             return
         else:
             return
+
+
+def _shown(failure: TrialFailure | None) -> list[Any] | str | None:
+    """A trial's failure for the launcher: [epoch, step, value] of a non-finite loss, the
+    message of a command trial's failure (see `studies.workers.launcher`)."""
+    if failure is None:
+        return None
+    from trainer import NonFiniteLoss
+
+    if isinstance(failure, NonFiniteLoss):
+        return [failure.epoch, failure.step, failure.value]
+    return str(failure)
 
 
 def _preload() -> None:
