@@ -1,5 +1,8 @@
 """The sequential confirmation: a race of paired replicates with a stated error rate.
 
+Over 400 lines: one procedure whose looks, claims, futility rule and resumable state
+must agree with the error-rate argument written below; the proof reads as one text.
+
 Design (fixed in advance, `SequentialDesign`): every contender (the candidates and the
 baseline) runs seeds ``0 .. n0 - 1``; then each round adds one seed, shared by every
 contender still in the race (paired: the same training seed and scenes), up to ``n_max``
