@@ -764,8 +764,10 @@ def train(config_path: Path, device: str | None, output_dir: Path | None) -> Non
     """One training run from a YAML TrainConfig (e.g. an exported best.yaml).
 
     Prints the validation metrics every epoch, then the kept epoch's weights scored on the
-    test split.
+    test split. Run as a sweep's command trial (``salsweep train {config}``), it reports
+    every epoch's metrics to the sweep (studies.command.reporter; nothing outside a sweep).
     """
+    from studies.command.reporter import report
     from trainer import load_train_config
 
     config = load_train_config(config_path)  # a bad config fails before torch is loaded
@@ -786,6 +788,7 @@ def train(config_path: Path, device: str | None, output_dir: Path | None) -> Non
         task = progress.add_task("epoch 1", total=config.epochs * config.steps_per_epoch)
 
         def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            report(epoch, **metrics)
             shown = " ".join(
                 f"{key}={metrics.get(key, math.nan):.4f}"
                 for key in ("train/total_loss", *_TRAIN_SHOWN)
