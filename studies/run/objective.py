@@ -98,6 +98,25 @@ class Objective:
         observer = runs.observer
         values = suggest_values(trial, spec)
 
+        def score(history: list[dict[str, float]]) -> float:
+            return objective_value(history, metric, objective.direction, objective.reduce)
+
+        user_attrs: dict[str, object]
+        if spec.command is not None:
+            seed = spec.training_seed()
+            run_values = {**spec.fixed(), **values}
+            epochs = spec.command.steps or 0  # unknown unless the spec says
+            params, config_yaml = command_params(run_values, seed)
+            train = command_train(runs, trial.number, run_values, seed, out_dir, score)
+            user_attrs = {attrs.SEED: seed}
+        else:
+            config = spec.config_for(values)
+            epochs = config.epochs
+            params, config_yaml = builtin_params(config)
+            train = _builtin_train(config, out_dir, objective, score)
+            # The stored config is the runnable one: no output folder of this sweep inside.
+            user_attrs = {attrs.CONFIG: config.model_dump(mode="json")}
+
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             if observer is not None:
                 observer.epoch_finished(trial.number, epoch, metrics)
@@ -111,40 +130,19 @@ class Objective:
             if observer is not None:
                 observer.trial_started(trial.number, dict(trial.params), epochs)
 
-        epochs = 0  # a command trial's: unknown unless the spec says (command.steps)
-
         def on_finish(ending: RunEnding) -> None:
             self.finished += 1
             if observer is not None:
                 reason = ending.reason if ending.state != "COMPLETE" else None
                 observer.trial_finished(trial.number, ending.state or "FAIL", ending.value, reason)
 
-        def score(history: list[dict[str, float]]) -> float:
-            return objective_value(history, metric, objective.direction, objective.reduce)
-
-        if spec.command is not None:
-            seed = spec.training_seed()
-            epochs = spec.command.steps or 0
-            params, config_yaml = command_params({**spec.fixed(), **values}, seed)
-            train = self._failing(
-                trial,
-                command_train(runs, trial.number, {**spec.fixed(), **values}, seed, out_dir, score),
-            )
-            user_attrs: dict[str, object] = {attrs.SEED: seed}
-        else:
-            config = spec.config_for(values)
-            epochs = config.epochs
-            params, config_yaml = builtin_params(config)
-            train = self._failing(trial, _builtin_train(config, out_dir, objective, score))
-            # The stored config is the runnable one: no output folder of this sweep inside.
-            user_attrs = {attrs.CONFIG: config.model_dump(mode="json")}
         plan = TrialPlan(
             run_name=f"trial-{trial.number}",
             out_dir=out_dir,
             tags=child_tags(runs.parent_run_id, runs.study_name, trial.number),
             params=params,
             config_yaml=config_yaml,
-            train=train,
+            train=self._failing(trial, train),
             on_epoch=on_epoch,
             on_start=on_start,
             on_finish=on_finish,
