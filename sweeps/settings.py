@@ -44,9 +44,12 @@ class ObjectiveSpec(_Frozen):
         "val/abs_rel_align",
         min_length=1,
         max_length=200,
-        pattern=r"^[A-Za-z0-9_]+(/[A-Za-z0-9_.\-]+)*$",
+        # - and . also in the first part: names of command programs, e.g. packnet-sfm's
+        # KITTI_raw-eigen_val_files-velodyne-abs_rel_pp_gt (MLflow takes them as they are).
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*$",
         description="Per-epoch metric of the trainer, e.g. val/abs_rel_align (scale and shift "
-        "aligned), val/abs_rel_med (median-scaled), val/abs_rel (raw, metric depth), val/a1.",
+        "aligned), val/abs_rel_med (median-scaled), val/abs_rel (raw, metric depth), val/a1; "
+        "with command: a name your program reports.",
     )
     direction: Literal["minimize", "maximize"] = Field(
         "minimize", description="minimize for errors (abs_rel, rmse), maximize for a1..a3."
