@@ -142,6 +142,8 @@ def semantic_problems(
         out += checks.budget_problems(search, sampler, budget)
     if pruner is not None:
         out += checks.pruner_problems(effective, search, pruner)
+    if objective is not None and baseline is not None:
+        out += checks.metric_problems(effective, search, objective, baseline)
     return out
 
 

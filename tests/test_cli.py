@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from cli import _is_user_error, cli
 from studies.store.catalog import StudyMismatch
+from studies.tracking import ServerInfo
 from sweeps import SpecError, SpecProblem
 from trainer import load_train_config
 from trainer.errors import UserError
@@ -145,6 +146,36 @@ def test_unreachable_tracking_server_creates_nothing(tmp_path: Path) -> None:
     assert "no MLflow server answers at http://127.0.0.1:9" in output
     assert "Traceback" not in output
     assert not (home / "optuna.db").exists()
+
+
+def test_launch_refuses_an_unknown_metric_before_creating_anything(
+    tmp_path: Path, mlflow_server: ServerInfo
+) -> None:
+    """A typo in the objective's metric is found by the spec's checks: no study, no data
+    dir, no MLflow experiment, no trained trial (it used to fail after a whole trial)."""
+    from mlflow import MlflowClient
+
+    data = yaml.safe_load((ROOT / "sweeps" / "default.yaml").read_text())
+    data["name"] = "typo-metric"
+    data["objective"]["metric"] = "val/absrel"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    home = tmp_path / "home"
+    code, output = run(
+        "sweep", "launch", str(spec), "--home", str(home), "--tracking-uri", mlflow_server.url
+    )
+    assert code == 1, output
+    assert "objective.metric: 'val/absrel' is not a metric of the built-in trainer (did you " in (
+        " ".join(output.split())
+    )
+    assert "mean 'val/abs_rel'?)" in " ".join(output.split())
+    assert "Traceback" not in output and "unexpected" not in output
+    assert not home.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+    assert MlflowClient(mlflow_server.url).get_experiment_by_name("typo-metric") is None
+    # `sweep validate` says the same, and creates nothing either.
+    code, output = run("sweep", "validate", str(spec))
+    assert code == 1 and "did you mean 'val/abs_rel'?" in " ".join(output.split())
 
 
 def test_storage_password_is_never_printed() -> None:
