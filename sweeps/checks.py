@@ -8,7 +8,6 @@ reported at once. Bounds are not restated here: a searched value is checked by b
 
 from __future__ import annotations
 
-import difflib
 import itertools
 from collections.abc import Mapping
 from decimal import Decimal
@@ -16,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from loss.names import SCALE_ADAPTIVE_PARAMS, SSI_PARAMS, is_ssi_method, ssi_counterpart
+from loss.names import SCALE_ADAPTIVE_PARAMS, SSI_PARAMS, is_ssi_method
 from sweeps.errors import SpecProblem, join_path
 from sweeps.params import (
     Choices,
@@ -32,7 +31,6 @@ from sweeps.params import (
 from sweeps.paths import apply_values
 from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from trainer.config import TrainConfig
-from trainer.metric_names import epoch_metric_names
 from trainer.validation import shown
 
 __all__ = [
@@ -44,7 +42,6 @@ __all__ = [
     "combination_problems",
     "grid_size",
     "method_problems",
-    "metric_problems",
     "objective_problems",
     "pruner_problems",
     "range_problems",
@@ -65,9 +62,6 @@ MAX_GRID_POINTS = 100_000
 # Metrics where larger is better (threshold accuracies); the rest of the trainer's are errors.
 _HIGHER_IS_BETTER = ("a1", "a2", "a3")
 _LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "total_loss", "loss_sa", "loss_sg")
-# The settings a run's metric names depend on: the loss's terms
-# (`loss.names.loss_metric_names`: method, num_scales, use_absolute).
-_NAMING_PARAMS = ("loss.method", "loss.num_scales", "loss.use_absolute")
 
 
 def _why(exc: ValidationError) -> str:
@@ -327,84 +321,3 @@ def objective_problems(objective: ObjectiveSpec) -> list[SpecProblem]:
             )
         ]
     return []
-
-
-def _reported_by(
-    base: TrainConfig, search: Mapping[str, SearchParam], baseline: bool
-) -> list[tuple[str, frozenset[str]]]:
-    """(which run, the metrics it reports each epoch) for the runs a sweep can make: the
-    base config with each combination of the ends of the searched settings that change the
-    names (`_NAMING_PARAMS`), and the SSI baseline."""
-    searched = {
-        path: [v for _, v in endpoints(param)]
-        for path, param in search.items()
-        if path in _NAMING_PARAMS and is_searched(param)
-    }
-    runs: list[tuple[str, frozenset[str]]] = []
-    combos = itertools.product(*searched.values()) if searched else [()]
-    for n, combo in enumerate(combos):
-        if n >= MAX_COMBINATIONS:
-            break
-        point = dict(zip(searched, combo, strict=True))
-        try:
-            config = apply_values(base, point)
-        except ValidationError:
-            continue  # an invalid combination: combination_problems reports it
-        label = ", ".join(f"{p}={shown(v)}" for p, v in point.items()) or "the base config"
-        runs.append((f"the trials with {label}" if point else label, _names(config)))
-    method = method_of(base, search)
-    if baseline and method is not None and not is_ssi_method(method):
-        try:
-            config = apply_values(base, {"loss.method": ssi_counterpart(method)})
-        except (ValidationError, ValueError):
-            pass  # baseline_problems and the method's own checks report it
-        else:
-            runs.append(
-                (f"the SSI baseline ({config.loss.method}; baseline: true)", _names(config))
-            )
-    return runs
-
-
-def _names(config: TrainConfig) -> frozenset[str]:
-    return frozenset(epoch_metric_names(config))
-
-
-def _listed(names: set[str] | frozenset[str]) -> str:
-    """The names, validation metrics first."""
-    return ", ".join(sorted(names, key=lambda n: (not n.startswith("val/"), n)))
-
-
-def metric_problems(
-    base: TrainConfig,
-    search: Mapping[str, SearchParam],
-    objective: ObjectiveSpec,
-    baseline: bool,
-) -> list[SpecProblem]:
-    """The objective's metric must be one that every run of the sweep reports each epoch
-    (`trainer.metric_names.epoch_metric_names`): a typo would otherwise be found after a
-    whole trial has trained. Built-in trainer only (a command's metrics are its own)."""
-    metric = objective.metric
-    runs = _reported_by(base, search, baseline)
-    if not runs:
-        return []
-    missing = [label for label, names in runs if metric not in names]
-    if not missing:
-        return []
-    known: set[str] = set().union(*(names for _, names in runs))
-    if metric in known:
-        return [
-            SpecProblem(
-                "objective.metric",
-                f"{metric} is not reported by every run: not by {' nor by '.join(missing)} "
-                "(a run's train/ metrics are its loss's terms)",
-            )
-        ]
-    close = difflib.get_close_matches(metric, sorted(known), n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return [
-        SpecProblem(
-            "objective.metric",
-            f"{metric!r} is not a metric of the built-in trainer{hint}; its metrics: "
-            + _listed(known),
-        )
-    ]
