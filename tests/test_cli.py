@@ -253,3 +253,95 @@ def test_sweep_schema_describes_the_spec() -> None:
     assert schema["title"] == "SweepSpec"
     assert set(schema["properties"]) >= {"name", "base", "search", "budget", "confirm"}
     assert "search" in schema["required"]
+
+
+def _confirmed_study(home: Path) -> None:
+    """Study ``s`` as a confirmed sweep leaves it (no training): search trials (one pruned),
+    the SSI baseline's run and replicates in its companion study ``s:confirm``."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from studies.home import default_storage_url
+    from studies.store.storage import open_storage
+    from tests.studies.confirm_helpers import add_replicate, add_search_baseline
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=open_storage(default_storage_url(home)))
+    study.set_user_attr("objective_metric", "val/abs_rel_align")
+    for value, state in ((0.123456789, TrialState.COMPLETE), (None, TrialState.PRUNED)):
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=value,
+                params={"loss.lambda_sg": 0.123456789},
+                distributions={"loss.lambda_sg": FloatDistribution(0.05, 2.0)},
+                user_attrs={"mlflow_run_id": f"run-{len(study.trials)}"},
+            )
+        )
+    add_search_baseline(study, 0.45, seed=0)
+    for seed, (mine, base) in enumerate(((0.00012345, 0.00023456), (0.00013579, 0.00024681)), 1):
+        add_replicate(study, "trial-0", seed, mine, params={"loss.lambda_sg": 0.123456789})
+        add_replicate(study, "baseline", seed, base)
+
+
+def test_studies_list_and_show_know_the_companion_study(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _confirmed_study(home)
+    code, output = run("studies", "list", "--home", str(home))
+    assert code == 0, output
+    rows = [line.split("│")[1:-1] for line in output.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row][:6] for row in rows] == [
+        ["s", "2", "1", "1", "0", "0.12346"],  # 5 significant digits
+        ["s:confirm", "5", "5", "0", "0", "-"],  # no best across configurations
+    ]
+    assert "NAME:confirm: the SSI baseline's and the confirmation's runs of study NAME" in output
+
+    code, output = run("studies", "show", "s:confirm", "--home", str(home))
+    assert code == 0, output
+    text = " ".join(output.split())
+    assert "s:confirm: the runs outside the search of study s" in text
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.startswith("│") and ("confirmation" in line or "search baseline" in line)
+    ]
+    assert rows[0] == [
+        "0",
+        "baseline (ssi)",
+        "0",
+        "search baseline",
+        "COMPLETE",
+        "0.45",
+        "-",
+        "baseline-0-search-baseline",
+    ]
+    assert rows[1] == [
+        "1",
+        "trial 0",
+        "1",
+        "confirmation",
+        "COMPLETE",
+        "0.00012345",
+        "test/abs_rel_align",
+        "trial-0-1-confirmation",
+    ]
+    # ... then the confirmation itself, at 4 significant digits: tiny values keep theirs.
+    assert "0.0001296 ± 0.0000784 [0.0000512, 0.0002080]" in text
+    assert "trial 0 (winner)" in text and "The winner, trial 0" in text
+
+    code, output = run("studies", "show", "s", "--home", str(home))
+    assert code == 0, output
+    text = " ".join(output.split())
+    assert "2 trials: 1 complete, 1 pruned (stopped early by the pruner: no value, not a " in text
+    assert "failure), 0 failed" in text
+    assert "lambda_sg=0.1235" in text and "0.12346" in text and "0.123456789" not in text
+    assert "runs, one per seed: salsweep studies show s:confirm" in text
+
+
+def test_show_a_companion_that_is_not_there(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _confirmed_study(home)
+    code, output = run("studies", "show", "nope:confirm", "--home", str(home))
+    assert code == 1
+    assert "no study named 'nope:confirm'" in output and "Traceback" not in output

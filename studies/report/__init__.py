@@ -31,7 +31,9 @@ if TYPE_CHECKING:
         PACKNET_FORK_DECLARATIONS,
     )
     from studies.report.trials import (
+        ReplicateRow,
         TrialRow,
+        replicate_rows,
         save_study_plots,
         trial_rows,
     )
@@ -57,7 +59,9 @@ __getattr__, __dir__, __all__ = lazy_face(
         ),
         "studies.report.packnet": ("PACKNET_FORK_DECLARATIONS",),
         "studies.report.trials": (
+            "ReplicateRow",
             "TrialRow",
+            "replicate_rows",
             "save_study_plots",
             "trial_rows",
         ),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studies.confirmation import Confirmation, ConfirmedConfig, Estimate, Outcome
+from studies.report.numbers import decimals_for, fixed, settings
 
 __all__ = [
     "TABLE_HEADER",
@@ -30,38 +31,38 @@ __all__ = [
 TABLE_HEADER = ("config", "params", "seeds", "mean ± 95% CI", "vs baseline ± 95% CI")
 
 
-def _num(value: float) -> str:
-    # Fixed decimals: a mean and its half-width line up and read at the same precision.
-    return f"{value:.4f}" if math.isfinite(value) else "n/a"
+def _interval(e: Estimate, scale: float | None = None) -> str:
+    """``0.2345 ± 0.0123 [0.2222, 0.2468]``: every number at the decimals that give the
+    largest 4-5 significant digits (`decimals_for`), so that they line up; ``scale``: the
+    magnitude to take the decimals from instead (a difference is shown at the precision of
+    the values it compares)."""
+    d = decimals_for(e.mean, e.half_width, e.low, e.high) if scale is None else decimals_for(scale)
+    if not e.has_interval:
+        return f"{fixed(e.mean, d)} ± n/a"
+    return f"{fixed(e.mean, d)} ± {fixed(e.half_width, d)} [{fixed(e.low, d)}, {fixed(e.high, d)}]"
 
 
 def format_estimate(e: Estimate) -> str:
-    """``0.2345 ± 0.0123 [0.2222, 0.2468]``; ``0.2345 ± n/a`` with one value."""
+    """``0.2345 ± 0.0123 [0.2222, 0.2468]``; ``0.2345 ± n/a`` with one value; 4 significant
+    digits below 1, 5 from 1 on (``12.345 ± 0.210 [12.135, 12.555]``)."""
     if e.n == 0:
         return "n/a"
-    if not e.has_interval:
-        return f"{_num(e.mean)} ± n/a"
-    return f"{_num(e.mean)} ± {_num(e.half_width)} [{_num(e.low)}, {_num(e.high)}]"
+    return _interval(e)
 
 
-def format_difference(d: Estimate) -> str:
-    """``-0.0712 ± 0.0150 [-0.0862, -0.0562], 3 pairs``."""
+def format_difference(d: Estimate, scale: float | None = None) -> str:
+    """``-0.0712 ± 0.0150 [-0.0862, -0.0562], 3 pairs``; ``scale``: the values compared
+    (e.g. a configuration's mean), whose precision the difference is shown at."""
     if d.n == 0:
         return "no shared seed"
     sign = "+" if d.mean >= 0 else ""
     pairs = f"{d.n} pair{'s' if d.n != 1 else ''}"
-    if not d.has_interval:
-        return f"{sign}{_num(d.mean)} ± n/a, {pairs}"
-    return f"{sign}{_num(d.mean)} ± {_num(d.half_width)} [{_num(d.low)}, {_num(d.high)}], {pairs}"
+    return f"{sign}{_interval(d, scale)}, {pairs}"
 
 
 def format_params(params: dict[str, Any]) -> str:
     """``lambda_sg=0.3, num_scales=2`` (the last part of each dotted name)."""
-
-    def fmt(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    return ", ".join(f"{k.split('.')[-1]}={fmt(v)}" for k, v in params.items())
+    return settings(params)
 
 
 def _seeds(c: ConfirmedConfig) -> str:
@@ -79,7 +80,7 @@ def table_rows(c: Confirmation) -> list[tuple[str, str, str, str, str]]:
         elif config.vs_baseline is None:
             diff = "no baseline"
         else:
-            diff = format_difference(config.vs_baseline)
+            diff = format_difference(config.vs_baseline, config.estimate.mean)
         rows.append(
             (
                 label,
@@ -92,10 +93,12 @@ def table_rows(c: Confirmation) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def _against(other: str, d: Estimate | None, outcome: Outcome | None) -> str:
+def _against(
+    other: str, d: Estimate | None, outcome: Outcome | None, scale: float | None = None
+) -> str:
     if d is None or outcome is None:
         return ""
-    shown = f"(difference {format_difference(d)})"
+    shown = f"(difference {format_difference(d, scale)})"
     if outcome == "better":
         return f"beats {other} beyond noise {shown}"
     if outcome == "worse":
@@ -119,12 +122,15 @@ def verdict_sentence(c: Confirmation) -> str:
     )
     parts = []
     baseline = c.baseline
+    scale = winner.estimate.mean
     if baseline is not None:
-        parts.append(_against(f"the {baseline.label}", v.vs_baseline, v.vs_baseline_outcome))
+        parts.append(_against(f"the {baseline.label}", v.vs_baseline, v.vs_baseline_outcome, scale))
     runner = c.runner_up
     if runner is not None:
         parts.append(
-            _against(f"the runner-up, {runner.label}", v.vs_runner_up, v.vs_runner_up_outcome)
+            _against(
+                f"the runner-up, {runner.label}", v.vs_runner_up, v.vs_runner_up_outcome, scale
+            )
         )
     parts = [p for p in parts if p]
     if not parts:
@@ -168,7 +174,8 @@ def export_header_lines(c: Confirmation) -> list[str]:
         name = (other.method or "ssi") if other.is_baseline else other.label
         lines.append(
             f"# {role}: {name}: {c.metric} = {format_estimate(other.estimate)} on "
-            f"{other.estimate.n} seeds; winner - {role} = {format_difference(diff)}: "
+            f"{other.estimate.n} seeds; winner - {role} = "
+            f"{format_difference(diff, winner.estimate.mean)}: "
             f"{_PLAIN[outcome]}"
         )
         if outcome == "worse":

@@ -9,6 +9,7 @@ plot functions an in-memory copy of the record's search trials.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
 
-__all__ = ["PLOT_NAMES", "TrialRow", "save_study_plots", "trial_rows"]
+__all__ = [
+    "PLOT_NAMES",
+    "ReplicateRow",
+    "TrialRow",
+    "replicate_rows",
+    "save_study_plots",
+    "trial_rows",
+]
 
 PLOT_NAMES = ("optimization_history", "param_importances", "parallel_coordinate")
 _log = logging.getLogger(__name__)
@@ -65,6 +73,69 @@ def _row(t: TrialRecord, number: int | None, params: dict[str, Any]) -> TrialRow
         mlflow_run_id=str(run_id) if run_id is not None else None,
         baseline=number is None,
     )
+
+
+@dataclass(frozen=True)
+class ReplicateRow:
+    """One trial of a companion study ``NAME:confirm``: a run outside the search (the SSI
+    baseline's search run, or a confirmation replicate), as `salsweep studies show
+    NAME:confirm` lists it."""
+
+    number: int  # the trial's number in the companion study
+    config: str  # the configuration's label: "trial 3", "baseline (ssi)"
+    params: dict[str, Any]  # the searched values it runs (the baseline: its loss method)
+    seed: int | None  # the training seed
+    role: str  # "search baseline" or "confirmation"
+    state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    value: float | None  # NaN: diverged (counted as NaN by the verdict)
+    metric: str | None  # what the value is: the search's metric, or its test split's
+    duration: float | None  # seconds
+    mlflow_run_id: str | None
+    note: str  # why a run has no value (diverged, a duplicate, ...), else ""
+
+
+_ROLES = {attrs.ROLE_SEARCH_BASELINE: "search baseline", attrs.ROLE_CONFIRMATION: "confirmation"}
+
+
+def replicate_rows(companion: StudyRecord) -> list[ReplicateRow]:
+    """Every trial of ``companion`` (a companion study's record) by number."""
+    search_metric = companion.user_attrs.get(attrs.SEARCH_METRIC)
+    test_metric = companion.user_attrs.get(attrs.COMPANION_METRIC)
+    rows = []
+    for t in companion.trials:
+        stored = t.user_attrs
+        key = stored.get(attrs.CONFIG_KEY)
+        role = str(stored.get(attrs.ROLE, attrs.ROLE_CONFIRMATION))
+        method = stored.get(attrs.METHOD)
+        value: float | None = t.value if t.state == COMPLETE else None
+        note = ""
+        if stored.get(attrs.NON_FINITE):
+            value, note = math.nan, f"diverged: {stored[attrs.NON_FINITE]}"
+        elif stored.get(attrs.DUPLICATE_OF) is not None:
+            note = f"a duplicate of trial {stored[attrs.DUPLICATE_OF]}, which runs this job"
+        elif key is None:
+            note = "no job (the queue was empty)"
+        metric = stored.get(attrs.COMPANION_METRIC) or (
+            search_metric if role == attrs.ROLE_SEARCH_BASELINE else test_metric
+        )
+        seed = stored.get(attrs.SEED)
+        run_id = stored.get(attrs.MLFLOW_RUN_ID)
+        rows.append(
+            ReplicateRow(
+                number=t.number,
+                config=attrs.config_label(str(key), method) if key is not None else "-",
+                params=dict(stored.get(attrs.PARAMS) or {}),
+                seed=int(seed) if seed is not None else None,
+                role=_ROLES.get(role, role),
+                state=t.state,
+                value=value,
+                metric=str(metric) if metric is not None else None,
+                duration=t.duration.total_seconds() if t.duration is not None else None,
+                mlflow_run_id=str(run_id) if run_id is not None else None,
+                note=note,
+            )
+        )
+    return rows
 
 
 def _in_memory(record: StudyRecord) -> optuna.Study:
