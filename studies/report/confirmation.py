@@ -9,14 +9,19 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studies.confirmation import Confirmation, ConfirmedConfig, Estimate, Outcome
 from studies.report.numbers import decimals_for, fixed, settings
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 __all__ = [
     "TABLE_HEADER",
     "confirmation_csv",
+    "confirmation_figure",
     "confirmation_markdown",
     "confirmation_metrics",
     "export_header_lines",
@@ -269,41 +274,59 @@ def confirmation_metrics(c: Confirmation) -> dict[str, float]:
 def save_confirmation_plot(c: Confirmation, path: Path) -> Path:
     """Each configuration's per-seed values as points, its mean and 95% interval as a bar;
     best mean on the left. Returns ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    from studies.report.plots import save_figure
+
+    figure = confirmation_figure(c)
+    try:
+        return save_figure(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def confirmation_figure(c: Confirmation) -> Figure:
+    """The figure `save_confirmation_plot` saves (the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(c.configs) + 1.5), 4.0))
-    try:
-        for x, config in enumerate(c.configs):
-            values = [v for v in config.values.values() if math.isfinite(v)]
-            offsets = [0.08 * (i - (len(values) - 1) / 2) for i in range(len(values))]
-            colour = "tab:grey" if config.is_baseline else "tab:blue"
-            if config.key == c.verdict.winner:
-                colour = "tab:green"
-            ax.scatter([x + o for o in offsets], values, s=18, color=colour, alpha=0.6, zorder=2)
-            e = config.estimate
-            if e.n:
-                err = e.half_width if e.has_interval else 0.0
-                ax.errorbar(
-                    [x + 0.3],
-                    [e.mean],
-                    yerr=[[err], [err]],
-                    fmt="o",
-                    color=colour,
-                    capsize=5,
-                    zorder=3,
-                )
-        ax.set_xticks(range(len(c.configs)))
-        ax.set_xticklabels([config.label for config in c.configs], rotation=20, ha="right")
-        better = "lower" if c.direction == "minimize" else "higher"
-        ax.set_ylabel(f"{c.metric} ({better} is better)")
-        ax.set_title("per-seed values (points), mean and 95% CI (bar)")
-        ax.grid(axis="y", alpha=0.3)
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100)
-    finally:
-        plt.close(figure)
-    return path
+    # The default style whatever was drawn before (Optuna's plots switch to ggplot).
+    with plt.style.context("default"):
+        figure, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(c.configs) + 1.5), 4.0))
+        try:
+            _draw_confirmation(c, ax)
+            figure.tight_layout()
+        except BaseException:
+            plt.close(figure)
+            raise
+    return figure
+
+
+def _draw_confirmation(c: Confirmation, ax: Axes) -> None:
+    for x, config in enumerate(c.configs):
+        values = [v for v in config.values.values() if math.isfinite(v)]
+        offsets = [0.08 * (i - (len(values) - 1) / 2) for i in range(len(values))]
+        colour = "tab:grey" if config.is_baseline else "tab:blue"
+        if config.key == c.verdict.winner:
+            colour = "tab:green"
+        ax.scatter([x + o for o in offsets], values, s=18, color=colour, alpha=0.6, zorder=2)
+        e = config.estimate
+        if e.n:
+            err = e.half_width if e.has_interval else 0.0
+            ax.errorbar(
+                [x + 0.3],
+                [e.mean],
+                yerr=[[err], [err]],
+                fmt="o",
+                color=colour,
+                capsize=5,
+                zorder=3,
+            )
+    ax.set_xticks(range(len(c.configs)))
+    ax.set_xticklabels([config.label for config in c.configs], rotation=20, ha="right")
+    better = "lower" if c.direction == "minimize" else "higher"
+    ax.set_ylabel(f"{c.metric} ({better} is better)")
+    ax.set_title(f"study {c.study_name}\nper-seed values (points), mean and 95% CI (bar)")
+    ax.grid(axis="y", alpha=0.3)

@@ -1,4 +1,5 @@
-"""studies.report.trials on real Optuna studies in SQLite: trial rows and plot files."""
+"""studies.report.trials and .plots on real Optuna studies in SQLite: trial rows, replicate
+rows and plot files (the plots' readability: test_plots.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from studies.report.trials import (
-    ReplicateRow,
-    TrialRow,
-    replicate_rows,
-    save_study_plots,
-    trial_rows,
-)
+from studies.report.plots import save_study_plots
+from studies.report.trials import ReplicateRow, TrialRow, replicate_rows, trial_rows
 from studies.store import as_record
 from studies.store.records import companion_study
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline
