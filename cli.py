@@ -791,6 +791,13 @@ def studies_sync(name: str, storage: str | None, tracking_uri: str | None, home:
     help="With --format packnet: print the lines that declare the loss's keys in "
     "packnet-sfm's configs/default_config.py.",
 )
+@click.option(
+    "--with-training",
+    is_flag=True,
+    help="With --format packnet: also write the proxy run's optimiser (lr, weight decay), "
+    "epochs and batch size, which were tuned for salsweep's small proxy network (left out "
+    "by default: the file holds the loss).",
+)
 @_storage_option
 @_home_option
 def studies_export(
@@ -798,10 +805,18 @@ def studies_export(
     output: Path | None,
     fmt: str,
     print_defaults: bool,
+    with_training: bool,
     storage: str | None,
     home: Path,
 ) -> None:
-    """Write the best trial's configuration of study NAME."""
+    """Write the best trial's configuration of study NAME.
+
+    The confirmed winner's when the study has a confirmation. --format trainer: the whole
+    training config (salsweep train FILE runs it again); --format packnet: the loss and its
+    parameters, to merge into a packnet-sfm run config.
+    """
+    if with_training and fmt != "packnet":
+        raise click.UsageError("--with-training needs --format packnet")
     if print_defaults:
         if fmt != "packnet":
             raise click.UsageError("--print-defaults needs --format packnet")
@@ -815,7 +830,12 @@ def studies_export(
     from studies import export_best, read_study, write_export
 
     study = read_study(name, _storage_url(storage, home))
-    text = export_best(study, fmt, filename=str(output))  # type: ignore[arg-type]
+    text = export_best(
+        study,
+        fmt,  # type: ignore[arg-type]
+        filename=str(output),
+        with_training=with_training,
+    )
     write_export(text, output)
     err.print(f"wrote {output} ({fmt} format)")
 
