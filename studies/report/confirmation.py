@@ -38,10 +38,11 @@ TABLE_HEADER = ("config", "params", "seeds", "mean ± 95% CI", "vs baseline ± 9
 
 def _interval(e: Estimate, scale: float | None = None) -> str:
     """``0.2345 ± 0.0123 [0.2222, 0.2468]``: every number at the decimals that give the
-    largest 4-5 significant digits (`decimals_for`), so that they line up; ``scale``: the
-    magnitude to take the decimals from instead (a difference is shown at the precision of
-    the values it compares)."""
-    d = decimals_for(e.mean, e.half_width, e.low, e.high) if scale is None else decimals_for(scale)
+    largest 4-5 significant digits (`decimals_for`), so that they line up. ``scale``: the
+    values a difference compares (e.g. a configuration's mean), whose precision it is shown
+    at, or at 3 significant digits of its own when it is smaller than that shows."""
+    own = decimals_for(e.mean, e.half_width, e.low, e.high)
+    d = own if scale is None else max(decimals_for(scale), own - 1)
     if not e.has_interval:
         return f"{fixed(e.mean, d)} ± n/a"
     return f"{fixed(e.mean, d)} ± {fixed(e.half_width, d)} [{fixed(e.low, d)}, {fixed(e.high, d)}]"
