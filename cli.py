@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,6 +21,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # rich.progress loads where progress is drawn (sweeps), not for a read
     from rich.progress import Progress, TaskID
+    from rich.text import Text
 
     from studies import Confirmation, StudyRecord, SweepOutcome
 
@@ -149,11 +150,12 @@ class _RichObserver:
         )
 
     def trial_started(self, number: int, params: dict[str, object], epochs: int) -> None:
-        shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
         self.progress.reset(
             self.epochs, total=epochs, visible=True, description=f"{self.prefix}trial {number}"
         )
-        self.progress.console.print(f"{self.prefix}trial {number}: {shown}", markup=False)
+        self.progress.console.print(
+            f"{self.prefix}trial {number}: {_settings(params)}", markup=False, soft_wrap=True
+        )
 
     def epoch_finished(self, number: int, epoch: int, metrics: dict[str, float]) -> None:
         self.run_epoch_finished(f"trial {number}", epoch, metrics)
@@ -163,19 +165,20 @@ class _RichObserver:
     ) -> None:
         self.progress.advance(self.trials)
         self.progress.update(self.epochs, visible=False)
-        shown = "" if value is None else f" value={value:.5g}"
-        why = f" ({reason})" if reason and state != "COMPLETE" else ""
         self.progress.console.print(
-            f"{self.prefix}trial {number}: {state}{shown}{why}", markup=False
+            f"{self.prefix}trial {number}: {_ending(state, value, reason)}",
+            markup=False,
+            soft_wrap=True,
         )
 
     # Runs outside the search: the SSI baseline and the confirmation's replicates.
     def run_started(self, label: str, params: dict[str, object], epochs: int) -> None:
-        shown = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in params.items())
         self.progress.reset(
             self.epochs, total=epochs, visible=True, description=f"{self.prefix}{label}"
         )
-        self.progress.console.print(f"{self.prefix}{label}: {shown}", markup=False)
+        self.progress.console.print(
+            f"{self.prefix}{label}: {_settings(params)}", markup=False, soft_wrap=True
+        )
 
     def run_epoch_finished(self, label: str, epoch: int, metrics: dict[str, float]) -> None:
         value = metrics.get(self.metric, math.nan)
@@ -188,9 +191,9 @@ class _RichObserver:
 
     def run_finished(self, label: str, state: str, value: float | None, reason: str | None) -> None:
         self.progress.update(self.epochs, visible=False)
-        shown = "" if value is None else f" value={value:.5g}"
-        why = f" ({reason})" if reason and state != "COMPLETE" else ""
-        self.progress.console.print(f"{self.prefix}{label}: {state}{shown}{why}", markup=False)
+        self.progress.console.print(
+            f"{self.prefix}{label}: {_ending(state, value, reason)}", markup=False, soft_wrap=True
+        )
 
     def tracking_wait(self, runs: int, seconds: float) -> None:
         self.progress.console.print(
@@ -210,8 +213,24 @@ def _study_name(_ctx: click.Context, _param: click.Parameter, value: str | None)
     return check_study_name(value)
 
 
-def _fmt(value: object) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def _settings(params: dict[str, Any]) -> str:
+    """``lambda_sg=0.3786, num_scales=3``: searched values at readable precision."""
+    from studies.report.numbers import settings
+
+    return settings(params)
+
+
+def _ending(state: str, value: float | None, reason: str | None) -> str:
+    """How a trial or run ended, in a progress line. A pruned trial was stopped early on
+    purpose, not a failure: ``PRUNED at epoch 2 (val/abs_rel_align=0.4261), stopped early``."""
+    from studies.report.numbers import figure
+
+    if state == "COMPLETE":
+        return f"COMPLETE value={figure(value)}"
+    if state == "PRUNED" and reason and reason.startswith("pruned "):
+        return f"PRUNED {reason.removeprefix('pruned ')}: stopped early by the pruner"
+    shown = "" if value is None else f" value={figure(value)}"
+    return f"{state}{shown}" + (f" ({reason})" if reason else "")
 
 
 class _WorkersType(click.ParamType):
@@ -473,12 +492,19 @@ def _storage_url(storage: str | None, home: Path) -> str:
 @_storage_option
 @_home_option
 def studies_list(storage: str | None, home: Path) -> None:
-    """Every study in the storage, with its trial counts and best value."""
-    from studies import study_summaries
+    """Every study in the storage, with its trial counts and best value; each study's
+    companion NAME:confirm (its baseline and confirmation runs) on the row after it."""
+    from studies.attrs import is_companion_name
+    from studies.report.numbers import figure
+    from studies.store.catalog import study_summaries
 
     table = Table("study", "trials", "complete", "pruned", "failed", "best", "started")
-    for s in study_summaries(_storage_url(storage, home)):
-        best = "-" if s.best_value is None else f"{s.best_value:.5g}"
+    companions = False
+    for s in study_summaries(_storage_url(storage, home), companions=True):
+        companion = is_companion_name(s.name)
+        companions = companions or companion
+        # A companion's values belong to several configurations (and splits): no best.
+        best = "-" if companion else figure(s.best_value)
         started = s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-"
         table.add_row(
             s.name,
@@ -490,23 +516,78 @@ def studies_list(storage: str | None, home: Path) -> None:
             started,
         )
     out.print(table)
+    if companions:
+        out.print(
+            "NAME:confirm: the SSI baseline's and the confirmation's runs of study NAME "
+            "(salsweep studies show NAME:confirm); no best: its values are per configuration",
+            markup=False,
+            highlight=False,
+        )
+
+
+# How the tables show a trial's state: a pruned trial was stopped early on purpose.
+_STATE_STYLE = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}
+
+
+def _state(state: str) -> Text:
+    from rich.text import Text
+
+    return Text(state, style=_STATE_STYLE.get(state, ""))
 
 
 def _print_study(study: StudyRecord, confirmation: Confirmation | None) -> None:
     """The trials table and the confirmation of a study read once (``confirmation``: its
     confirmation, None when it has none yet)."""
     from studies import trial_rows
+    from studies.report.numbers import figure
 
     name = study.study_name
     table = Table("trial", "state", "params", "value", "duration", "MLflow run", title=name)
-    for row in trial_rows(study):
-        params = ", ".join(f"{k.split('.')[-1]}={_fmt(v)}" for k, v in row.params.items())
-        value = "-" if row.value is None else f"{row.value:.5g}"
+    rows = trial_rows(study)
+    for row in rows:
         duration = "-" if row.duration is None else f"{row.duration:.1f}s"
         number = "baseline" if row.number is None else str(row.number)
-        table.add_row(number, row.state, params, value, duration, row.mlflow_run_id or "-")
+        table.add_row(
+            number,
+            _state(row.state),
+            _settings(row.params),
+            figure(row.value),
+            duration,
+            row.mlflow_run_id or "-",
+        )
     out.print(table)
+    counts = _state_counts(row.state for row in rows if not row.baseline)
+    if counts:
+        out.print(counts, markup=False, highlight=False)
     _print_confirmation(study, confirmation)
+    if study.companion is not None:
+        out.print(
+            f"the baseline's and the confirmation's runs, one per seed: salsweep studies show "
+            f"{study.study_name}:confirm",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _state_counts(states: Iterable[str]) -> str:
+    """``12 trials: 5 complete, 7 pruned (stopped early by the pruner: no value, not a
+    failure), 0 failed``."""
+    found = list(states)
+    if not found:
+        return ""
+    pruned = found.count("PRUNED")
+    parts = [f"{found.count('COMPLETE')} complete"]
+    parts.append(
+        f"{pruned} pruned (stopped early by the pruner: no value, not a failure)"
+        if pruned
+        else "0 pruned"
+    )
+    parts.append(f"{found.count('FAIL')} failed")
+    others = len(found) - found.count("COMPLETE") - pruned - found.count("FAIL")
+    if others:
+        parts.append(f"{others} running or waiting")
+    return f"{len(found)} trials: " + ", ".join(parts)
 
 
 def _print_confirmation(study: StudyRecord, confirmation: Confirmation | None) -> None:
@@ -531,11 +612,62 @@ def _print_confirmation(study: StudyRecord, confirmation: Confirmation | None) -
 @_storage_option
 @_home_option
 def studies_show(name: str, storage: str | None, home: Path) -> None:
-    """A table of the trials of study NAME, and its confirmation with the verdict."""
-    from studies import load_confirmation, read_study
+    """A table of the trials of study NAME, and its confirmation with the verdict.
+
+    NAME:confirm (the companion study) lists the runs outside the search: the SSI
+    baseline's search run and the confirmation's replicates, one per seed.
+    """
+    from studies import load_confirmation
+    from studies.attrs import is_companion_name
+
+    if is_companion_name(name):
+        from studies.store.catalog import read_companion
+
+        study = read_companion(name, _storage_url(storage, home))
+        _print_replicates(name, study)
+        _print_confirmation(study, load_confirmation(study))
+        return
+    from studies import read_study
 
     study = read_study(name, _storage_url(storage, home))
     _print_study(study, load_confirmation(study))
+
+
+def _print_replicates(name: str, study: StudyRecord) -> None:
+    """The trials of the companion study of ``study``: one row per run, with its
+    configuration, training seed, role, state, value and MLflow run."""
+    from rich.text import Text
+
+    from studies.report import replicate_rows
+    from studies.report.numbers import figure
+
+    assert study.companion is not None
+    title = f"{name}: the runs outside the search of study {study.study_name}"
+    table = Table("trial", "config", "seed", "role", "state", "value", "metric", title=title)
+    table.add_column("MLflow run", no_wrap=True)  # whole, to copy
+    rows = replicate_rows(study.companion)
+    for row in rows:
+        value = figure(row.value) + (f" ({row.note})" if row.note else "")
+        table.add_row(
+            str(row.number),
+            row.config,
+            "-" if row.seed is None else str(row.seed),
+            row.role,
+            _state(row.state),
+            Text(value),
+            row.metric or "-",
+            row.mlflow_run_id or "-",
+        )
+    out.print(table)
+    if not rows:
+        out.print("no runs yet", markup=False)
+    out.print(
+        "each configuration's searched values: the confirmation table below, or salsweep "
+        f"studies show {study.study_name}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @studies.command("confirm")
@@ -659,6 +791,13 @@ def studies_sync(name: str, storage: str | None, tracking_uri: str | None, home:
     help="With --format packnet: print the lines that declare the loss's keys in "
     "packnet-sfm's configs/default_config.py.",
 )
+@click.option(
+    "--with-training",
+    is_flag=True,
+    help="With --format packnet: also write the proxy run's optimiser (lr, weight decay), "
+    "epochs and batch size, which were tuned for salsweep's small proxy network (left out "
+    "by default: the file holds the loss).",
+)
 @_storage_option
 @_home_option
 def studies_export(
@@ -666,10 +805,18 @@ def studies_export(
     output: Path | None,
     fmt: str,
     print_defaults: bool,
+    with_training: bool,
     storage: str | None,
     home: Path,
 ) -> None:
-    """Write the best trial's configuration of study NAME."""
+    """Write the best trial's configuration of study NAME.
+
+    The confirmed winner's when the study has a confirmation. --format trainer: the whole
+    training config (salsweep train FILE runs it again); --format packnet: the loss and its
+    parameters, to merge into a packnet-sfm run config.
+    """
+    if with_training and fmt != "packnet":
+        raise click.UsageError("--with-training needs --format packnet")
     if print_defaults:
         if fmt != "packnet":
             raise click.UsageError("--print-defaults needs --format packnet")
@@ -683,7 +830,12 @@ def studies_export(
     from studies import export_best, read_study, write_export
 
     study = read_study(name, _storage_url(storage, home))
-    text = export_best(study, fmt, filename=str(output))  # type: ignore[arg-type]
+    text = export_best(
+        study,
+        fmt,  # type: ignore[arg-type]
+        filename=str(output),
+        with_training=with_training,
+    )
     write_export(text, output)
     err.print(f"wrote {output} ({fmt} format)")
 

@@ -26,6 +26,7 @@ __all__ = [
     "check_method",
     "is_sparse_method",
     "is_ssi_method",
+    "loss_metric_names",
     "method_params",
     "packnet_method",
     "packnet_name",
@@ -94,6 +95,32 @@ def method_params(name: str) -> tuple[str, ...]:
         ValueError: ``name`` is not a loss method.
     """
     return SSI_PARAMS if is_ssi_method(check_method(name)) else SCALE_ADAPTIVE_PARAMS
+
+
+def loss_metric_names(
+    method: str, *, num_scales: int, use_absolute: bool = True, with_mask: bool = True
+) -> tuple[str, ...]:
+    """The names of the metrics ``get_loss(method, num_scales=..., use_absolute=...)``
+    returns from a call with (``with_mask``) or without a mask, in the loss's order: what
+    `ScaleAdaptiveLoss.metric_names` and `SSILoss.metric_names` return (written here, with
+    no torch, so that a sweep spec's objective can be checked without loading torch).
+
+    Raises:
+        ValueError: ``method`` is not a loss method.
+    """
+    scales = tuple(f"gradient/scale_{k}" for k in range(1, num_scales + 1))
+    if is_ssi_method(check_method(method)):
+        return ("ssi/data", *scales, "ssi/gradient", "total_loss")
+    # The absolute term is active with a mask, or always for the sparse method.
+    absolute = use_absolute and (with_mask or is_sparse_method(method))
+    return (
+        "scale_adaptive/relative",
+        *(("scale_adaptive/absolute",) if absolute else ()),
+        *scales,
+        "total_loss",
+        "loss_sa",
+        "loss_sg",
+    )
 
 
 def ssi_counterpart(name: str) -> LossMethod:

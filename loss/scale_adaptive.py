@@ -57,7 +57,12 @@ from dataclasses import dataclass
 
 import torch
 
-from loss.names import GRADIENT_NORMALIZATIONS, GradientNormalization, LossMethod
+from loss.names import (
+    GRADIENT_NORMALIZATIONS,
+    GradientNormalization,
+    LossMethod,
+    loss_metric_names,
+)
 from loss.ops import (
     downscale,
     inv2depth,
@@ -137,15 +142,13 @@ class ScaleAdaptiveLoss:
         return "sparse-scale-adaptive" if self.sparse else "scale-adaptive"
 
     def metric_names(self, with_mask: bool) -> tuple[str, ...]:
-        """The metric names of a call with (``with_mask``) or without a mask, in order."""
-        absolute = self.use_absolute and (with_mask or self.sparse)
-        return (
-            "scale_adaptive/relative",
-            *(("scale_adaptive/absolute",) if absolute else ()),
-            *(f"gradient/scale_{k}" for k in range(1, self.num_scales + 1)),
-            "total_loss",
-            "loss_sa",
-            "loss_sg",
+        """The metric names of a call with (``with_mask``) or without a mask, in order
+        (``loss.names.loss_metric_names``: torch-free, for the sweep spec's checks)."""
+        return loss_metric_names(
+            self.method,
+            num_scales=self.num_scales,
+            use_absolute=self.use_absolute,
+            with_mask=with_mask,
         )
 
     def __call__(

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import torch
 
-from loss.names import LossMethod
+from loss.names import LossMethod, loss_metric_names
 from loss.ops import masked_sum, safe_divide, select
 from loss.output import LossOutput
 from loss.validation import check_bool, check_inputs, check_non_negative, check_num_scales
@@ -130,9 +130,9 @@ class SSILoss:
         return "sparse-ssi" if self.sparse else "ssi"
 
     def metric_names(self, with_mask: bool) -> tuple[str, ...]:
-        """The metric names of a call, in order (the same with or without a mask)."""
-        scales = (f"gradient/scale_{k}" for k in range(1, self.num_scales + 1))
-        return ("ssi/data", *scales, "ssi/gradient", "total_loss")
+        """The metric names of a call, in order (the same with or without a mask;
+        ``loss.names.loss_metric_names``)."""
+        return loss_metric_names(self.method, num_scales=self.num_scales, with_mask=with_mask)
 
     def __call__(
         self,

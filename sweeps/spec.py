@@ -22,6 +22,7 @@ from sweeps import checks
 from sweeps.command import CommandSpec
 from sweeps.command_checks import command_sweep_problems
 from sweeps.errors import SpecError, SpecProblem, problems_from_validation
+from sweeps.metric_checks import metric_problems
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched
 from sweeps.paths import apply_values
 from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
@@ -142,6 +143,8 @@ def semantic_problems(
         out += checks.budget_problems(search, sampler, budget)
     if pruner is not None:
         out += checks.pruner_problems(effective, search, pruner)
+    if objective is not None and baseline is not None:
+        out += metric_problems(effective, search, objective, baseline)
     return out
 
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from cli import _is_user_error, cli
 from studies.store.catalog import StudyMismatch
+from studies.tracking import ServerInfo
 from sweeps import SpecError, SpecProblem
 from trainer import load_train_config
 from trainer.errors import UserError
@@ -147,6 +148,36 @@ def test_unreachable_tracking_server_creates_nothing(tmp_path: Path) -> None:
     assert not (home / "optuna.db").exists()
 
 
+def test_launch_refuses_an_unknown_metric_before_creating_anything(
+    tmp_path: Path, mlflow_server: ServerInfo
+) -> None:
+    """A typo in the objective's metric is found by the spec's checks: no study, no data
+    dir, no MLflow experiment, no trained trial (it used to fail after a whole trial)."""
+    from mlflow import MlflowClient
+
+    data = yaml.safe_load((ROOT / "sweeps" / "default.yaml").read_text())
+    data["name"] = "typo-metric"
+    data["objective"]["metric"] = "val/absrel"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    home = tmp_path / "home"
+    code, output = run(
+        "sweep", "launch", str(spec), "--home", str(home), "--tracking-uri", mlflow_server.url
+    )
+    assert code == 1, output
+    assert "objective.metric: 'val/absrel' is not a metric of the built-in trainer (did you " in (
+        " ".join(output.split())
+    )
+    assert "mean 'val/abs_rel'?)" in " ".join(output.split())
+    assert "Traceback" not in output and "unexpected" not in output
+    assert not home.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+    assert MlflowClient(mlflow_server.url).get_experiment_by_name("typo-metric") is None
+    # `sweep validate` says the same, and creates nothing either.
+    code, output = run("sweep", "validate", str(spec))
+    assert code == 1 and "did you mean 'val/abs_rel'?" in " ".join(output.split())
+
+
 def test_storage_password_is_never_printed() -> None:
     code, output = run(
         "studies",
@@ -222,3 +253,95 @@ def test_sweep_schema_describes_the_spec() -> None:
     assert schema["title"] == "SweepSpec"
     assert set(schema["properties"]) >= {"name", "base", "search", "budget", "confirm"}
     assert "search" in schema["required"]
+
+
+def _confirmed_study(home: Path) -> None:
+    """Study ``s`` as a confirmed sweep leaves it (no training): search trials (one pruned),
+    the SSI baseline's run and replicates in its companion study ``s:confirm``."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from studies.home import default_storage_url
+    from studies.store.storage import open_storage
+    from tests.studies.confirm_helpers import add_replicate, add_search_baseline
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=open_storage(default_storage_url(home)))
+    study.set_user_attr("objective_metric", "val/abs_rel_align")
+    for value, state in ((0.123456789, TrialState.COMPLETE), (None, TrialState.PRUNED)):
+        study.add_trial(
+            create_trial(
+                state=state,
+                value=value,
+                params={"loss.lambda_sg": 0.123456789},
+                distributions={"loss.lambda_sg": FloatDistribution(0.05, 2.0)},
+                user_attrs={"mlflow_run_id": f"run-{len(study.trials)}"},
+            )
+        )
+    add_search_baseline(study, 0.45, seed=0)
+    for seed, (mine, base) in enumerate(((0.00012345, 0.00023456), (0.00013579, 0.00024681)), 1):
+        add_replicate(study, "trial-0", seed, mine, params={"loss.lambda_sg": 0.123456789})
+        add_replicate(study, "baseline", seed, base)
+
+
+def test_studies_list_and_show_know_the_companion_study(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _confirmed_study(home)
+    code, output = run("studies", "list", "--home", str(home))
+    assert code == 0, output
+    rows = [line.split("│")[1:-1] for line in output.splitlines() if line.startswith("│")]
+    assert [[cell.strip() for cell in row][:6] for row in rows] == [
+        ["s", "2", "1", "1", "0", "0.12346"],  # 5 significant digits
+        ["s:confirm", "5", "5", "0", "0", "-"],  # no best across configurations
+    ]
+    assert "NAME:confirm: the SSI baseline's and the confirmation's runs of study NAME" in output
+
+    code, output = run("studies", "show", "s:confirm", "--home", str(home))
+    assert code == 0, output
+    text = " ".join(output.split())
+    assert "s:confirm: the runs outside the search of study s" in text
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in output.splitlines()
+        if line.startswith("│") and ("confirmation" in line or "search baseline" in line)
+    ]
+    assert rows[0] == [
+        "0",
+        "baseline (ssi)",
+        "0",
+        "search baseline",
+        "COMPLETE",
+        "0.45",
+        "-",
+        "baseline-0-search-baseline",
+    ]
+    assert rows[1] == [
+        "1",
+        "trial 0",
+        "1",
+        "confirmation",
+        "COMPLETE",
+        "0.00012345",
+        "test/abs_rel_align",
+        "trial-0-1-confirmation",
+    ]
+    # ... then the confirmation itself, at 4 significant digits: tiny values keep theirs.
+    assert "0.0001296 ± 0.0000784 [0.0000512, 0.0002080]" in text
+    assert "trial 0 (winner)" in text and "The winner, trial 0" in text
+
+    code, output = run("studies", "show", "s", "--home", str(home))
+    assert code == 0, output
+    text = " ".join(output.split())
+    assert "2 trials: 1 complete, 1 pruned (stopped early by the pruner: no value, not a " in text
+    assert "failure), 0 failed" in text
+    assert "lambda_sg=0.1235" in text and "0.12346" in text and "0.123456789" not in text
+    assert "runs, one per seed: salsweep studies show s:confirm" in text
+
+
+def test_show_a_companion_that_is_not_there(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _confirmed_study(home)
+    code, output = run("studies", "show", "nope:confirm", "--home", str(home))
+    assert code == 1
+    assert "no study named 'nope:confirm'" in output and "Traceback" not in output

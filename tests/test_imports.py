@@ -98,6 +98,7 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
         (["studies", "list", *h], 0, OPTUNA + PYDANTIC),
         (["studies", "show", "s", *h], 0, OPTUNA + PYDANTIC),
         (["studies", "show", "nope", *h], 1, OPTUNA + PYDANTIC),
+        (["studies", "show", "s:confirm", *h], 1, OPTUNA + PYDANTIC),  # s has no companion
         (["studies", "export", "s", "-o", str(tmp_path / "best.yaml"), *h], 0, OPTUNA),
         (
             ["studies", "export", "s", "--format", "packnet", "-o", str(tmp_path / "p.yaml"), *h],

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from trainer.errors import UserError
     from trainer.io import ConfigError, dump_train_config, load_train_config, parse_train_config
     from trainer.loop import NonFiniteLoss, RunResult, batch_loss, fit, resolve_device
+    from trainer.metric_names import epoch_metric_names
     from trainer.selection import DEFAULT_SELECTION, EpochSelection
     from trainer.validation import describe_validation_error
 
@@ -37,6 +38,7 @@ _NAMES: dict[str, str] = {
     "batch_loss": "trainer.loop",
     "describe_validation_error": "trainer.validation",
     "dump_train_config": "trainer.io",
+    "epoch_metric_names": "trainer.metric_names",
     "fit": "trainer.loop",
     "load_train_config": "trainer.io",
     "parse_train_config": "trainer.io",
@@ -58,6 +60,7 @@ __all__ = [
     "batch_loss",
     "describe_validation_error",
     "dump_train_config",
+    "epoch_metric_names",
     "fit",
     "load_train_config",
     "parse_train_config",

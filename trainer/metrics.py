@@ -34,10 +34,12 @@ everything is computed in float64.
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+
+from trainer.metric_names import ALIGNMENTS, METRIC_NAMES, Alignment, metric_keys
 
 __all__ = [
     "ALIGNMENTS",
@@ -49,23 +51,9 @@ __all__ = [
     "metric_keys",
 ]
 
-METRIC_NAMES: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
-
-Alignment = Literal["none", "median", "scale_shift"]
-
-# Each alignment and the suffix of its metric names.
-ALIGNMENTS: dict[Alignment, str] = {"none": "", "median": "_med", "scale_shift": "_align"}
-
 # Garg et al.'s crop of KITTI images, as fractions of the ground truth's height and width.
 _GARG_ROWS = (0.40810811, 0.99189189)
 _GARG_COLS = (0.03594771, 0.96405229)
-
-
-def metric_keys() -> tuple[str, ...]:
-    """Every key of ``DepthMetricAccumulator.compute()``: ``abs_rel`` .. ``a3``, the same
-    with ``_med`` and with ``_align``, then ``num_images``."""
-    keys = [name + suffix for suffix in ALIGNMENTS.values() for name in METRIC_NAMES]
-    return (*keys, "num_images")
 
 
 def garg_crop_mask(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""What a study tells people: trial rows and plots, the confirmation in words, tables,
+"""What a study tells people: trial rows, plots, the confirmation in words, tables,
 CSV and a plot, and the export of the winner (trainer and packnet-sfm formats).
 
 Its names load on first use (see loss.lazy).
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from studies.report.confirmation import (
         TABLE_HEADER,
         confirmation_csv,
+        confirmation_figure,
         confirmation_markdown,
         confirmation_metrics,
         export_header_lines,
@@ -30,9 +31,15 @@ if TYPE_CHECKING:
     from studies.report.packnet import (
         PACKNET_FORK_DECLARATIONS,
     )
-    from studies.report.trials import (
-        TrialRow,
+    from studies.report.plots import (
+        save_figure,
         save_study_plots,
+        study_figures,
+    )
+    from studies.report.trials import (
+        ReplicateRow,
+        TrialRow,
+        replicate_rows,
         trial_rows,
     )
 
@@ -42,6 +49,7 @@ __getattr__, __dir__, __all__ = lazy_face(
         "studies.report.confirmation": (
             "TABLE_HEADER",
             "confirmation_csv",
+            "confirmation_figure",
             "confirmation_markdown",
             "confirmation_metrics",
             "export_header_lines",
@@ -56,9 +64,15 @@ __getattr__, __dir__, __all__ = lazy_face(
             "write_export",
         ),
         "studies.report.packnet": ("PACKNET_FORK_DECLARATIONS",),
-        "studies.report.trials": (
-            "TrialRow",
+        "studies.report.plots": (
+            "save_figure",
             "save_study_plots",
+            "study_figures",
+        ),
+        "studies.report.trials": (
+            "ReplicateRow",
+            "TrialRow",
+            "replicate_rows",
             "trial_rows",
         ),
     },

@@ -9,13 +9,19 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studies.confirmation import Confirmation, ConfirmedConfig, Estimate, Outcome
+from studies.report.numbers import decimals_for, fixed, settings
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "TABLE_HEADER",
     "confirmation_csv",
+    "confirmation_figure",
     "confirmation_markdown",
     "confirmation_metrics",
     "export_header_lines",
@@ -30,38 +36,39 @@ __all__ = [
 TABLE_HEADER = ("config", "params", "seeds", "mean ± 95% CI", "vs baseline ± 95% CI")
 
 
-def _num(value: float) -> str:
-    # Fixed decimals: a mean and its half-width line up and read at the same precision.
-    return f"{value:.4f}" if math.isfinite(value) else "n/a"
+def _interval(e: Estimate, scale: float | None = None) -> str:
+    """``0.2345 ± 0.0123 [0.2222, 0.2468]``: every number at the decimals that give the
+    largest 4-5 significant digits (`decimals_for`), so that they line up. ``scale``: the
+    values a difference compares (e.g. a configuration's mean), whose precision it is shown
+    at, or at 3 significant digits of its own when it is smaller than that shows."""
+    own = decimals_for(e.mean, e.half_width, e.low, e.high)
+    d = own if scale is None else max(decimals_for(scale), own - 1)
+    if not e.has_interval:
+        return f"{fixed(e.mean, d)} ± n/a"
+    return f"{fixed(e.mean, d)} ± {fixed(e.half_width, d)} [{fixed(e.low, d)}, {fixed(e.high, d)}]"
 
 
 def format_estimate(e: Estimate) -> str:
-    """``0.2345 ± 0.0123 [0.2222, 0.2468]``; ``0.2345 ± n/a`` with one value."""
+    """``0.2345 ± 0.0123 [0.2222, 0.2468]``; ``0.2345 ± n/a`` with one value; 4 significant
+    digits below 1, 5 from 1 on (``12.345 ± 0.210 [12.135, 12.555]``)."""
     if e.n == 0:
         return "n/a"
-    if not e.has_interval:
-        return f"{_num(e.mean)} ± n/a"
-    return f"{_num(e.mean)} ± {_num(e.half_width)} [{_num(e.low)}, {_num(e.high)}]"
+    return _interval(e)
 
 
-def format_difference(d: Estimate) -> str:
-    """``-0.0712 ± 0.0150 [-0.0862, -0.0562], 3 pairs``."""
+def format_difference(d: Estimate, scale: float | None = None) -> str:
+    """``-0.0712 ± 0.0150 [-0.0862, -0.0562], 3 pairs``; ``scale``: the values compared
+    (e.g. a configuration's mean), whose precision the difference is shown at."""
     if d.n == 0:
         return "no shared seed"
     sign = "+" if d.mean >= 0 else ""
     pairs = f"{d.n} pair{'s' if d.n != 1 else ''}"
-    if not d.has_interval:
-        return f"{sign}{_num(d.mean)} ± n/a, {pairs}"
-    return f"{sign}{_num(d.mean)} ± {_num(d.half_width)} [{_num(d.low)}, {_num(d.high)}], {pairs}"
+    return f"{sign}{_interval(d, scale)}, {pairs}"
 
 
 def format_params(params: dict[str, Any]) -> str:
     """``lambda_sg=0.3, num_scales=2`` (the last part of each dotted name)."""
-
-    def fmt(value: Any) -> str:
-        return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-    return ", ".join(f"{k.split('.')[-1]}={fmt(v)}" for k, v in params.items())
+    return settings(params)
 
 
 def _seeds(c: ConfirmedConfig) -> str:
@@ -79,7 +86,7 @@ def table_rows(c: Confirmation) -> list[tuple[str, str, str, str, str]]:
         elif config.vs_baseline is None:
             diff = "no baseline"
         else:
-            diff = format_difference(config.vs_baseline)
+            diff = format_difference(config.vs_baseline, config.estimate.mean)
         rows.append(
             (
                 label,
@@ -92,10 +99,12 @@ def table_rows(c: Confirmation) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def _against(other: str, d: Estimate | None, outcome: Outcome | None) -> str:
+def _against(
+    other: str, d: Estimate | None, outcome: Outcome | None, scale: float | None = None
+) -> str:
     if d is None or outcome is None:
         return ""
-    shown = f"(difference {format_difference(d)})"
+    shown = f"(difference {format_difference(d, scale)})"
     if outcome == "better":
         return f"beats {other} beyond noise {shown}"
     if outcome == "worse":
@@ -119,12 +128,15 @@ def verdict_sentence(c: Confirmation) -> str:
     )
     parts = []
     baseline = c.baseline
+    scale = winner.estimate.mean
     if baseline is not None:
-        parts.append(_against(f"the {baseline.label}", v.vs_baseline, v.vs_baseline_outcome))
+        parts.append(_against(f"the {baseline.label}", v.vs_baseline, v.vs_baseline_outcome, scale))
     runner = c.runner_up
     if runner is not None:
         parts.append(
-            _against(f"the runner-up, {runner.label}", v.vs_runner_up, v.vs_runner_up_outcome)
+            _against(
+                f"the runner-up, {runner.label}", v.vs_runner_up, v.vs_runner_up_outcome, scale
+            )
         )
     parts = [p for p in parts if p]
     if not parts:
@@ -168,7 +180,8 @@ def export_header_lines(c: Confirmation) -> list[str]:
         name = (other.method or "ssi") if other.is_baseline else other.label
         lines.append(
             f"# {role}: {name}: {c.metric} = {format_estimate(other.estimate)} on "
-            f"{other.estimate.n} seeds; winner - {role} = {format_difference(diff)}: "
+            f"{other.estimate.n} seeds; winner - {role} = "
+            f"{format_difference(diff, winner.estimate.mean)}: "
             f"{_PLAIN[outcome]}"
         )
         if outcome == "worse":
@@ -262,41 +275,59 @@ def confirmation_metrics(c: Confirmation) -> dict[str, float]:
 def save_confirmation_plot(c: Confirmation, path: Path) -> Path:
     """Each configuration's per-seed values as points, its mean and 95% interval as a bar;
     best mean on the left. Returns ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+
+    from studies.report.plots import save_figure
+
+    figure = confirmation_figure(c)
+    try:
+        return save_figure(figure, path)
+    finally:
+        plt.close(figure)
+
+
+def confirmation_figure(c: Confirmation) -> Figure:
+    """The figure `save_confirmation_plot` saves (the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never a window
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(c.configs) + 1.5), 4.0))
-    try:
-        for x, config in enumerate(c.configs):
-            values = [v for v in config.values.values() if math.isfinite(v)]
-            offsets = [0.08 * (i - (len(values) - 1) / 2) for i in range(len(values))]
-            colour = "tab:grey" if config.is_baseline else "tab:blue"
-            if config.key == c.verdict.winner:
-                colour = "tab:green"
-            ax.scatter([x + o for o in offsets], values, s=18, color=colour, alpha=0.6, zorder=2)
-            e = config.estimate
-            if e.n:
-                err = e.half_width if e.has_interval else 0.0
-                ax.errorbar(
-                    [x + 0.3],
-                    [e.mean],
-                    yerr=[[err], [err]],
-                    fmt="o",
-                    color=colour,
-                    capsize=5,
-                    zorder=3,
-                )
-        ax.set_xticks(range(len(c.configs)))
-        ax.set_xticklabels([config.label for config in c.configs], rotation=20, ha="right")
-        better = "lower" if c.direction == "minimize" else "higher"
-        ax.set_ylabel(f"{c.metric} ({better} is better)")
-        ax.set_title("per-seed values (points), mean and 95% CI (bar)")
-        ax.grid(axis="y", alpha=0.3)
-        figure.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=100)
-    finally:
-        plt.close(figure)
-    return path
+    # The default style whatever was drawn before (Optuna's plots switch to ggplot).
+    with plt.style.context("default"):
+        figure, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(c.configs) + 1.5), 4.0))
+        try:
+            _draw_confirmation(c, ax)
+            figure.tight_layout()
+        except BaseException:
+            plt.close(figure)
+            raise
+    return figure
+
+
+def _draw_confirmation(c: Confirmation, ax: Axes) -> None:
+    for x, config in enumerate(c.configs):
+        values = [v for v in config.values.values() if math.isfinite(v)]
+        offsets = [0.08 * (i - (len(values) - 1) / 2) for i in range(len(values))]
+        colour = "tab:grey" if config.is_baseline else "tab:blue"
+        if config.key == c.verdict.winner:
+            colour = "tab:green"
+        ax.scatter([x + o for o in offsets], values, s=18, color=colour, alpha=0.6, zorder=2)
+        e = config.estimate
+        if e.n:
+            err = e.half_width if e.has_interval else 0.0
+            ax.errorbar(
+                [x + 0.3],
+                [e.mean],
+                yerr=[[err], [err]],
+                fmt="o",
+                color=colour,
+                capsize=5,
+                zorder=3,
+            )
+    ax.set_xticks(range(len(c.configs)))
+    ax.set_xticklabels([config.label for config in c.configs], rotation=20, ha="right")
+    better = "lower" if c.direction == "minimize" else "higher"
+    ax.set_ylabel(f"{c.metric} ({better} is better)")
+    ax.set_title(f"study {c.study_name}\nper-seed values (points), mean and 95% CI (bar)")
+    ax.grid(axis="y", alpha=0.3)

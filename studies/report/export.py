@@ -21,7 +21,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from studies import attrs
 from studies.attrs import trial_number
@@ -124,6 +124,7 @@ def _header(
     confirmation: Confirmation | None,
     fmt: ExportFormat,
     filename: str,
+    with_training: bool = False,
 ) -> list[str]:
     metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "objective"))
     direction = study.direction
@@ -154,7 +155,7 @@ def _header(
     else:
         from studies.report.packnet import packnet_header_lines
 
-        lines += packnet_header_lines(filename)
+        lines += packnet_header_lines(study.study_name, with_training=with_training)
     return lines
 
 
@@ -176,11 +177,15 @@ def _search_baseline(study: StudyRecord, metric: str) -> str:
     return f"{where}: no value, {state}"
 
 
-def _packnet(config: TrainConfig, name: str) -> dict[str, Any]:
-    """packnet-sfm's layout (studies/packnet.py): the loss under model.loss."""
-    from studies.report.packnet import packnet_config
+def _packnet(config: TrainConfig, name: str, with_training: bool) -> str:
+    """packnet-sfm's layout (studies/report/packnet.py) as YAML: the loss under model.loss,
+    the keys that read alike annotated."""
+    import yaml
 
-    return packnet_config(config, name)
+    from studies.report.packnet import annotate_packnet_yaml, packnet_config
+
+    body = packnet_config(config, name, with_training=with_training)
+    return annotate_packnet_yaml(yaml.safe_dump(body, sort_keys=False))
 
 
 def export_best(
@@ -189,31 +194,33 @@ def export_best(
     *,
     filename: str = "best.yaml",
     confirmation: Confirmation | Unread | None = UNREAD,
+    with_training: bool = False,
 ) -> str:
     """YAML text of the winner's configuration (see `exported_trial`) with a comment
     header: the confirmation's mean, interval, seeds, the baseline's, and whether the
     winner is distinguishable from the runner-up and the baseline (or "unconfirmed").
 
     ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
-    packnet-sfm's layout. ``filename`` only appears in the reproduce command.
+    packnet-sfm's layout, the loss only (``with_training``: also the proxy run's optimiser,
+    epochs and batch size). ``filename`` only appears in the reproduce command.
     ``confirmation``: the record's, when the caller has it already (else read from it).
     Raises `ExportError` when there is no complete search trial.
     """
+    if with_training and fmt != "packnet":
+        raise ValueError("with_training applies to the packnet format only")
     if fmt not in ("trainer", "packnet"):
         raise ValueError(f"unknown export format {fmt!r} (valid: trainer, packnet)")
     if isinstance(confirmation, Unread):
         confirmation = load_confirmation(record)
     trial, confirmation = exported_trial(record, confirmation)
     config = _config(record, trial)
-    header = "\n".join(_header(record, trial, confirmation, fmt, filename)) + "\n"
+    lines = _header(record, trial, confirmation, fmt, filename, with_training)
+    header = "\n".join(lines) + "\n"
     if fmt == "trainer":
         from trainer.io import dump_train_config
 
         return header + dump_train_config(config)
-    import yaml
-
-    body = _packnet(config, f"{record.study_name}-trial-{trial.number}")
-    return header + yaml.safe_dump(body, sort_keys=False)
+    return header + _packnet(config, f"{record.study_name}-trial-{trial.number}", with_training)
 
 
 def write_export(text: str, path: Path) -> None:

@@ -13,10 +13,11 @@ pruner.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from studies import attrs
-from studies.attrs import companion_name, is_companion_name
+from studies.attrs import CONFIRM_SUFFIX, companion_name, is_companion_name
 from studies.store import tables
 from studies.store.records import StudyRecord, StudySummary, as_record
 from studies.urls import error_line, redact_url
@@ -34,7 +35,9 @@ __all__ = [
     "StudySummary",
     "load_study",
     "quiet_optuna_logs",
+    "read_companion",
     "read_study",
+    "search_name",
     "stored_spec",
     "study_summaries",
 ]
@@ -66,8 +69,9 @@ def _read_error(exc: Exception, storage_url: str) -> StorageReadError:
     return StorageReadError(f"cannot read the Optuna storage {redact_url(storage_url)}: {detail}")
 
 
-def study_summaries(storage_url: str) -> list[StudySummary]:
-    """Every study in the storage, by name (companion ``NAME:confirm`` studies hidden)."""
+def study_summaries(storage_url: str, *, companions: bool = False) -> list[StudySummary]:
+    """Every study in the storage, by name; with ``companions``, each companion study
+    ``NAME:confirm`` right after its study (else they are left out)."""
     try:
         with tables.connect(storage_url) as db:
             try:
@@ -78,7 +82,14 @@ def study_summaries(storage_url: str) -> list[StudySummary]:
         found = []
     except tables.Unreadable:
         found = _summaries_through_optuna(storage_url)
-    return sorted((s for s in found if not is_companion_name(s.name)), key=lambda s: s.name)
+    shown = (s for s in found if companions or not is_companion_name(s.name))
+    return sorted(shown, key=lambda s: (search_name(s.name), is_companion_name(s.name)))
+
+
+def search_name(name: str) -> str:
+    """The search study a study name belongs to: ``NAME`` for ``NAME:confirm``, else the
+    name itself."""
+    return name.removesuffix(CONFIRM_SUFFIX)
 
 
 def _summaries_through_optuna(storage_url: str) -> list[StudySummary]:
@@ -136,6 +147,55 @@ def read_study(name: str, storage_url: str) -> StudyRecord:
         trials=study.trials,
         companion=found[companion],
     )
+
+
+def read_companion(name: str, storage_url: str) -> StudyRecord:
+    """The companion study ``name`` (``NAME:confirm``: the SSI baseline's run and the
+    confirmation's replicates), read with its search study ``NAME``: the search study's
+    record, its ``companion`` set. What `salsweep studies show NAME:confirm` reads.
+
+    Raises `StudyMismatch` when there is no such companion study (saying so when the
+    search study exists but has made no run outside the search yet).
+    """
+    if not is_companion_name(name):
+        raise StudyMismatch(f"{name!r} is not the name of a companion study (NAME:confirm)")
+    base = search_name(name)
+    try:
+        with tables.connect(storage_url) as db:
+            try:
+                ids = tables.study_names(db)
+                if name not in ids:
+                    raise _no_companion(name, base, list(ids))
+                wanted = [ids[name]] + ([ids[base]] if base in ids else [])
+                found = tables.read_studies(db, wanted)
+            except db.error as exc:
+                raise _read_error(exc, storage_url) from None
+    except tables.NoDatabase:
+        raise _unknown(name, []) from None
+    except tables.Unreadable:
+        record = as_record(load_study(base, storage_url))
+        if record.companion is None:
+            raise _no_companion(name, base, [base]) from None
+        return record
+    companion = found[ids[name]]
+    if base not in ids:  # the search study was deleted: the companion alone
+        return StudyRecord(
+            study_name=base,
+            direction=companion.direction,
+            user_attrs={},
+            trials=(),
+            companion=companion,
+        )
+    return replace(found[ids[base]], companion=companion)
+
+
+def _no_companion(name: str, base: str, names: list[str]) -> StudyMismatch:
+    if base in names:
+        return StudyMismatch(
+            f"study {base!r} has no companion study {name!r} yet: it has run no SSI baseline "
+            f"and no confirmation (salsweep studies confirm {base})"
+        )
+    return _unknown(name, names)
 
 
 def stored_spec(name: str, storage_url: str) -> SweepSpec:

@@ -138,16 +138,16 @@ def test_header(study: optuna.Study) -> None:
 
 def test_packnet_layout(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet")
-    assert "# reproduce (in packnet-sfm): python scripts/train.py best.yaml" in text
     assert header(text)["trial"] == "2"
     doc = yaml.safe_load(text)
-    assert list(doc) == ["name", "model", "datasets", "arch"]
+    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer.
+    assert list(doc) == ["name", "model"]
     assert doc["name"] == "demo-trial-2"
+    assert list(doc["model"]) == ["name", "loss"]
     assert doc["model"]["name"] == "SemiSupModel"
-    # The loss under model.loss (studies/packnet.py; tests/studies/test_packnet.py merges it
-    # with packnet-sfm's own loader).
+    # The loss under model.loss (studies/report/packnet.py; test_packnet.py merges it with
+    # packnet-sfm's own loader).
     assert "params" not in doc["model"]
-    assert "salsweep studies export NAME --format packnet --print-defaults" in text
     loss = doc["model"]["loss"]
     assert {k: loss[k] for k in ("supervised_method", "lambda_sg", "num_scales")} == {
         "supervised_method": "salsweep-scale-adaptive",
@@ -161,9 +161,60 @@ def test_packnet_layout(study: optuna.Study) -> None:
         "supervised_loss_weight": 1.0,
         **trial_loss.loss_params(),
     }
-    assert doc["model"]["optimizer"]["depth"] == {"lr": 0.004, "weight_decay": 1e-4}
+    # The depth range is the loss's (the data's range of sweeps/default.yaml).
+    assert (loss["min_depth"], loss["max_depth"]) == (1.0, 80.0)
+
+
+def test_packnet_with_training_adds_the_proxy_runs_settings(study: optuna.Study) -> None:
+    text = export_best(as_record(study), "packnet", with_training=True)
+    doc = yaml.safe_load(text)
+    assert list(doc) == ["name", "model", "datasets", "arch"]
+    assert list(doc["model"]) == ["name", "optimizer", "loss"]
+    assert doc["model"]["optimizer"] == {
+        "name": "AdamW",
+        "depth": {"lr": 0.004, "weight_decay": 1e-4},
+    }
     assert doc["datasets"]["train"]["batch_size"] == 4
     assert doc["arch"]["max_epochs"] == 4
+    assert (
+        doc["model"]["loss"]
+        == yaml.safe_load(export_best(as_record(study), "packnet"))["model"]["loss"]
+    )
+    assert "(--with-training: tuned for salsweep's small proxy network, not for yours)" in text
+    with pytest.raises(ValueError, match="packnet format only"):
+        export_best(as_record(study), "trainer", with_training=True)
+
+
+def test_packnet_header_says_one_thing_to_do(study: optuna.Study) -> None:
+    text = export_best(as_record(study), "packnet", filename="out/best.yaml")
+    comments = [line for line in text.splitlines() if line.startswith("#")]
+    # One instruction (merge), no command that pretends the file runs alone.
+    assert [line for line in comments if line.startswith("# to use: ")] == [
+        "# to use: merge it into your packnet-sfm run config (the YAML you pass to "
+        "scripts/train.py); your depth_net, data sets and schedule stay yours"
+    ]
+    assert not [line for line in comments if "reproduce" in line]
+    assert "out/best.yaml" not in text
+    needs = header(text)["needs, once in your packnet-sfm copy"]
+    assert "the loss registered at start-up, before the model is built" in needs
+    assert "loss.packnet.register_packnet_loss" in needs
+    assert 'README, "Use the loss in your own trainer / in packnet-sfm"' in needs
+    assert "salsweep studies export demo --format packnet --print-defaults" in needs
+    assert header(text)["holds"].startswith("the loss and its parameters (model.loss)")
+    assert "--with-training adds them" in header(text)["holds"]
+
+
+def test_packnet_scales_are_explained_beside_their_keys(study: optuna.Study) -> None:
+    text = export_best(as_record(study), "packnet")
+    lines = {line.split(":")[0].strip(): line for line in text.splitlines() if ":" in line}
+    assert lines["supervised_num_scales"] == (
+        "    supervised_num_scales: 1  # packnet-sfm's outputs supervised: the full-resolution "
+        "one only"
+    )
+    assert lines["num_scales"] == (
+        "    num_scales: 4  # the loss's gradient scales within that one output (not outputs)"
+    )
+    assert lines["max_depth"].startswith("    max_depth: 80.0  # the loss's depth range (m)")
 
 
 def test_config_rebuilt_from_the_spec_when_not_stored(tmp_path: Path, spec: SweepSpec) -> None:

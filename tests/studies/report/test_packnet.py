@@ -107,6 +107,7 @@ CONFIG = TrainConfig.model_validate(
             "use_absolute": False,
             "use_inv_depth": True,
         },
+        "data": {"min_depth": 0.5, "max_depth": 40.0},
         "epochs": 12,
         "batch_size": 6,
         "lr": 3e-4,
@@ -141,7 +142,9 @@ def test_declarations_add_only_new_keys_with_loss_config_defaults() -> None:
 
 
 def test_export_merges_and_values_arrive(tmp_path: Path) -> None:
-    text = yaml.safe_dump(packnet_config(CONFIG, "demo-trial-3"), sort_keys=False)
+    text = yaml.safe_dump(
+        packnet_config(CONFIG, "demo-trial-3", with_training=True), sort_keys=False
+    )
     cfg = merged(text, tmp_path)
     assert cfg.name == "demo-trial-3"
     assert cfg.model.name == "SemiSupModel"
@@ -155,10 +158,21 @@ def test_export_merges_and_values_arrive(tmp_path: Path) -> None:
     assert loss.supervised_loss_weight == 1.0
     assert (loss.lambda_sg, loss.epsilon, loss.num_scales) == (0.7, 1e-6, 2)
     assert (loss.use_absolute, loss.use_inv_depth) == (False, True)
+    assert (loss.min_depth, loss.max_depth) == (0.5, 40.0)  # the loss's own range
     assert loss.ssim_loss_weight == 0.85  # untouched
     assert cfg.datasets.train.batch_size == 6
     assert cfg.arch.max_epochs == 12
     assert cfg.model.params.max_depth == 80.0  # evaluation settings are not the loss's
+
+
+def test_by_default_the_users_training_settings_stay(tmp_path: Path) -> None:
+    """Without with_training the file holds the loss: a merge keeps the user's optimiser,
+    epochs and batch size (upstream's defaults here)."""
+    cfg = merged(yaml.safe_dump(packnet_config(CONFIG, "x"), sort_keys=False), tmp_path)
+    assert (cfg.model.optimizer.name, cfg.model.optimizer.depth.lr) == ("Adam", 0.0002)
+    assert cfg.datasets.train.batch_size == 8
+    assert cfg.arch.max_epochs == 50
+    assert cfg.model.loss.lambda_sg == 0.7 and cfg.model.loss.max_depth == 40.0
 
 
 def test_ssi_winner_writes_only_its_own_parameters(tmp_path: Path) -> None:
@@ -208,7 +222,19 @@ def test_exported_study_file_merges(tmp_path: Path) -> None:
     cfg = merged(export_best(as_record(study), "packnet"), tmp_path)
     assert cfg.name == "demo-trial-0"
     assert cfg.model.loss.lambda_sg == 0.7
-    assert cfg.arch.max_epochs == 12
+    assert cfg.model.loss.num_scales == 2  # annotated in the file: read the same
+    assert cfg.model.loss.supervised_num_scales == 1
+    assert cfg.model.loss.min_depth == 0.5
+    assert cfg.arch.max_epochs == 50  # the proxy's 12 epochs are not the user's
+    with_training = export_best(as_record(study), "packnet", with_training=True)
+    assert merged(with_training, tmp_path).arch.max_epochs == 12
+    # The command line's flag.
+    out = tmp_path / "cli.yaml"
+    storage = ["--storage", f"sqlite:///{tmp_path}/s.db"]
+    args = ["studies", "export", "demo", "--format", "packnet", "-o", str(out), *storage]
+    result = CliRunner().invoke(cli.cli, [*args, "--with-training"])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == with_training.replace("best.yaml", str(out))
 
 
 def test_cli_prints_the_declarations() -> None:
@@ -229,3 +255,6 @@ def test_cli_prints_the_declarations() -> None:
     missing = runner.invoke(cli.cli, ["studies", "export", "any"])
     assert missing.exit_code == 2
     assert "--output" in missing.output
+    training = runner.invoke(cli.cli, ["studies", "export", "any", "--with-training"])
+    assert training.exit_code == 2
+    assert "--with-training needs --format packnet" in training.output

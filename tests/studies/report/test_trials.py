@@ -1,7 +1,9 @@
-"""studies.report.trials on real Optuna studies in SQLite: trial rows and plot files."""
+"""studies.report.trials and .plots on real Optuna studies in SQLite: trial rows, replicate
+rows and plot files (the plots' readability: test_plots.py)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from studies.report.trials import TrialRow, save_study_plots, trial_rows
+from studies.report.plots import save_study_plots
+from studies.report.trials import ReplicateRow, TrialRow, replicate_rows, trial_rows
 from studies.store import as_record
-from tests.studies.confirm_helpers import add_search_baseline
+from studies.store.records import companion_study
+from tests.studies.confirm_helpers import add_replicate, add_search_baseline
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -91,6 +95,59 @@ def test_baseline_heads_the_rows_from_the_companion_study(tmp_path: Path) -> Non
     assert rows[0].params == {"loss.method": "ssi"}
     assert rows[0].mlflow_run_id == "baseline-0-search-baseline"
     assert len(study.trials) == 1  # the main study holds the search's trial only
+
+
+def test_replicate_rows_name_each_run(tmp_path: Path) -> None:
+    """The companion study's trials as `studies show NAME:confirm` lists them: the
+    configuration's label, seed, role, state, value (NaN for a diverged run) and run id."""
+    study = make_study(tmp_path)
+    add(study, p(0.2, 2, True), 0.3)
+    add_search_baseline(study, 0.45, seed=0)
+    add_replicate(study, "trial-0", 1, 0.31, params=p(0.2, 2, True))
+    add_replicate(study, "trial-0", 2, float("nan"), params=p(0.2, 2, True))  # diverged
+    add_replicate(study, "baseline", 1, 0.5)
+    companion = companion_study(study)
+    assert companion is not None
+    companion.set_user_attr("search_metric", "val/abs_rel_align")
+    companion.add_trial(  # a copy of a job queued twice, pruned
+        create_trial(
+            state=TrialState.PRUNED,
+            user_attrs={
+                "config_key": "trial-0",
+                "seed": 1,
+                "role": "confirmation",
+                "duplicate_of": 1,
+            },
+        )
+    )
+    record = as_record(study)
+    assert record.companion is not None
+    rows = replicate_rows(record.companion)
+    assert [(r.number, r.config, r.seed, r.role, r.state) for r in rows] == [
+        (0, "baseline (ssi)", 0, "search baseline", "COMPLETE"),
+        (1, "trial 0", 1, "confirmation", "COMPLETE"),
+        (2, "trial 0", 2, "confirmation", "PRUNED"),
+        (3, "baseline (ssi)", 1, "confirmation", "COMPLETE"),
+        (4, "trial 0", 1, "confirmation", "PRUNED"),
+    ]
+    assert rows[1] == ReplicateRow(
+        number=1,
+        config="trial 0",
+        params=p(0.2, 2, True),
+        seed=1,
+        role="confirmation",
+        state="COMPLETE",
+        value=0.31,
+        metric="test/abs_rel_align",
+        duration=rows[1].duration,
+        mlflow_run_id="trial-0-1-confirmation",
+        note="",
+    )
+    assert rows[0].metric == "val/abs_rel_align"  # the search's metric, on validation
+    assert math.isnan(rows[2].value or 0.0)
+    assert rows[2].note == "diverged: non-finite training loss"
+    assert rows[4].value is None
+    assert rows[4].note == "a duplicate of trial 1, which runs this job"
 
 
 def is_png(path: Path) -> bool:

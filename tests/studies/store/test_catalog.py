@@ -26,6 +26,7 @@ from studies.store.catalog import (
     StudyMismatch,
     _summaries_through_optuna,
     load_study,
+    read_companion,
     read_study,
     stored_spec,
     study_summaries,
@@ -244,3 +245,36 @@ def test_unknown_study_names_the_known_ones(tmp_path: Path) -> None:
     optuna.create_study(study_name="bare", storage=open_storage(url))
     with pytest.raises(StudyMismatch, match="it has no spec"):
         stored_spec("bare", url)
+
+
+def test_companions_are_listed_after_their_study_when_asked(url: str) -> None:
+    _study(url, "a")
+    _study(url, "a-2")  # sorts between "a" and "a:confirm" by name alone
+    names = [s.name for s in study_summaries(url, companions=True)]
+    assert names == ["a", "a:confirm", "a-2", "a-2:confirm"]
+    companion = study_summaries(url, companions=True)[1]
+    assert (companion.n_trials, companion.n_complete) == (1, 1)
+    assert [s.name for s in study_summaries(url)] == ["a", "a-2"]
+
+
+def test_read_companion_gives_the_study_with_its_companion(url: str) -> None:
+    _study(url)
+    record = read_companion("s:confirm", url)
+    assert record.study_name == "s" and record == read_study("s", url)
+    assert record.companion is not None and record.companion.study_name == "s:confirm"
+    assert record.companion.trials[0].user_attrs["config_key"] == "trial-1"
+
+
+def test_read_companion_says_why_there_is_none(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    optuna.create_study(study_name="bare", storage=open_storage(url))
+    with pytest.raises(
+        StudyMismatch,
+        match=r"study 'bare' has no companion study 'bare:confirm' yet: it has run no SSI "
+        r"baseline and no confirmation \(salsweep studies confirm bare\)",
+    ):
+        read_companion("bare:confirm", url)
+    with pytest.raises(StudyMismatch, match=r"no study named 'x:confirm' in this storage"):
+        read_companion("x:confirm", url)
+    with pytest.raises(StudyMismatch, match="not the name of a companion study"):
+        read_companion("bare", url)
