@@ -17,6 +17,7 @@ __all__ = [
     "DIRECTION",
     "DUPLICATE_OF",
     "FAIL_REASON",
+    "LABEL",
     "LATE_RUN_ID",
     "METHOD",
     "MLFLOW_EXPERIMENT_ID",
@@ -25,6 +26,7 @@ __all__ = [
     "NON_FINITE",
     "OBJECTIVE_METRIC",
     "PARAMS",
+    "PARAM_PREFIX",
     "ROLE",
     "ROLE_CONFIRMATION",
     "ROLE_SEARCH_BASELINE",
@@ -72,6 +74,10 @@ NON_FINITE = "non_finite"  # a replicate that diverged (its value counts as NaN)
 DUPLICATE_OF = "duplicate_of"
 COMPANION_METRIC = "metric"  # the metric a replicate (and the companion study) scores
 SEARCH_METRIC = "search_metric"  # on the companion study: the search's objective metric
+# Readable fields for optuna-dashboard: the configuration's label ("trial 7", "baseline
+# (ssi)"), and one scalar per searched value (PARAM_PREFIX + its dotted path).
+LABEL = "label"
+PARAM_PREFIX = "param."
 
 # Values of ROLE.
 ROLE_SEARCH_BASELINE = "search-baseline"

@@ -34,6 +34,7 @@ from studies.attrs import (
     BASELINE_KEY,
     ROLE_CONFIRMATION,
     ROLE_SEARCH_BASELINE,
+    config_label,
     confirmation_metric,
     trial_key,
 )
@@ -89,11 +90,14 @@ class ReplicateJob:
         return (self.key, self.seed, self.role)
 
     def user_attrs(self) -> dict[str, Any]:
+        method = None if self.config is None else self.config.loss.method
         stored: dict[str, Any] = {
             attrs.CONFIG_KEY: self.key,
             attrs.SEED: self.seed,
             attrs.ROLE: self.role,
             attrs.PARAMS: self.params,
+            attrs.LABEL: config_label(self.key, method),
+            **{f"{attrs.PARAM_PREFIX}{name}": value for name, value in self.params.items()},
         }
         if self.config is not None:
             stored[attrs.METHOD] = self.config.loss.method

@@ -103,6 +103,14 @@ def test_jobs(tmp_path: Path, spec: SweepSpec) -> None:
             "loss.method": "sparse-ssi"
         }
     assert jobs[0].user_attrs()["config"]["seed"] == 11
+    # Readable in optuna-dashboard: a label and one scalar field per searched value.
+    shown = jobs[0].user_attrs()
+    assert shown["label"] == "trial 1"
+    assert {k: v for k, v in shown.items() if k.startswith("param.")} == {
+        f"param.{k}": v for k, v in p(0.2).items()
+    }
+    assert jobs[3].user_attrs()["label"] == "baseline (sparse-ssi)"
+    assert jobs[3].user_attrs()["param.loss.method"] == "sparse-ssi"
     first = baseline_search_job(spec)
     assert (first.key, first.seed, first.role) == ("baseline", 10, "search-baseline")
     no_baseline = parse_spec({**spec.model_dump(mode="json"), "baseline": False}, "t")
