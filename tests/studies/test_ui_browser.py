@@ -29,7 +29,7 @@ from studies.server import ServerInfo
 from studies.tracking import VALUE_METRIC, ChildState, Tracker
 from tests.studies.sweep_helpers import Sweep
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.slow  # browser: from the chromium fixture (tests/conftest.py)
 
 # The React app loads its bundles and then the runs: allow a slow, shared machine.
 WAIT_S = 60
