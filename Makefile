@@ -1,5 +1,6 @@
-# salsweep: `make sweep` runs the default sweep, `make test` runs every check.
-# Both set up .venv themselves on a fresh machine: `make sweep` installs what the sweep
+# salsweep: `make sweep` runs the default sweep, `make test` runs every check (what CI runs),
+# `make test-fast` the tests without servers or child processes (the edit loop).
+# They set up .venv themselves on a fresh machine: `make sweep` installs what the sweep
 # runs on (the runtime dependencies), `make test` adds the dev tools (pytest, ruff, mypy,
 # selenium, yacs). Set-up times: docs/BENCHMARKS.md, "Set-up and server start".
 PYTHON ?= python3
@@ -52,7 +53,8 @@ define install
 	fi
 endef
 
-.PHONY: all setup setup-dev sweep test lint typecheck pytest server server-stop bench clean
+.PHONY: all setup setup-dev sweep test test-fast lint typecheck pytest server server-stop \
+	bench clean
 
 all: test
 
@@ -94,10 +96,19 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# The 20 slowest tests are listed at the end of every run (CI's log shows where time goes).
+PYTEST_ARGS ?=
 pytest: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The edit loop: every test but those marked (from their fixtures, tests/conftest.py) as
+# using an MLflow server, a `salsweep` child process, PostgreSQL, Chromium or docker-compose.
+# Not a substitute for `make test`.
+FAST_MARKERS := not (server or cli_process or postgres or browser or compose)
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q --durations=10 -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/loss_bench.py

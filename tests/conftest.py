@@ -1,15 +1,23 @@
 """Fixtures shared by every test folder: system parts (MLflow server, PostgreSQL, Chromium,
-docker-compose) and the rule for when one is missing.
+docker-compose), the ``salsweep`` command line as a child process, the rule for when a
+system part is missing, and the test tiers.
 
 A missing system part skips its tests on a developer's machine, with the reason, but
 fails them in CI (``CI=true``), where ``.ci/run`` installs everything: a green CI never
 hides a test that did not run.
+
+Tiers: a test that uses one of the fixtures of ``FIXTURE_MARKERS`` (directly or through
+another fixture, such as the session's ``sweep``) gets that fixture's marker at collection
+(``pytest_collection_modifyitems``); ``make test-fast`` deselects those markers, ``make
+test`` runs everything. Nobody marks such a test by hand, and nobody forgets to.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shutil
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.process_helpers import SalsweepProcess
+from tests.tiers import FIXTURE_MARKERS
+
+# One intra-op thread for torch in the tests and every process they start (set before any
+# test module imports torch; children inherit it), unless the environment says otherwise.
+# The tests' networks are tiny, and on the 2-core machine, shared with a server, child
+# processes and other jobs, torch's second thread spins for a core it does not get:
+# tests/trainer/test_loop.py::test_it_learns took 78 s with 2 threads and 8 s with 1 at
+# load 5 (docs/BENCHMARKS.md, "Test suite tiers"). Local workers set their own share anyway
+# (studies.workers.plan).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 if TYPE_CHECKING:  # imported lazily: tests of other packages need no MLflow
     from studies.tracking.server import ServerInfo
 
@@ -25,6 +45,18 @@ POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
 POSTGRES_USERS = ("root", "postgres")  # trust auth: no password
 POSTGRES_MAINTENANCE_DB = "test"
+
+
+# ---------------------------------------------------------------------------- tiers
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by the fixtures it uses (FIXTURE_MARKERS)."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for fixture, marker in FIXTURE_MARKERS.items():
+            if fixture in used:
+                item.add_marker(marker)
 
 
 def require_system(component: str, available: bool, reason: str) -> None:
@@ -82,21 +114,92 @@ def assert_group_gone_fixture() -> Callable[[int], None]:
     return _assert_group_gone
 
 
+def _migrated(db: Path) -> bool:
+    """Whether ``db`` is an MLflow database whose schema migrations have run."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute("SELECT version_num FROM alembic_version").fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
+def _copy_sqlite(src: Path, dst: Path) -> None:
+    """A consistent copy of an SQLite database (the backup API, not a file copy)."""
+    with sqlite3.connect(src) as source, sqlite3.connect(dst) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+
+
 @pytest.fixture(scope="session")
-def mlflow_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mlflow_db_template(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """An empty MLflow SQLite database with its schema migrated, as a real ``mlflow server``
+    leaves it after its first start: copied into every fresh server home (``new_mlflow_home``)
+    so that no server of the tests migrates the schema again (a first start on an empty
+    SQLite file spends tens of seconds on it, a start on a migrated one a few).
+
+    Made once per session by starting and stopping a real server on an empty home, and kept
+    in pytest's cache (``.pytest_cache``) under the MLflow version, for the next session."""
+    from studies.home import MLFLOW_DB
+    from studies.tracking.server import start_server, stop_server
+    from tests.port_helpers import free_port
+
+    name = f"mlflow-{importlib.metadata.version('mlflow')}.db"
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    folder = cache.mkdir("salsweep-mlflow-db") if cache is not None else None
+    if folder is not None and _migrated(folder / name):
+        return folder / name
+
+    home = tmp_path_factory.mktemp("mlflow-template")
+    started = time.monotonic()
+    info = start_server(home, port=free_port(), timeout=240.0)
+    stop_server(home)
+    _assert_group_gone(info.pgid)
+    assert _migrated(home / MLFLOW_DB), "the MLflow server left no migrated database"
+    print(f"\nmigrated an MLflow database for the session in {time.monotonic() - started:.1f} s")
+    if folder is None:
+        return home / MLFLOW_DB
+    partial = folder / f"{name}.{os.getpid()}.tmp"
+    _copy_sqlite(home / MLFLOW_DB, partial)
+    partial.replace(folder / name)  # atomic: a concurrent session reads a whole file or none
+    return folder / name
+
+
+@pytest.fixture(scope="session")
+def new_mlflow_home(
+    mlflow_db_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """``new_mlflow_home(name)``: a fresh MLflow server home (a new temporary folder) holding
+    a copy of the migrated database template, so that a server starts there in seconds."""
+    from studies.home import MLFLOW_DB
+
+    def make(name: str) -> Path:
+        home = tmp_path_factory.mktemp(name)
+        _copy_sqlite(mlflow_db_template, home / MLFLOW_DB)
+        return home
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def mlflow_home(new_mlflow_home: Callable[[str], Path]) -> Path:
     """The data dir of the session's MLflow server (``mlflow.db``, ``mlartifacts/``)."""
-    return tmp_path_factory.mktemp("mlflow-home")
+    return new_mlflow_home("mlflow-home")
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(mlflow_home: Path) -> Iterator[ServerInfo]:
     """A real ``mlflow server`` on a free loopback port, started once per test session
-    (the first start migrates the SQLite schema: tens of seconds) and stopped at the end,
-    checking that none of its processes outlives it."""
+    on a copy of the migrated database template and stopped at the end, checking that
+    none of its processes outlives it."""
     from studies.tracking.server import start_server, stop_server
     from tests.port_helpers import free_port
 
+    started = time.monotonic()
     info = start_server(mlflow_home, port=free_port(), timeout=240.0)
+    print(f"\nstarted the session's MLflow server in {time.monotonic() - started:.1f} s")
     try:
         yield info
     finally:
@@ -104,6 +207,17 @@ def mlflow_server(mlflow_home: Path) -> Iterator[ServerInfo]:
         stop_server(mlflow_home)
         _assert_group_gone(info.pgid)
         print(f"\nstopped the session's MLflow server in {time.monotonic() - started:.1f} s")
+
+
+# ---------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture(scope="session")
+def salsweep_process() -> SalsweepProcess:
+    """The ``salsweep`` command line as a child process (``.run``, ``.popen``, ``.argv``):
+    for tests about the process boundary (signals, process groups, workers, limits of a
+    real process). Every other test runs the CLI in-process with click's ``CliRunner``."""
+    return SalsweepProcess()
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
@@ -129,9 +243,15 @@ def _postgres_connect(dbname: str) -> tuple[Any, str]:
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test (dropped afterwards), as an
     SQLAlchemy URL ``postgresql+psycopg2://USER@127.0.0.1:5432/salsweep_test_<hex>``."""
+    # Asked for at run time (request.getfixturevalue), it is invisible to the collection
+    # hook: such a test carries the marker itself (e.g. on its parameter), or the fast tier
+    # would run it.
+    assert request.node.get_closest_marker("postgres") is not None, (
+        f"{request.node.nodeid} uses PostgreSQL but is not marked postgres"
+    )
     try:
         admin, user = _postgres_connect(POSTGRES_MAINTENANCE_DB)
     except Exception as exc:  # no driver, refused, no such role/database

@@ -6,9 +6,10 @@ trial writes to the same folder and would fail the same way, each after a traini
 
 Real parts: a tmpfs mounted on the study's output folder (needs root: `mount`, then
 `mount -o remount` to make room; without it the test is skipped, or fails under CI=true),
-the session's real MLflow server and `salsweep` subprocesses. The trainer's own test needs
-no mount: a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored) makes writes past 4 KiB fail
-with EFBIG, the error a process meets when its file-size limit (not the disk) is spent.
+the session's real MLflow server, and the sweep's commands run in-process (click's
+CliRunner). The trainer's own test needs no mount: a file-size limit (RLIMIT_FSIZE, SIGXFSZ
+ignored) on a `salsweep train` child process makes writes past 4 KiB fail with EFBIG, the
+error a process meets when its file-size limit (not the disk) is spent.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,16 +26,18 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from click.testing import CliRunner, Result
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from cli import cli
 from studies import load_study
 from studies.tracking.server import ServerInfo
 from sweeps import spec_to_yaml
+from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
 from trainer.io import OutputSpaceError, write_output
 
-ROOT = Path(__file__).resolve().parents[2]
 NAME = "diskfull"
 BUDGET = 3
 SMALL, BIG = 4, 64  # base channels: best.pt of 13 KB and of 1.4 MB
@@ -71,13 +73,13 @@ def make_room(path: Path, size: str) -> None:
     subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True, timeout=30)
 
 
-def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def invoke(*args: str) -> Result:
+    """``salsweep ARGS`` in this process; ``.stdout`` and ``.stderr`` apart."""
+    result = CliRunner().invoke(cli, list(args))
+    # Only SystemExit (the exit code) may leave the command: anything else would have been
+    # a traceback in a real process.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    return result
 
 
 def run_states(client: MlflowClient, experiment_id: str) -> dict[str, str]:
@@ -109,16 +111,15 @@ def _file_size_limit() -> None:  # runs in the child before exec
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
 
-def test_train_past_a_file_size_limit_is_one_line(tmp_path: Path) -> None:
+def test_train_past_a_file_size_limit_is_one_line(
+    tmp_path: Path, salsweep_process: SalsweepProcess
+) -> None:
     config = tmp_path / "train.yaml"
     config.write_text(yaml.safe_dump(tiny_spec("x").base.model_dump(mode="json")))
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "train", str(config), "--output-dir", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=_file_size_limit,
+    # A child process: the limit applies to a whole process.
+    done = salsweep_process.run(
+        "train", str(config), "--output-dir", str(out), timeout=300, preexec_fn=_file_size_limit
     )
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stdout + done.stderr
@@ -147,8 +148,8 @@ def test_disk_full_stops_the_sweep_and_resume_finishes_it(
     common = ("--home", str(home), "--tracking-uri", mlflow_server.url)
 
     with small_filesystem(outputs, "1m", require_system):
-        launched = cli("sweep", "launch", str(spec_file), *common)
-        assert launched.returncode == 1, launched.stderr[-3000:]
+        launched = invoke("sweep", "launch", str(spec_file), *common)
+        assert launched.exit_code == 1, launched.stderr[-3000:]
         assert "Traceback" not in launched.stdout + launched.stderr
         lines = error_lines(launched.stderr)
         assert len(lines) == 1, launched.stderr[-3000:]
@@ -172,8 +173,8 @@ def test_disk_full_stops_the_sweep_and_resume_finishes_it(
         assert runs == {"sweep": "KILLED", "trial-0": "FINISHED", "trial-1": "FAILED"}
 
         make_room(outputs, "64m")
-        resumed = cli("sweep", "resume", NAME, *common)
-        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        resumed = invoke("sweep", "resume", NAME, *common)
+        assert resumed.exit_code == 0, resumed.stderr[-3000:]
 
     states = [t.state for t in load_study(NAME, storage).get_trials()]
     shown = [s.name for s in states]

@@ -19,8 +19,10 @@ is printed resolved, and that output loads back to the same spec.
 
 `sweep validate` and rejected train configs run in-process (click's CliRunner) for the
 number of cases; `sweep launch --n-trials 1` and `train` also run as real processes on a
-smaller set, launch against the session's real MLflow server. A valid train config is
-only loaded, never trained; one valid spec full of YAML oddities is launched for real.
+smaller set (fixture ``salsweep_process``: a crash of the interpreter, a missed exit code
+or a line printed outside click shows there only), launch against the session's real MLflow
+server. A valid train config is only loaded, never trained; one valid spec full of YAML
+oddities is launched for real, in-process.
 
 Every test prints the cases it ran (``pytest -s``); with ``SALSWEEP_FUZZ_COUNTS=FILE`` it
 also appends them to FILE as JSON lines. Runs are derandomized (the same cases every run,
@@ -36,7 +38,6 @@ import math
 import os
 import re
 import subprocess
-import sys
 import types
 import typing
 from collections import Counter
@@ -53,9 +54,9 @@ from pydantic import BaseModel
 from cli import cli
 from sweeps import SpecError, load_spec, parse_spec, spec_to_yaml
 from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+from tests.process_helpers import SalsweepProcess
 from trainer import ConfigError, TrainConfig, load_train_config
 
-ROOT = Path(__file__).resolve().parents[2]
 SCALE = max(1, int(os.environ.get("SALSWEEP_FUZZ_SCALE", "1")))
 # No problem line of a rejected file is longer than this: a bomb or a long value is never
 # expanded into the message.
@@ -781,11 +782,11 @@ def test_train_config_fuzz(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- real processes
 
 
-def _salsweep(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), *args],
-        capture_output=True,
-        text=True,
+def _salsweep(
+    salsweep: SalsweepProcess, *args: str, cwd: Path, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return salsweep.run(
+        *args,
         timeout=timeout,
         cwd=cwd,
         env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
@@ -810,7 +811,9 @@ LAUNCH_CORPUS: list[bytes] = [
 
 
 @pytest.mark.slow
-def test_sweep_launch_rejects_fuzzed_specs(tmp_path: Path, mlflow_server: Any) -> None:
+def test_sweep_launch_rejects_fuzzed_specs(
+    tmp_path: Path, mlflow_server: Any, salsweep_process: SalsweepProcess
+) -> None:
     """`sweep launch --n-trials 1` as a real process: every rejected spec exits 1 with its
     message before anything exists: no data dir (Optuna storage), no MLflow experiment."""
     from mlflow.tracking import MlflowClient
@@ -835,6 +838,7 @@ def test_sweep_launch_rejects_fuzzed_specs(tmp_path: Path, mlflow_server: Any) -
         home, cwd, study = tmp_path / f"home-{i}", tmp_path / f"cwd-{i}", f"fuzz-launch-{i}"
         cwd.mkdir()
         done = _salsweep(
+            salsweep_process,
             "sweep",
             "launch",
             str(spec),
@@ -872,7 +876,7 @@ TRAIN_CORPUS: list[bytes] = [
 
 
 @pytest.mark.slow
-def test_train_rejects_fuzzed_configs(tmp_path: Path) -> None:
+def test_train_rejects_fuzzed_configs(tmp_path: Path, salsweep_process: SalsweepProcess) -> None:
     """`salsweep train` as a real process on rejected configs: exit 1 with the problems,
     no output folder, nothing in the working folder."""
     cases = Cases("train (subprocess, rejected configs)")
@@ -881,7 +885,7 @@ def test_train_rejects_fuzzed_configs(tmp_path: Path) -> None:
         config.write_bytes(content)
         cwd, out = tmp_path / f"cwd-{i}", tmp_path / f"out-{i}"
         cwd.mkdir()
-        done = _salsweep("train", str(config), "--output-dir", str(out), cwd=cwd)
+        done = _salsweep(salsweep_process, "train", str(config), "--output-dir", str(out), cwd=cwd)
         check_rejection(done.returncode, done.stdout + done.stderr)
         assert not out.exists() and _listing(cwd) == [], f"case {i}: files created"
         cases.add("rejected")
@@ -922,7 +926,8 @@ def test_odd_but_valid_spec_loads(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_odd_but_valid_spec_launches(tmp_path: Path, mlflow_server: Any) -> None:
-    """An accepted spec written with YAML oddities trains: `sweep launch --n-trials 1`."""
+    """An accepted spec written with YAML oddities trains: `sweep launch --n-trials 1`
+    (in-process: what is checked is the spec's way into a real sweep, not the process)."""
     from mlflow.tracking import MlflowClient
 
     from studies import load_study
@@ -932,23 +937,11 @@ def test_odd_but_valid_spec_launches(tmp_path: Path, mlflow_server: Any) -> None
     spec.write_bytes(ODD_VALID_SPEC.encode())
     home = tmp_path / "home"
     study = "fuzz-valid-launch"
-    done = _salsweep(
-        "sweep",
-        "launch",
-        str(spec),
-        "--n-trials",
-        "1",
-        "--study-name",
-        study,
-        "--home",
-        str(home),
-        "--tracking-uri",
-        mlflow_server.url,
-        cwd=tmp_path,
-        timeout=400,
+    args = ["sweep", "launch", str(spec), "--n-trials", "1", "--study-name", study]
+    code, output, _ = _invoke_in(
+        tmp_path, [*args, "--home", str(home), "--tracking-uri", mlflow_server.url]
     )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-3000:]
+    assert code == 0, output[-3000:]
     assert "Traceback" not in output
     trials = load_study(study, default_storage_url(home)).trials
     assert [t.state.name for t in trials] == ["COMPLETE"]

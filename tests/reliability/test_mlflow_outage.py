@@ -1,11 +1,12 @@
 """The MLflow tracking server goes away during a sweep: training does not wait on it,
 nothing is lost, nothing is logged twice.
 
-Real parts: `salsweep sweep launch` and `salsweep studies sync` subprocesses, and a real
-`mlflow server` of this module on a loopback port, stopped and started again on the same
-port and database (the session's server is never touched). Its database starts as a copy
-of the session server's (already migrated: a fresh one spends tens of seconds migrating
-its schema at the first start).
+Real parts: `salsweep sweep launch` child processes (frozen with SIGSTOP while the server
+restarts), `salsweep studies sync` (in-process, click's CliRunner), and a real `mlflow
+server` of this module on a loopback port, stopped and started again on the same port and
+database (the session's server is never touched). Its database starts as a copy of the
+migrated template (fixture ``new_mlflow_home``: a fresh one spends tens of seconds
+migrating its schema at the first start).
 
 Counts come from MLflow and Optuna: one run per trial, every epoch's metrics exactly once
 (the length of each metric's history), no run left RUNNING. Durations are printed for
@@ -18,10 +19,8 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sqlite3
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,18 +30,20 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from studies.home import MLFLOW_DB, default_storage_url
+from cli import cli
+from studies.home import default_storage_url
 from studies.store.catalog import read_study
 from studies.store.records import StudyRecord, TrialRecord
 from studies.tracking.courier import SWEEP_FLUSH_S, WAIT_NOTICE_S
 from studies.tracking.outbox import OP_LOG, find_outboxes
 from studies.tracking.server import ServerInfo, start_server, stop_server
 from tests.port_helpers import free_port
+from tests.process_helpers import ROOT, SalsweepProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 3
 # The outage of test (a): at least OUTAGE_S, and until TRIALS_IN_OUTAGE whole trials (of
 # EPOCHS epochs each) ran in it.
@@ -71,18 +72,9 @@ class OutageServer:
 
 @pytest.fixture(scope="module")
 def server(
-    mlflow_server: ServerInfo,
-    mlflow_home: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-    assert_group_gone: Callable[[int], None],
+    new_mlflow_home: Callable[[str], Path], assert_group_gone: Callable[[int], None]
 ) -> Iterator[OutageServer]:
-    home = tmp_path_factory.mktemp("outage-mlflow")
-    source = sqlite3.connect(mlflow_home / MLFLOW_DB)
-    target = sqlite3.connect(home / MLFLOW_DB)
-    with target:
-        source.backup(target)  # consistent while the session's server writes
-    source.close()
-    target.close()
+    home = new_mlflow_home("outage-mlflow")
     port = free_port()
     running = OutageServer(home, port, start_server(home, port=port, timeout=180.0))
     try:
@@ -115,14 +107,12 @@ def _spec(tmp_path: Path, name: str, n_trials: int, steps: int = 2, **extra: Any
     return path
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, str(ROOT / "cli.py"), *args]
-
-
-def _launch(spec: Path, url: str, home: Path, log: Path) -> subprocess.Popen[bytes]:
+def _launch(
+    salsweep: SalsweepProcess, spec: Path, url: str, home: Path, log: Path
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen(
-            _cli("sweep", "launch", str(spec), "--tracking-uri", url, "--home", str(home)),
+        return salsweep.popen(
+            *("sweep", "launch", str(spec), "--tracking-uri", url, "--home", str(home)),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -204,7 +194,9 @@ def _trial_runs(runs: list[Run]) -> dict[int, list[Run]]:
     return by_trial
 
 
-def test_server_stopped_mid_sweep_then_back(server: OutageServer, tmp_path: Path) -> None:
+def test_server_stopped_mid_sweep_then_back(
+    server: OutageServer, tmp_path: Path, salsweep_process: SalsweepProcess
+) -> None:
     """(a) The server stops during trial 2's training and is started again OUTAGE_S later
     (later still if fewer than TRIALS_IN_OUTAGE whole trials ran meanwhile): the sweep goes
     on training, and every epoch reaches MLflow exactly once (the sender catches up).
@@ -216,7 +208,7 @@ def test_server_stopped_mid_sweep_then_back(server: OutageServer, tmp_path: Path
     # Trials of about 1.5 s on an idle machine: enough of them to outlast the outage.
     name, n_trials, home = "outage-back", 18, tmp_path / "home"
     spec = _spec(tmp_path, name, n_trials, steps=30)
-    sweep = _launch(spec, server.url, home, tmp_path / "sweep.log")
+    sweep = _launch(salsweep_process, spec, server.url, home, tmp_path / "sweep.log")
     try:
         _wait_for(
             "epoch 1 of trial 2",
@@ -304,27 +296,24 @@ _SYNCED = re.compile(
 
 
 def _sync(name: str, url: str, home: Path) -> dict[str, int]:
-    done = subprocess.run(
-        _cli("studies", "sync", name, "--tracking-uri", url, "--home", str(home)),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=180,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    """`salsweep studies sync NAME`, in-process: the counts it prints."""
+    args = ["studies", "sync", name, "--tracking-uri", url, "--home", str(home)]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output + repr(done.exception)
     found = _SYNCED.search(done.stdout)
     assert found is not None, done.stdout
     return {k: int(v) for k, v in found.groupdict().items()}
 
 
-def test_server_gone_for_good_then_sync(server: OutageServer, tmp_path: Path) -> None:
+def test_server_gone_for_good_then_sync(
+    server: OutageServer, tmp_path: Path, salsweep_process: SalsweepProcess
+) -> None:
     """(b) The server stops after trial 0 and stays away: the sweep still runs its trials
     and the confirmation, names the runs whose logs wait on disk, and `studies sync`
     sends them once the server is back: every epoch once; a second sync sends nothing."""
     name, n_trials, home = "outage-gone", 3, tmp_path / "home"
     spec = _spec(tmp_path, name, n_trials, confirm={"top_k": 1, "seeds": 2})
-    sweep = _launch(spec, server.url, home, tmp_path / "sweep.log")
+    sweep = _launch(salsweep_process, spec, server.url, home, tmp_path / "sweep.log")
     try:
         _wait_for("trial 0", lambda: bool(_complete(name, home)), sweep, timeout=240)
         server.stop()

@@ -3,7 +3,8 @@ of the read-only commands, not in MLflow (params, tags, the spec artifact), not 
 stored attributes, not in any file of the data dir. And both fail closed: an unreachable
 server with a password in its URL is one line, password hidden.
 
-Real parts: a `salsweep sweep launch` subprocess, the real PostgreSQL server (trust auth
+Real parts: `salsweep` child processes (their whole output, libraries' log lines included,
+is what must not show a password), the real PostgreSQL server (trust auth
 ignores the password, so a URL can carry one and still connect) and the session's real
 MLflow server (which has no authentication and ignores the basic-auth header the client
 builds from the URL's user and password).
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
@@ -24,8 +24,8 @@ from studies import load_study
 from studies.store.records import companion_study
 from studies.tracking.server import ServerInfo
 from tests.port_helpers import free_port
+from tests.process_helpers import SalsweepProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 STORAGE_SECRET = "pg-s3cr3t-7Qx"
 TRACKING_SECRET = "mlf-s3cr3t-9Zk"
 SECRETS = (STORAGE_SECRET, TRACKING_SECRET)
@@ -40,11 +40,13 @@ def _with_password(url: str, password: str) -> str:
     return f"{scheme}://{user}:{password}@{host}"
 
 
-def _cli(*args: str, home: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), *args, "--home", str(home)],
-        capture_output=True,
-        text=True,
+def _cli(
+    salsweep: SalsweepProcess, *args: str, home: Path, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    return salsweep.run(
+        *args,
+        "--home",
+        str(home),
         timeout=timeout,
         env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
     )
@@ -79,11 +81,17 @@ def _assert_no_secret(where: str, text: str) -> None:
         assert secret not in text, f"a password shows in {where}"
 
 
-def test_passwords_never_show(postgres_url: str, mlflow_server: ServerInfo, tmp_path: Path) -> None:
+def test_passwords_never_show(
+    postgres_url: str,
+    mlflow_server: ServerInfo,
+    tmp_path: Path,
+    salsweep_process: SalsweepProcess,
+) -> None:
     storage = _with_password(postgres_url, STORAGE_SECRET)
     tracking = _with_password(mlflow_server.url, TRACKING_SECRET)
     home = tmp_path / "home"
     launched = _cli(
+        salsweep_process,
         "sweep",
         "launch",
         str(_spec(tmp_path)),
@@ -99,12 +107,12 @@ def test_passwords_never_show(postgres_url: str, mlflow_server: ServerInfo, tmp_
     assert "***" in launched.stdout + launched.stderr
 
     for args in (["studies", "list"], ["studies", "show", "secrets"]):
-        shown = _cli(*args, "--storage", storage, home=home)
+        shown = _cli(salsweep_process, *args, "--storage", storage, home=home)
         assert shown.returncode == 0, shown.stderr
         _assert_no_secret(f"the output of {' '.join(args)}", shown.stdout + shown.stderr)
     exported = _cli(
-        "studies", "export", "secrets", "--storage", storage, "-o", str(tmp_path / "b.yaml"),
-        home=home,
+        salsweep_process, "studies", "export", "secrets", "--storage", storage,
+        "-o", str(tmp_path / "b.yaml"), home=home,
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     _assert_no_secret("the exported configuration", (tmp_path / "b.yaml").read_text())
@@ -141,7 +149,7 @@ def test_passwords_never_show(postgres_url: str, mlflow_server: ServerInfo, tmp_
 
 
 def test_unreachable_servers_hide_their_passwords(
-    mlflow_server: ServerInfo, tmp_path: Path
+    mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
 ) -> None:
     dead = free_port()
     storage = f"postgresql+psycopg2://root:{STORAGE_SECRET}@127.0.0.1:{dead}/none"
@@ -152,7 +160,10 @@ def test_unreachable_servers_hide_their_passwords(
         "storage": ["--tracking-uri", mlflow_server.url, "--storage", storage],
     }
     for name, extra in cases.items():
-        result = _cli("sweep", "launch", str(spec), *extra, home=tmp_path / name, timeout=120)
+        result = _cli(
+            salsweep_process, "sweep", "launch", str(spec), *extra, home=tmp_path / name,
+            timeout=120,
+        )  # fmt: skip
         assert result.returncode == 1, result.stdout + result.stderr
         _assert_no_secret(f"the error of an unreachable {name} server", result.stderr)
         assert "Traceback" not in result.stderr

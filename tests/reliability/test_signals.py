@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,9 +27,9 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from studies.tracking.server import ServerInfo
+from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
 
-ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 2
 # Seconds the whole stop may take: the workers' grace (studies.workers.launcher.STOP_GRACE_S, 6 s)
 # and the MLflow calls of the cleanup, on a loaded 2-core machine.
@@ -86,15 +85,19 @@ def test_stop_signal_fails_running_trials_and_resume_finishes(
     workers: int,
     signum: int,
     assert_group_gone: Callable[[int], None],
+    salsweep_process: SalsweepProcess,
 ) -> None:
     name = f"stop-{signal.Signals(signum).name.lower()}-{workers}"
     spec = _spec_file(tmp_path, name)
     home = tmp_path / "home"
     storage = f"sqlite:///{home / 'optuna.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "SALSWEEP_HOME": str(home)}
-    cmd = [sys.executable, str(ROOT / "cli.py"), "sweep"]
-    proc = subprocess.Popen(
-        [*cmd, "launch", str(spec), "--workers", str(workers)],
+    proc = salsweep_process.popen(
+        "sweep",
+        "launch",
+        str(spec),
+        "--workers",
+        str(workers),
         env=env,
         start_new_session=True,  # its own process group: the "terminal" of this test
         # A shell that runs the tests in the background starts them with SIGINT ignored,
@@ -149,12 +152,8 @@ def test_stop_signal_fails_running_trials_and_resume_finishes(
         expected_run = "FAILED" if trial.state == TrialState.FAIL else "FINISHED"
         assert by_trial[str(trial.number)] == expected_run
 
-    resumed = subprocess.run(
-        [*cmd, "resume", name, "--workers", str(workers)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    resumed = salsweep_process.run(
+        "sweep", "resume", name, "--workers", str(workers), env=env, timeout=300
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     study = optuna.load_study(study_name=name, storage=storage)

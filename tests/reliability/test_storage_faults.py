@@ -40,9 +40,9 @@ from studies.store.storage import (
 from studies.tracking.server import ServerInfo
 from sweeps import spec_to_yaml
 from tests.port_helpers import free_port
+from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
 
-ROOT = Path(__file__).resolve().parents[2]
 BUSY_TIMEOUT_S = 0.2  # one SQLite attempt waits this long for the lock
 PASSWORD = "s3cretpw-C1"
 WAIT_S = 30.0  # bound of every wait on a condition (a failing test ends, never hangs)
@@ -372,7 +372,6 @@ def restart_when(proxy: TcpProxy, condition: Callable[[], bool]) -> threading.Th
     return thread
 
 
-@pytest.mark.postgres
 def test_postgres_brief_outage_is_retried(proxied_url: tuple[str, TcpProxy]) -> None:
     url, proxy = proxied_url
     storage = open_storage(url, heartbeat_interval=1, retry_s=60)
@@ -408,7 +407,6 @@ def test_postgres_brief_outage_is_retried(proxied_url: tuple[str, TcpProxy]) -> 
     assert trials[4].intermediate_values == {1: trials[4].value}
 
 
-@pytest.mark.postgres
 def test_postgres_outage_past_the_bound(proxied_url: tuple[str, TcpProxy]) -> None:
     """Past the bound: one line, password hidden, nothing half-written; a trial whose end
     was lost is failed and run again once the server is back."""
@@ -461,7 +459,7 @@ def test_postgres_outage_past_the_bound(proxied_url: tuple[str, TcpProxy]) -> No
 
 
 def test_sweep_with_its_storage_locked_past_the_bound_exits_with_one_line(
-    mlflow_server: ServerInfo, tmp_path: Path
+    mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
 ) -> None:
     """A real `salsweep sweep launch` whose SQLite file another process locks mid-trial
     and holds: exit 1, one line naming the storage, no traceback; the trial's MLflow run
@@ -475,8 +473,10 @@ def test_sweep_with_its_storage_locked_past_the_bound_exits_with_one_line(
     args = ["sweep", "launch", str(spec_file), "--home", str(home)]
     out_file, err_file = tmp_path / "out.txt", tmp_path / "err.txt"
     with out_file.open("w") as stdout, err_file.open("w") as stderr:
-        launch = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), *args, "--tracking-uri", mlflow_server.url],
+        launch = salsweep_process.popen(
+            *args,
+            "--tracking-uri",
+            mlflow_server.url,
             env=env,
             stdout=stdout,
             stderr=stderr,

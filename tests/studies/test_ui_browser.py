@@ -33,7 +33,7 @@ from studies.tracking.server import ServerInfo
 from tests.studies.sweep_helpers import Sweep
 from tests.studies.tracking_helpers import open_child
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.slow  # browser: from the chromium fixture (tests/conftest.py)
 
 # The React app loads its bundles and then the runs: allow a slow, shared machine.
 WAIT_S = 60

@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+from tests.process_helpers import SalsweepProcess
 from trainer import TrainConfig, fit, resolve_device
 from trainer.metrics import metric_keys
 
@@ -122,18 +123,15 @@ def test_cuda_without_a_gpu_is_a_clear_value_error() -> None:
     assert result.stdout.strip() == "device 'cuda' was requested but CUDA is not available here"
 
 
-def test_train_on_cuda_without_a_gpu_fails_in_one_line(tmp_path: Path) -> None:
+def test_train_on_cuda_without_a_gpu_fails_in_one_line(
+    tmp_path: Path, salsweep_process: SalsweepProcess
+) -> None:
     """``salsweep train --device cuda`` where there is no GPU: exit 1 with one error line,
-    no traceback."""
+    no traceback. A child process: only a fresh one can have the GPUs hidden."""
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump({**ONE_STEP, "device": "cpu"}))
-    result = subprocess.run(
-        [sys.executable, "cli.py", "train", str(config), "--device", "cuda"],
-        env=hidden_gpus_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = salsweep_process.run(
+        "train", str(config), "--device", "cuda", env=hidden_gpus_env(), cwd=ROOT, timeout=120
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr

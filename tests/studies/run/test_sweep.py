@@ -36,6 +36,7 @@ from studies.run.runner import SweepRuns
 from studies.store import as_record
 from studies.tracking.server import ServerInfo
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
+from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, Sweep, tiny_spec
 from trainer import fit, load_train_config
 
@@ -536,18 +537,16 @@ def test_malformed_spec_creates_nothing(tmp_path: Path, text: str, code: int, me
 
 
 def test_ctrl_c_exits_130_and_resume_keeps_the_launch_budget(
-    mlflow_server: ServerInfo, tmp_path: Path
+    mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
 ) -> None:
-    """A real SIGINT to a running `salsweep sweep launch --n-trials 3` of a spec whose
-    budget is 4, then `salsweep sweep resume`: up to 3, the launch's budget, not the spec's
-    4; `sweep resume --n-trials 4` then sets a new budget."""
+    """A real SIGINT to a running `salsweep sweep launch --n-trials 3` (a child process) of a
+    spec whose budget is 4, then `salsweep sweep resume` (in-process): up to 3, the launch's
+    budget, not the spec's 4; `sweep resume --n-trials 4` then sets a new budget."""
     import os
     import signal
     import subprocess
-    import sys
     import threading
 
-    root = Path(__file__).resolve().parents[3]
     data = tiny_spec("ctrlc", n_trials=4).model_dump(mode="json")
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(data))
@@ -558,9 +557,8 @@ def test_ctrl_c_exits_130_and_resume_keeps_the_launch_budget(
         "SALSWEEP_HOME": str(home),
         "PYTHONUNBUFFERED": "1",
     }
-    cmd = [sys.executable, str(root / "cli.py")]
-    proc = subprocess.Popen(
-        [*cmd, "sweep", "launch", str(spec), "--n-trials", "3"],
+    proc = salsweep_process.popen(
+        *("sweep", "launch", str(spec), "--n-trials", "3"),
         # A shell that runs the tests in the background (as CI may) starts them with SIGINT
         # ignored, and a child inherits that: give the sweep the default Ctrl-C handling.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -597,14 +595,9 @@ def test_ctrl_c_exits_130_and_resume_keeps_the_launch_budget(
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.FAIL]
     assert study.user_attrs["n_trials"] == 3
 
-    resumed = subprocess.run(
-        [*cmd, "sweep", "resume", "ctrlc"],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    again = ["--storage", storage, "--tracking-uri", mlflow_server.url, "--home", str(home)]
+    resumed = CliRunner().invoke(cli, ["sweep", "resume", "ctrlc", *again])
+    assert resumed.exit_code == 0, resumed.output
     states = [t.state for t in load_study("ctrlc", storage).get_trials()]
     assert states == [
         TrialState.COMPLETE,
@@ -614,7 +607,6 @@ def test_ctrl_c_exits_130_and_resume_keeps_the_launch_budget(
     ]
 
     # resume --n-trials: a new budget of 4 complete trials, kept by the next resume.
-    again = ["--storage", storage, "--tracking-uri", mlflow_server.url, "--home", str(home)]
     more = CliRunner().invoke(cli, ["sweep", "resume", "ctrlc", "--n-trials", "4", *again])
     assert more.exit_code == 0, more.output
     study = load_study("ctrlc", storage)

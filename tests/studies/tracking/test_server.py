@@ -1,16 +1,15 @@
 """studies.tracking.server against a real ``mlflow server``.
 
 The session's server (tests/conftest.py) serves most tests; one test starts and stops a
-second server, on a copy of the session's already migrated SQLite file so that it starts
-in seconds instead of migrating the schema again. How long a start takes is measured in
-benchmarks/server_bench.py, not asserted here.
+second server, in a fresh home holding a copy of the migrated database template (fixture
+``new_mlflow_home``) so that it starts in seconds instead of migrating the schema again.
+How long a start takes is measured in benchmarks/server_bench.py, not asserted here.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -70,12 +69,6 @@ def _servers_of(home: Path) -> list[str]:
             if "mlflow" in words and "server" in words and db in words:
                 found.append(" ".join(words))
     return found
-
-
-def _copy_sqlite(src: Path, dst: Path) -> None:
-    """A consistent copy of a live SQLite database (the backup API, not a file copy)."""
-    with sqlite3.connect(src) as source, sqlite3.connect(dst) as target:
-        source.backup(target)
 
 
 def test_session_server_is_running_in_its_own_group(
@@ -189,19 +182,20 @@ def test_a_reused_pid_is_never_signalled(tmp_path: Path) -> None:
 
 
 def test_server_dying_at_start_up_quotes_its_log(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    new_mlflow_home: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # `mlflow server` refuses to start with this client-only variable set, and does so
     # before touching its database: a quick, real start-up failure. (A broken database
     # fails too, but only after two minutes of MLflow's connection retries.)
+    home = new_mlflow_home("dying")
     monkeypatch.setenv("MLFLOW_WORKSPACE", "salsweep-test")
     with pytest.raises(ServerError, match="exited during start-up") as caught:
-        start_server(tmp_path, port=free_port(), timeout=120.0)
+        start_server(home, port=free_port(), timeout=120.0)
     message = str(caught.value)
     assert message.splitlines()[0].startswith("the MLflow server exited during start-up")
-    assert str(tmp_path / SERVER_LOG) in message
+    assert str(home / SERVER_LOG) in message
     assert "MLFLOW_WORKSPACE=salsweep-test is client-only" in message  # from the log's tail
-    assert not (tmp_path / SERVER_STATE).exists()
+    assert not (home / SERVER_STATE).exists()
 
 
 # A stand-in for a server that another command launched: it listens on the port, and at
@@ -250,14 +244,9 @@ def test_wait_healthy_times_out() -> None:
 
 @pytest.mark.slow
 def test_start_and_stop_leave_no_process(
-    mlflow_server: ServerInfo,
-    mlflow_home: Path,
-    tmp_path: Path,
-    assert_group_gone: Callable[[int], None],
+    new_mlflow_home: Callable[[str], Path], assert_group_gone: Callable[[int], None]
 ) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    _copy_sqlite(mlflow_home / MLFLOW_DB, home / MLFLOW_DB)  # migrated already: a fast start
+    home = new_mlflow_home("home")  # the migrated template: a fast start
     # Two starts at once (as `make sweep` starts the server beside `sweep launch`): one
     # server, and both calls return it.
     results: list[ServerInfo | BaseException] = []

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -38,9 +37,8 @@ from studies.workers.launcher import (
     smi_devices,
     threads_per_worker,
 )
+from tests.process_helpers import ROOT, SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
-
-ROOT = Path(__file__).resolve().parents[3]
 
 # ---------------------------------------------------------------------------- the plan
 
@@ -185,7 +183,7 @@ def _write_spec(tmp_path: Path, data: dict[str, object]) -> Path:
 
 @pytest.mark.slow
 def test_two_workers_share_one_study_and_one_parent_run(
-    mlflow_server: ServerInfo, tmp_path: Path
+    mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
 ) -> None:
     name = "local-workers"
     n_trials = 4
@@ -193,11 +191,13 @@ def test_two_workers_share_one_study_and_one_parent_run(
     path = _write_spec(tmp_path, spec.model_dump(mode="json"))
     home = tmp_path / "home"
     storage = f"sqlite:///{home / 'optuna.db'}"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "cli.py"), "sweep", "launch", str(path), "--workers", "2"],
+    done = salsweep_process.run(
+        "sweep",
+        "launch",
+        str(path),
+        "--workers",
+        "2",
         env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "SALSWEEP_HOME": str(home)},
-        capture_output=True,
-        text=True,
         timeout=400,
     )
     output = done.stdout + done.stderr
@@ -357,7 +357,7 @@ torch.nn.modules.module.register_module_forward_hook(_poison)
 
 @pytest.mark.slow
 def test_workers_stop_after_a_budget_of_diverged_trials(
-    mlflow_server: ServerInfo, tmp_path: Path
+    mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
 ) -> None:
     """Every trial diverges: the launcher counts the workers' failures in a row and stops
     them at the budget (2), with the one-process sweep's message and exit code."""
@@ -373,22 +373,9 @@ def test_workers_stop_after_a_budget_of_diverged_trials(
         "MLFLOW_TRACKING_URI": mlflow_server.url,
         "SALSWEEP_HOME": str(home),
     }
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "cli.py"),
-            "sweep",
-            "launch",
-            str(path),
-            "--n-trials",
-            "2",
-            "--workers",
-            "2",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    # The hook reaches the worker processes through the environment: a child process.
+    done = salsweep_process.run(
+        *("sweep", "launch", str(path), "--n-trials", "2", "--workers", "2"), env=env, timeout=300
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
@@ -415,10 +402,15 @@ def test_workers_stop_after_a_budget_of_diverged_trials(
 
 POPPER = """
 import json, sys, time
+from pathlib import Path
 import optuna
 from studies.store.storage import open_storage
 study = optuna.load_study(study_name="queue", storage=open_storage(sys.argv[1]))
-while time.time() < float(sys.argv[2]):  # start together
+Path(sys.argv[2]).touch()
+deadline = time.time() + 100  # a process that died before it was ready fails the test
+while not all(Path(p).exists() for p in sys.argv[3:]):  # every process ready: go together
+    if time.time() > deadline:
+        sys.exit("the other processes never got ready")
     time.sleep(0.001)
 popped = []
 while (trial_id := study._pop_waiting_trial_id()) is not None:
@@ -438,16 +430,16 @@ def test_a_queued_trial_is_popped_by_one_process_only(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="queue", storage=open_storage(storage))
     for i in range(60):
         study.enqueue_trial({"x": i}, skip_if_exists=False)
-    start = time.time() + 6  # after every process has loaded Optuna
+    flags = [str(tmp_path / f"ready-{i}") for i in range(4)]  # Optuna loaded, study open
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", POPPER, storage, str(start)],
+            [sys.executable, "-c", POPPER, storage, flag, *flags],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for flag in flags
     ]
     popped: list[int] = []
     for proc in procs:

@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from studies import SweepTarget, load_study, run_sweep
 from studies.tracking.server import ServerInfo
 from sweeps import parse_spec
+from tests.process_helpers import SalsweepProcess
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -50,7 +51,7 @@ def spec_data(name: str, n_trials: int, epochs: int = 2, steps: int = 2) -> dict
 
 
 def test_two_workers_share_a_postgres_study(
-    postgres_url: str, mlflow_server: ServerInfo, tmp_path: Path
+    postgres_url: str, mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
 ) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(spec_data("shared", n_trials=4)))
@@ -60,16 +61,8 @@ def test_two_workers_share_a_postgres_study(
         "MLFLOW_TRACKING_URI": mlflow_server.url,
     }
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "cli.py"),
-                "sweep",
-                "launch",
-                str(spec),
-                "--home",
-                str(tmp_path / f"w{i}"),
-            ],
+        salsweep_process.popen(
+            *("sweep", "launch", str(spec), "--home", str(tmp_path / f"w{i}")),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,44 @@
+"""The ``salsweep`` command line as a child process: ``tests.process_helpers.SalsweepProcess``.
+
+Tests get it through the ``salsweep_process`` fixture (tests/conftest.py), never by building
+the command themselves: the fixture is what puts them in the ``cli_process`` tier, which
+``make test-fast`` leaves out (each child spends 7-9 s importing torch, Optuna and MLflow).
+Use it where the process boundary is what the test is about (signals, process groups,
+workers, a real process's limits or its whole output); elsewhere run the command in-process
+with click's ``CliRunner`` on ``cli.cli``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ROOT", "SalsweepProcess"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class SalsweepProcess:
+    """Runs ``python cli.py ARGS...`` (what the ``salsweep`` console script runs) of this
+    checkout, with this interpreter."""
+
+    script: Path = ROOT / "cli.py"
+
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``salsweep ARGS...``."""
+        return [sys.executable, str(self.script), *args]
+
+    def run(self, *args: str, timeout: float, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``salsweep ARGS...`` to its end: text output captured (stdout and stderr
+        apart), at most ``timeout`` seconds; other keywords go to ``subprocess.run``."""
+        return subprocess.run(
+            self.argv(*args), capture_output=True, text=True, timeout=timeout, **kwargs
+        )
+
+    def popen(self, *args: str, **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start ``salsweep ARGS...`` in the background; keywords go to ``subprocess.Popen``."""
+        return subprocess.Popen(self.argv(*args), **kwargs)
