@@ -125,10 +125,10 @@ class Objective:
         if spec.command is not None:
             seed = spec.training_seed()
             epochs = spec.command.steps or 0
-            params, config_yaml = command_params({**spec.fixed(), **values}, seed)
+            program_values = {**spec.fixed(), **values}
+            params, config_yaml = command_params(spec.command, program_values, seed)
             train = self._failing(
-                trial,
-                command_train(runs, trial.number, {**spec.fixed(), **values}, seed, out_dir, score),
+                trial, command_train(runs, trial.number, program_values, seed, out_dir, score)
             )
             user_attrs: dict[str, object] = {attrs.SEED: seed}
         else:
