@@ -48,6 +48,7 @@ __all__ = [
     "BaseConfigError",
     "LaunchPlan",
     "TrialInputs",
+    "config_text",
     "prepare_trial",
 ]
 
@@ -130,6 +131,18 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def config_text(command: CommandSpec, values: Mapping[str, Any], seed: int) -> str | None:
+    """The YAML of a trial's copy of ``command.base_config`` (the file at {config}) with
+    ``values`` and the training ``seed`` set at their dotted keys; None without a base
+    config. Raises `BaseConfigError`, or `sweeps.dotted.DottedKeyError` (see
+    `prepare_trial`)."""
+    if command.base_config is None:
+        return None
+    config_values, _args = program_values(command.keys, values, command.seed_key, seed)
+    copy = config_copy(_read_base(command.base_config), config_values)
+    return yaml.safe_dump(copy, sort_keys=False, allow_unicode=True)
+
+
 def prepare_trial(
     command: CommandSpec,
     inputs: TrialInputs,
@@ -145,14 +158,14 @@ def prepare_trial(
     for stale in (STOP_FILE, METRICS_FILE):
         with contextlib.suppress(FileNotFoundError):
             (trial_dir / stale).unlink()
-    config_values, arg_values = program_values(
+    _config_values, arg_values = program_values(
         command.keys, inputs.values, command.seed_key, inputs.seed
     )
     config_file: Path | None = None
-    if command.base_config is not None:
-        copy = config_copy(_read_base(command.base_config), config_values)
+    text = config_text(command, inputs.values, inputs.seed)
+    if text is not None:
         config_file = trial_dir / CONFIG_FILE
-        _write_text(config_file, yaml.safe_dump(copy, sort_keys=False, allow_unicode=True))
+        _write_text(config_file, text)
     params = params_document(inputs.values, inputs.seed, inputs.number)
     _write_text(trial_dir / PARAMS_FILE, json.dumps(params, indent=2) + "\n")
     argv = expand_argv(

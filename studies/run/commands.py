@@ -3,13 +3,17 @@ training program runs as a subprocess (studies.command), its metrics come back a
 reports them (each one logged on the trial's run, unless the program logs to the run
 itself, and handed to the trial: Optuna's report and pruning), and its end becomes the
 trial's: the objective's value, a pruned trial, or a failure whose reason holds the last
-lines of the program's standard error. salsweep closes the run itself afterwards, whatever
-the program did to it (MLflow's exit hook marks a resumed run FINISHED, even when the
-trial was pruned).
+lines of the program's standard error. The run's ``config.yaml`` is the config the program
+reads (the trial's copy of the base config), and the program's standard output and error
+(``stdout.log``, ``stderr.log`` in the trial's folder) become artifacts of the run as the
+trial ends, however it ends. salsweep closes the run itself afterwards, whatever the
+program did to it (MLflow's exit hook marks a resumed run FINISHED, even when the trial
+was pruned).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,8 +24,10 @@ import yaml
 
 from studies.command import TrackingTarget, TrialInputs, TrialStatus, run_trial
 from studies.command.metrics import MetricPoint
+from studies.command.prepare import STDERR_FILE, STDOUT_FILE, config_text
 from studies.run.runner import EpochCallback, RunEnding, SweepRuns
 from studies.tracking import Client, ParamValue, RunLog, TrackingError, flatten_params
+from sweeps.command import CommandSpec
 from trainer.errors import UserError
 
 __all__ = ["CommandFailed", "command_params", "command_train"]
@@ -33,10 +39,18 @@ class CommandFailed(UserError, RuntimeError):
     lines of its standard error."""
 
 
-def command_params(values: Mapping[str, Any], seed: int) -> tuple[dict[str, ParamValue], str]:
-    """(MLflow params, config.yaml) of a command trial: its values and training seed."""
+def command_params(
+    command: CommandSpec, values: Mapping[str, Any], seed: int
+) -> tuple[dict[str, ParamValue], str]:
+    """(MLflow params, config.yaml) of a command trial. Params: its values and training
+    seed. config.yaml: the config the program reads, the trial's copy of
+    ``command.base_config`` (the same text as the copy at {config}); without a base
+    config, the values and the seed."""
     shown = {**values, "seed": seed}
-    return flatten_params(shown), yaml.safe_dump(shown, sort_keys=False)
+    text = config_text(command, values, seed)
+    if text is None:
+        text = yaml.safe_dump(shown, sort_keys=False)
+    return flatten_params(shown), text
 
 
 def _mlflow_poll(client: Client, run_id: str) -> Iterable[MetricPoint]:
@@ -47,6 +61,16 @@ def _mlflow_poll(client: Client, run_id: str) -> Iterable[MetricPoint]:
     except TrackingError:
         return []
     return [MetricPoint(k, step, value) for k, step, value in points]
+
+
+def _log_output(run: RunLog, out_dir: Path, *, quiet: bool) -> None:
+    """The program's standard output and error (in its folder) as artifacts of the run.
+    ``quiet``: an exception is on its way (e.g. Ctrl-C), which a full disk must not hide."""
+    with contextlib.suppress(OSError) if quiet else contextlib.nullcontext():
+        for name in (STDOUT_FILE, STDERR_FILE):
+            path = out_dir / name
+            if path.is_file():
+                run.log_file(path)
 
 
 def command_train(
@@ -89,15 +113,25 @@ def command_train(
             return False
 
         poll = None
-        if command.metrics == "mlflow" and run.run_id is not None:
+        if command.metrics == "mlflow":
+            if run.run_id is None:
+                raise CommandFailed(
+                    f"{command.program()}: not started: metrics: mlflow needs the trial's "
+                    "MLflow run, which the tracking server did not create in time"
+                )
             client, run_id = runs.tracker.client, run.run_id
 
             def poll() -> Iterable[MetricPoint]:
                 return _mlflow_poll(client, run_id)
 
-        result = run_trial(
-            command, inputs, objective=metric, on_metrics=on_metrics, mlflow_poll=poll
-        )
+        try:
+            result = run_trial(
+                command, inputs, objective=metric, on_metrics=on_metrics, mlflow_poll=poll
+            )
+        except BaseException:
+            _log_output(run, out_dir, quiet=True)
+            raise
+        _log_output(run, out_dir, quiet=False)
         if result.status == TrialStatus.PRUNED:
             raise pruned[0] if pruned else optuna.TrialPruned(result.reason)
         if result.status != TrialStatus.COMPLETED:

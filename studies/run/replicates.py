@@ -236,7 +236,7 @@ class ReplicateRunner:
         if spec.command is not None:
             # The objective's metric as the program reports it, for every replicate.
             values = {**spec.fixed(), **params}
-            run_params, config_yaml = command_params(values, seed)
+            run_params, config_yaml = command_params(spec.command, values, seed)
             epochs = spec.command.steps or 0
             train = self._command_train(trial, values, seed, out_dir)
         else:

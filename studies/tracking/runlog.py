@@ -87,6 +87,17 @@ class RunLog:
             }
         )
 
+    def log_file(self, path: Path, artifact_path: str | None = None) -> None:
+        """A file of the run's folder as an artifact, sent as it is when the courier sends
+        it (e.g. a finished program's ``stdout.log``). Raises ``ValueError`` for a file
+        outside the run's folder."""
+        folder = self.outbox.folder.resolve()
+        source = path.resolve()
+        if not source.is_relative_to(folder):
+            raise ValueError(f"{path} is not in the run's folder {folder}")
+        relative = str(source.relative_to(folder))
+        self._append({"op": OP_ARTIFACT, "path": relative, "artifact_path": artifact_path})
+
     def log_artifacts(self, directory: Path, artifact_path: str | None) -> None:
         """A folder's files as artifacts; a folder outside the run's folder (a temporary
         one) is copied in first, so that it can still be sent later."""

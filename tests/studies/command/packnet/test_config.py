@@ -66,7 +66,7 @@ def exported(tmp_path: Path, loss: dict[str, Any] = LOSS, **extra: Any) -> Path:
     (depth network and validation data set added), as YAML."""
     data = packnet_config(TrainConfig.model_validate({"loss": loss}), "trial-3")
     data["model"]["depth_net"] = {"name": "PackNet01", "version": "1A"}
-    data["datasets"]["validation"] = VALIDATION
+    data.setdefault("datasets", {})["validation"] = VALIDATION
     for key, value in extra.items():
         data[key] = value
     return write(tmp_path / "trial.yaml", data)
