@@ -106,7 +106,7 @@ class Objective:
             seed = spec.training_seed()
             run_values = {**spec.fixed(), **values}
             epochs = spec.command.steps or 0  # unknown unless the spec says
-            params, config_yaml = command_params(run_values, seed)
+            params, config_yaml = command_params(spec.command, run_values, seed)
             train = command_train(runs, trial.number, run_values, seed, out_dir, score)
             user_attrs = {attrs.SEED: seed}
         else:
@@ -136,28 +136,6 @@ class Objective:
                 reason = ending.reason if ending.state != "COMPLETE" else None
                 observer.trial_finished(trial.number, ending.state or "FAIL", ending.value, reason)
 
-<<<<<<< HEAD
-=======
-        def score(history: list[dict[str, float]]) -> float:
-            return objective_value(history, metric, objective.direction, objective.reduce)
-
-        if spec.command is not None:
-            seed = spec.training_seed()
-            epochs = spec.command.steps or 0
-            program_values = {**spec.fixed(), **values}
-            params, config_yaml = command_params(spec.command, program_values, seed)
-            train = self._failing(
-                trial, command_train(runs, trial.number, program_values, seed, out_dir, score)
-            )
-            user_attrs: dict[str, object] = {attrs.SEED: seed}
-        else:
-            config = spec.config_for(values)
-            epochs = config.epochs
-            params, config_yaml = builtin_params(config)
-            train = self._failing(trial, _builtin_train(config, out_dir, objective, score))
-            # The stored config is the runnable one: no output folder of this sweep inside.
-            user_attrs = {attrs.CONFIG: config.model_dump(mode="json")}
->>>>>>> cmd2
         plan = TrialPlan(
             run_name=f"trial-{trial.number}",
             out_dir=out_dir,
