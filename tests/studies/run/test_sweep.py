@@ -289,7 +289,7 @@ def test_export_cli_packnet(sweep: Sweep, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert "supervised_method: sparse-scale-adaptive" in text
+    assert "supervised_method: salsweep-sparse-scale-adaptive" in text
     assert "lambda_sg:" in text
 
 

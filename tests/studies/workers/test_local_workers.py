@@ -393,7 +393,14 @@ def test_workers_stop_after_a_budget_of_diverged_trials(
     experiment = client.get_experiment_by_name("nan")
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id])
-    trial_runs = [r for r in runs if "optuna.trial" in r.data.tags]
+    # This sweep's runs: another test may have run a study of the same name on the
+    # session's server (the experiment is the study's name).
+    parent = study.user_attrs["mlflow_parent_run_id"]
+    trial_runs = [
+        r
+        for r in runs
+        if "optuna.trial" in r.data.tags and r.data.tags.get("mlflow.parentRunId") == parent
+    ]
     assert sorted((r.data.tags["optuna.trial"], r.info.status) for r in trial_runs) == [
         ("0", "FAILED"),
         ("1", "FAILED"),
