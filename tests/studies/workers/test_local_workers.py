@@ -1,5 +1,6 @@
-"""Local workers (`salsweep sweep launch --workers N`, studies.workers.launcher): the pure parts of
-the plan, a real 2-worker launch through the CLI, and launches racing for the baseline.
+"""Local workers (`salsweep sweep launch --workers N`, studies.workers): the pure parts of
+the plan, a real 2-worker launch through the CLI (the launching command in this process,
+click's CliRunner; its workers real processes), and launches racing for the baseline.
 
 The GPU parts (device list, round robin) take the device list as an argument: they are
 tested here without a GPU, from given lists and a given `nvidia-smi -L` listing.
@@ -17,9 +18,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from cli import cli
 from studies import attrs, load_study
 from studies.attrs import companion_name
 from studies.confirmation.confirmed import load_confirmation
@@ -183,7 +186,7 @@ def _write_spec(tmp_path: Path, data: dict[str, object]) -> Path:
 
 @pytest.mark.slow
 def test_two_workers_share_one_study_and_one_parent_run(
-    mlflow_server: ServerInfo, tmp_path: Path, salsweep_process: SalsweepProcess
+    mlflow_server: ServerInfo, tmp_path: Path
 ) -> None:
     name = "local-workers"
     n_trials = 4
@@ -191,17 +194,10 @@ def test_two_workers_share_one_study_and_one_parent_run(
     path = _write_spec(tmp_path, spec.model_dump(mode="json"))
     home = tmp_path / "home"
     storage = f"sqlite:///{home / 'optuna.db'}"
-    done = salsweep_process.run(
-        "sweep",
-        "launch",
-        str(path),
-        "--workers",
-        "2",
-        env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "SALSWEEP_HOME": str(home)},
-        timeout=400,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output
+    args = ["sweep", "launch", str(path), "--workers", "2", "--home", str(home)]
+    done = CliRunner().invoke(cli, [*args, "--tracking-uri", mlflow_server.url])
+    output = done.output  # the workers' stderr too: the launcher relays it, labelled
+    assert done.exit_code == 0, output + repr(done.exception)
     assert "Traceback" not in output
 
     # The plan printed: worker 0 keeps the spec's sampler seed, worker 1 gets its own.
@@ -224,7 +220,7 @@ def test_two_workers_share_one_study_and_one_parent_run(
     workers = {t.user_attrs["worker"] for t in runs_done}
     pids = {int(w.rpartition(":")[2]) for w in workers}
     assert len(pids) == 2, workers
-    assert os.getpid() not in pids
+    assert os.getpid() not in pids  # this process launched them
 
     # The baseline ran once, before the confirmation; the confirmation is complete.
     roles = [t.user_attrs.get("role") for t in companion.get_trials()]
