@@ -111,7 +111,9 @@ class _Parent:
 
     def log_artifacts(self, directory: Path, artifact_path: str | None) -> None:
         assert artifact_path is None
-        self.artifacts = {p.name: p.read_bytes().decode("utf-8", "replace") for p in directory.iterdir()}
+        self.artifacts = {
+            p.name: p.read_bytes().decode("utf-8", "replace") for p in directory.iterdir()
+        }
 
     def log_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         assert epoch == 0
