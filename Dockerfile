@@ -1,25 +1,12 @@
 # Three images from one file (docker-compose.yml builds them):
-#   target "mlflow": the MLflow tracking server only (no torch), SQLite + artifacts in /data
+#   target "mlflow": the MLflow tracking server only (no torch), SQLite + artifacts in /data,
+#                    with salsweep's app plugin (the UI opens in the model-training layout)
 #   target "cuda":   salsweep with the CUDA build of torch 2.13.0 (needs the NVIDIA Container
 #                    Toolkit on the host and a GPU reservation: `--gpus all`, or compose's
 #                    `gpu` profile); device `auto` trains on the GPU with bf16 autocast
 #   target "cpu":    salsweep with the CPU build of torch 2.13.0 (the default: last stage)
 # Both salsweep images run `salsweep sweep launch sweeps/default.yaml` unless told otherwise.
 ARG PYTHON_IMAGE=python:3.11-slim
-
-# ---------------------------------------------------------------------------- mlflow
-FROM ${PYTHON_IMAGE} AS mlflow
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
-RUN pip install mlflow==3.17.2
-RUN useradd --create-home --uid 1000 mlflow && mkdir /data && chown mlflow:mlflow /data
-USER mlflow
-WORKDIR /data
-EXPOSE 5000
-# docker-compose.yml overrides this command (it adds --allowed-hosts for its network).
-CMD ["mlflow", "server", \
-     "--backend-store-uri", "sqlite:////data/mlflow.db", \
-     "--serve-artifacts", "--artifacts-destination", "/data/mlartifacts", \
-     "--host", "0.0.0.0", "--port", "5000", "--workers", "1"]
 
 # ---------------------------------------------------------------------------- app
 # The project as a wheel, without dependencies: both salsweep images install it on top of
@@ -33,6 +20,25 @@ COPY trainer ./trainer
 COPY studies ./studies
 COPY sweeps ./sweeps
 RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# ---------------------------------------------------------------------------- mlflow
+FROM ${PYTHON_IMAGE} AS mlflow
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
+RUN pip install mlflow==3.17.2
+# salsweep's MLflow app plugin (`--app-name salsweep`, studies/tracking/ui_app.py): the UI
+# opens in the model-training layout in any browser. The project without its dependencies:
+# the plugin imports MLflow only (no torch).
+COPY --from=app /wheels /wheels
+RUN pip install --no-deps /wheels/*.whl && rm -rf /wheels
+RUN useradd --create-home --uid 1000 mlflow && mkdir /data && chown mlflow:mlflow /data
+USER mlflow
+WORKDIR /data
+EXPOSE 5000
+# docker-compose.yml overrides this command (it adds --allowed-hosts for its network).
+CMD ["mlflow", "server", \
+     "--backend-store-uri", "sqlite:////data/mlflow.db", \
+     "--serve-artifacts", "--artifacts-destination", "/data/mlartifacts", \
+     "--host", "0.0.0.0", "--port", "5000", "--workers", "1", "--app-name", "salsweep"]
 
 # ---------------------------------------------------------------------------- cuda
 FROM ${PYTHON_IMAGE} AS cuda

@@ -6,14 +6,16 @@ a log file or an MLflow tag.
 
 The runs page of MLflow 3.17's UI (its JS bundle, read for this) takes from the address:
 
-- ``workflowType=machine_learning``: the model-training layout (else the GenAI one,
-  unless the browser remembers another choice);
+- ``workflowType=machine_learning``: the model-training layout (else the one the browser
+  keeps under the local-storage key ``mlflow.workflowType_v1``, by default the GenAI one;
+  see studies.tracking.ui_app). The UI's own links drop it: every address salsweep
+  writes carries it (:data:`TRAINING_LAYOUT`), runs table, run page and artifacts alike;
 - ``viewStateShareKey=KEY``: a view stored in the experiment tag
   ``mlflow.sharedViewState.KEY``, JSON with search facets (``orderByKey``, ``orderByAsc``,
   ``searchFilter`` ...) and table state (``selectedColumns``, ``columnOrder``, ``groupBy``
-  ...; ``runsExpanded`` is not taken from it). It is ignored when the address already
-  carries a search facet. Column keys read ``params.`loss.lambda_sg```,
-  ``metrics.`val/abs_rel```, ``attributes.`Source```.
+  ...; ``runsExpanded`` and ``runsPinned`` are not taken from it). It is ignored when the
+  address already carries a search facet. Column keys read ``params.`loss.lambda_sg```,
+  ``metrics.`val/abs_rel```, ``tags.`salsweep.label```, ``attributes.`Source```.
 
 Child runs fold under their parent only while the table is ordered by start time and
 unfiltered: ordered by a metric it lists every run flat, so a view sorted by the objective
@@ -25,16 +27,20 @@ from __future__ import annotations
 import re
 import socket
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
     "SHARED_VIEW_TAG_PREFIX",
+    "TRAINING_LAYOUT",
+    "Column",
     "error_line",
     "port_in_use",
     "redact_text",
     "redact_url",
+    "run_page_url",
     "runs_page_url",
+    "runs_view_state",
     "sweep_view_state",
 ]
 
@@ -131,20 +137,66 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+#: The address parameter of the model-training layout, on every UI address salsweep writes.
+TRAINING_LAYOUT = {"workflowType": "machine_learning"}
+
+
 def runs_page_url(tracking_uri: str, experiment_id: str, view_key: str | None = None) -> str:
     """The MLflow UI's runs table of an experiment in the model-training layout
     (credentials hidden): ``<server>/#/experiments/<id>/runs?workflowType=machine_learning``,
     plus ``&viewStateShareKey=<view_key>`` to open the view stored under that key."""
-    base = redact_url(tracking_uri).rstrip("/")
-    query = {"workflowType": "machine_learning"}
+    query = dict(TRAINING_LAYOUT)
     if view_key is not None:
         query["viewStateShareKey"] = view_key
-    return f"{base}/#/experiments/{experiment_id}/runs?{urllib.parse.urlencode(query)}"
+    return _ui_url(tracking_uri, f"experiments/{experiment_id}/runs", query)
+
+
+def run_page_url(
+    tracking_uri: str, experiment_id: str, run_id: str, artifact: str | None = None
+) -> str:
+    """A run's page in the model-training layout (credentials hidden):
+    ``<server>/#/experiments/<id>/runs/<run>?workflowType=machine_learning``; with
+    ``artifact`` (a path in the run's artifacts, ``""`` for their root), its Artifacts tab
+    opened on that file: ``.../runs/<run>/artifacts/previews/epoch_002.png?...``."""
+    path = f"experiments/{experiment_id}/runs/{run_id}"
+    if artifact is not None:
+        path += "/artifacts" + (f"/{urllib.parse.quote(artifact)}" if artifact else "")
+    return _ui_url(tracking_uri, path, dict(TRAINING_LAYOUT))
+
+
+def _ui_url(tracking_uri: str, route: str, query: dict[str, str]) -> str:
+    base = redact_url(tracking_uri).rstrip("/")
+    return f"{base}/#/{route}?{urllib.parse.urlencode(query)}"
 
 
 def _column(kind: str, key: str) -> str:
     """The UI's canonical column key: ``params.`loss.lambda_sg```."""
     return f"{kind}.`{key}`"
+
+
+#: A column of the runs table: (``params`` | ``metrics`` | ``tags``, key).
+Column = tuple[str, str]
+
+
+def runs_view_state(
+    columns: Sequence[Column],
+    order_by: str,
+    ascending: bool,
+    widths: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """A shared view of a runs table (JSON for ``SHARED_VIEW_TAG_PREFIX + key``): the
+    ``columns`` in that order (each once), rows ordered by metric ``order_by``. A column
+    is as wide as its name asks (:func:`_column_width`) unless ``widths`` (by key) says."""
+    names = {_column(kind, key): key for kind, key in columns}
+    shown = list(names)
+    given = dict(widths or {})
+    return {
+        "orderByKey": _column("metrics", order_by),
+        "orderByAsc": ascending,
+        "selectedColumns": shown,
+        "columnOrder": shown,
+        "columnWidths": {c: given.get(name, _column_width(name)) for c, name in names.items()},
+    }
 
 
 def sweep_view_state(
@@ -153,16 +205,8 @@ def sweep_view_state(
     """The shared view of a sweep's runs table (JSON for ``SHARED_VIEW_TAG_PREFIX + key``):
     columns ``searched`` params then ``metrics``, rows ordered by metric ``order_by``
     (``ascending`` for a minimised objective), which also lists the trials flat."""
-    names = {_column("params", p): p for p in searched}
-    names |= {_column("metrics", m): m for m in metrics}
-    columns = list(names)
-    return {
-        "orderByKey": _column("metrics", order_by),
-        "orderByAsc": ascending,
-        "selectedColumns": columns,
-        "columnOrder": columns,
-        "columnWidths": {c: _column_width(name) for c, name in names.items()},
-    }
+    columns = [("params", p) for p in searched] + [("metrics", m) for m in metrics]
+    return runs_view_state(columns, order_by, ascending)
 
 
 def _column_width(name: str) -> int:

@@ -116,6 +116,20 @@ def test_mlflow_accepts_the_host_names_it_is_called_by(config: dict[str, Any]) -
     assert "mlflow:5000" in allowed and "127.0.0.1:5000" in allowed
 
 
+def test_mlflow_runs_salsweep_ui_plugin(config: dict[str, Any]) -> None:
+    """The server opens its UI in the model-training layout (studies/tracking/ui_app.py):
+    the image installs the project's wheel (without its dependencies: the plugin imports
+    MLflow only), built by an earlier stage."""
+    command = config["services"]["mlflow"]["command"]
+    assert command[command.index("--app-name") + 1] == "salsweep"
+    stages = dockerfile_stages()
+    mlflow = stages["mlflow"]
+    assert "COPY --from=app /wheels /wheels" in mlflow
+    assert "pip install --no-deps /wheels/*.whl" in mlflow
+    assert '"--app-name", "salsweep"' in mlflow  # a plain `docker run` too
+    assert list(stages).index("app") < list(stages).index("mlflow")
+
+
 def test_mlflow_runs_without_its_job_runner(config: dict[str, Any]) -> None:
     env = config["services"]["mlflow"]["environment"]
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"

@@ -29,7 +29,7 @@ from trainer.config import TrainConfig
 from trainer.data import DataSplits, DepthDataset, Sample, build_datasets
 from trainer.errors import UserError
 from trainer.io import make_output_dir, write_output
-from trainer.metrics import DepthMetricAccumulator
+from trainer.metrics import Alignment, DepthMetricAccumulator, alignment_of
 from trainer.model import DepthNet
 from trainer.previews import save_preview
 from trainer.selection import DEFAULT_SELECTION, EpochSelection
@@ -254,7 +254,7 @@ def fit(
         history.append(metrics)
         selected.offer(epoch, metrics, run.model)
         if out_dir is not None and config.previews:
-            previews.append(_preview(run, out_dir, epoch))
+            previews.append(_preview(run, out_dir, epoch, alignment_of(select.metric)))
         if on_epoch_end is not None:
             on_epoch_end(epoch, dict(metrics))
 
@@ -377,7 +377,9 @@ def _scheduler(
 
 
 @torch.no_grad()
-def _preview(run: _Run, out_dir: Path, epoch: int) -> Path:
+def _preview(run: _Run, out_dir: Path, epoch: int, alignment: Alignment) -> Path:
+    """The epoch's preview of the first validation image; the prediction aligned as the
+    objective's metric aligns it (``alignment``)."""
     run.model.eval()
     rgb, depth = run.splits.val[0]
     with _autocast(run.device):
@@ -390,4 +392,6 @@ def _preview(run: _Run, out_dir: Path, epoch: int) -> Path:
         min_depth=run.config.data.min_depth,
         max_depth=run.config.data.max_depth,
         title=f"epoch {epoch}",
+        alignment=alignment,
+        garg_crop=run.config.data.garg_crop,
     )

@@ -46,6 +46,8 @@ __all__ = [
     "METRIC_NAMES",
     "Alignment",
     "DepthMetricAccumulator",
+    "aligned_depth",
+    "alignment_of",
     "depth_metrics_per_image",
     "garg_crop_mask",
     "metric_keys",
@@ -116,7 +118,8 @@ def _scale_shift_aligned(px: _Pixels, max_depth: float) -> torch.Tensor:
     one = torch.ones_like(px.gt)
     pred_inv = 1.0 / torch.where(px.mask, px.pred, one)
     gt_inv = 1.0 / torch.where(px.mask, px.gt, one)
-    pc = pred_inv - (weight * pred_inv).sum(dim=1, keepdim=True) / count
+    pred_mean = (weight * pred_inv).sum(dim=1, keepdim=True) / count
+    pc = pred_inv - pred_mean
     gt_mean = (weight * gt_inv).sum(dim=1, keepdim=True) / count
     sxx = (weight * pc * pc).sum(dim=1, keepdim=True)
     sxy = (weight * pc * (gt_inv - gt_mean)).sum(dim=1, keepdim=True)
@@ -127,7 +130,10 @@ def _scale_shift_aligned(px: _Pixels, max_depth: float) -> torch.Tensor:
     # The scale is held non-negative: an inverted map (near drawn far) must not score as
     # well as the right one, so a negative fit becomes the best flat map, mean(1/gt).
     scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0).clamp(min=0.0)
-    aligned_inv = scale * pc + gt_mean  # = s pred_inv + t
+    # The fit applied to every pixel with a positive prediction (a preview shows the whole
+    # image, trainer.previews); on the valid pixels this is ``scale * pc + gt_mean``.
+    every_inv = 1.0 / torch.where(px.pred > 0, px.pred, math.nan)
+    aligned_inv = scale * (every_inv - pred_mean) + gt_mean  # = s pred_inv + t
     return 1.0 / aligned_inv.clamp(min=1.0 / max_depth)
 
 
@@ -202,6 +208,46 @@ def depth_metrics_per_image(
     px = _pixels(pred_depth, gt_depth, min_depth, max_depth, garg_crop)
     pred = _aligned(px, alignment, max_depth)
     return _metric_values(pred, px, min_depth, max_depth), px.mask.any(dim=1)
+
+
+# ---------------------------------------------------------------- aligned predictions
+# The prediction as a metric sees it, for the previews (trainer.previews).
+
+
+def alignment_of(metric: str) -> Alignment:
+    """The alignment of a metric by its name: ``val/abs_rel_align`` -> ``scale_shift``,
+    ``val/rmse_med`` -> ``median``, anything else (``val/abs_rel``, ``train/...``) ->
+    ``none``."""
+    name = metric.rsplit("/", 1)[-1]
+    for alignment, suffix in ALIGNMENTS.items():
+        if suffix and name.endswith(suffix) and name.removesuffix(suffix) in METRIC_NAMES:
+            return alignment
+    return "none"
+
+
+def aligned_depth(
+    pred_depth: torch.Tensor,
+    gt_depth: torch.Tensor,
+    *,
+    min_depth: float,
+    max_depth: float,
+    garg_crop: bool = False,
+    alignment: Alignment = "none",
+) -> torch.Tensor:
+    """The prediction aligned to the ground truth as :func:`depth_metrics_per_image`
+    aligns it before scoring (fitted on the same valid pixels, applied to every pixel),
+    not yet clamped to ``[min_depth, max_depth]``.
+
+    Args:
+        pred_depth: [B,1,h,w] predicted depth (m), > 0; resized to the ground truth's size.
+        gt_depth: [B,1,H,W] ground-truth depth (m), 0 = no measurement.
+
+    Returns:
+        [B,1,H,W] float64 depth (m) (``scale_shift``: NaN where the prediction is not
+        positive).
+    """
+    px = _pixels(pred_depth, gt_depth, min_depth, max_depth, garg_crop)
+    return _aligned(px, alignment, max_depth).reshape(gt_depth.shape)
 
 
 class DepthMetricAccumulator:

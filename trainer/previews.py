@@ -12,6 +12,12 @@ that all previews of a sweep (every trial, every epoch) can be compared by eye:
 - pixels without ground truth (``gt <= 0`` or not finite) are ``MISSING_COLOR`` grey in
   the ground-truth and error panels, as are non-finite predictions.
 
+With an ``alignment`` (the one of the objective's metric: ``val/abs_rel_align`` aligns
+scale and shift in inverse depth, ``_med`` scales by the medians), the prediction and error
+panels show the prediction as that metric scores it, aligned to this image's ground truth
+by trainer.metrics (:func:`trainer.metrics.aligned_depth`), and their labels say so: an
+objective that ignores scale is judged on what it sees.
+
 The figure is a ``matplotlib.figure.Figure`` drawn by the Agg canvas, not a pyplot
 figure: it is never registered with pyplot, selects no backend, and is freed when this
 module lets go of it, so thousands of previews leak nothing.
@@ -33,6 +39,7 @@ from matplotlib.colors import Colormap, LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from trainer.io import write_output
+from trainer.metrics import Alignment, aligned_depth
 
 __all__ = [
     "DEPTH_CMAP",
@@ -43,6 +50,7 @@ __all__ = [
     "PreviewLayout",
     "depth_norm",
     "error_norm",
+    "panel_names",
     "preview_layout",
     "save_preview",
 ]
@@ -60,6 +68,24 @@ _MARGIN = 10  # px left, right of the panels, bottom
 _COLORBAR = 14  # px wide colour bars
 _TICKS = 56  # px right of a colour bar for its tick labels
 _PANEL_NAMES = ("RGB", "ground truth (m)", "prediction (m)", "|prediction - ground truth| (m)")
+# How the prediction and error panels name an aligned prediction.
+_ALIGNED_NAMES: dict[Alignment, tuple[str, str]] = {
+    "median": (
+        "prediction x median(gt) / median(prediction) (m)",
+        "|median-scaled prediction - ground truth| (m)",
+    ),
+    "scale_shift": (
+        "prediction, scale and shift aligned to the ground truth in inverse depth (m)",
+        "|aligned prediction - ground truth| (m)",
+    ),
+}
+
+
+def panel_names(alignment: Alignment = "none") -> tuple[str, str, str, str]:
+    """The four panels' labels, top to bottom, for a preview with ``alignment``."""
+    rgb, gt, pred, error = _PANEL_NAMES
+    pred, error = _ALIGNED_NAMES.get(alignment, (pred, error))
+    return rgb, gt, pred, error
 
 
 @dataclass(frozen=True)
@@ -110,6 +136,8 @@ def save_preview(
     min_depth: float,
     max_depth: float,
     title: str = "",
+    alignment: Alignment = "none",
+    garg_crop: bool = False,
 ) -> Path:
     """Write one PNG with four panels: RGB, ground truth, prediction, absolute error.
 
@@ -120,12 +148,24 @@ def save_preview(
         pred_depth: [1,H,W] predicted depth (m).
         min_depth, max_depth: the sweep's depth range; fixes every colour scale.
         title: text above the panels.
+        alignment, garg_crop: show the prediction aligned to the ground truth as the
+            metrics of that alignment score it (``none``: as predicted; ``garg_crop``:
+            the metrics' crop, whose pixels the fit sees).
 
     Returns:
         ``path``. The image is ``preview_layout(H, W).width x .height`` pixels.
     """
     if not 0.0 < min_depth < max_depth:
         raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
+    if alignment != "none":
+        pred_depth = aligned_depth(
+            pred_depth.detach().unsqueeze(0),
+            gt_depth.detach().to(pred_depth.device).unsqueeze(0),
+            min_depth=min_depth,
+            max_depth=max_depth,
+            garg_crop=garg_crop,
+            alignment=alignment,
+        )[0]
     image, gt, pred = _to_numpy(rgb, gt_depth, pred_depth)
     layout = preview_layout(*gt.shape)
 
@@ -147,7 +187,8 @@ def save_preview(
         (pred_shown, d_cmap, d_norm),
         (error, e_cmap, e_norm),
     )
-    for name, box, (data, cmap, norm) in zip(_PANEL_NAMES, layout.panels, shown, strict=True):
+    names = panel_names(alignment)
+    for name, box, (data, cmap, norm) in zip(names, layout.panels, shown, strict=True):
         ax = fig.add_axes(_fraction(box, layout))
         ax.imshow(data, cmap=cmap, norm=norm, interpolation="nearest", aspect="auto")
         ax.set_axis_off()

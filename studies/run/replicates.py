@@ -49,8 +49,9 @@ from studies.run.runner import (
     optimize,
     run_trial,
 )
+from studies.run.scored import logging_score
 from studies.store import companion_study
-from studies.tracking import ROLE_TAG, STATE_TAG, STUDY_TAG, RunLog, Tracker
+from studies.tracking import LABEL_TAG, ROLE_TAG, STATE_TAG, STUDY_TAG, RunLog, Tracker
 from sweeps import SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, fit
 
@@ -245,6 +246,9 @@ class ReplicateRunner:
             epochs = config.epochs
             train = self._builtin_train(trial, config, out_dir, searching)
 
+        if not searching:  # the verdict's score, as a column of the runs view
+            train = logging_score(train)
+
         def on_start() -> None:
             if observer is not None:
                 observer.run_started(label, params, epochs)
@@ -257,6 +261,7 @@ class ReplicateRunner:
                 STATE_TAG: "RUNNING",
                 ROLE_TAG: role,
                 CONFIG_TAG: key,
+                LABEL_TAG: config_label(key, trial.user_attrs.get(attrs.METHOD)),
                 SEED_TAG: str(seed),
                 STUDY_TAG: self.runs.study_name,
             },

@@ -29,7 +29,15 @@ from optuna.trial import FrozenTrial
 from studies import attrs
 from studies.run.observer import SweepObserver
 from studies.run.signals import hold_stop, release_stop
-from studies.tracking import Client, ParamValue, RunLog, Tracker, TrackingError, flatten_params
+from studies.tracking import (
+    Client,
+    ParamValue,
+    RunLog,
+    Tracker,
+    TrackingError,
+    flatten_params,
+    without_unused_loss_params,
+)
 from sweeps import SweepSpec
 from trainer import TrainConfig, dump_train_config
 
@@ -61,8 +69,9 @@ def worker_id(pid: int | None = None) -> str:
 
 
 def flatten_config(config: TrainConfig) -> dict[str, ParamValue]:
-    """Every leaf of the config as ``dotted.key: value`` (MLflow params)."""
-    return flatten_params(config.model_dump(mode="json"))
+    """Every leaf of the config as ``dotted.key: value`` (MLflow params), less the loss
+    parameters that its loss method does not take (an SSI run has no ``loss.lambda_sg``)."""
+    return without_unused_loss_params(flatten_params(config.model_dump(mode="json")))
 
 
 def builtin_params(config: TrainConfig) -> tuple[dict[str, ParamValue], str]:

@@ -20,14 +20,8 @@ from optuna.storages import BaseStorage
 from studies import attrs
 from studies.confirmation import Confirmation, load_confirmation
 from studies.home import REPLICATES_DIR, study_dir
-from studies.report import (
-    confirmation_csv,
-    confirmation_markdown,
-    confirmation_metrics,
-    export_best,
-    save_confirmation_plot,
-    save_study_plots,
-)
+from studies.report import export_best, save_study_plots
+from studies.report.columns import log_confirmation
 from studies.run.objective import Objective
 from studies.run.observer import SweepObserver
 from studies.run.replicates import ReplicateRunner
@@ -40,6 +34,7 @@ from studies.store import (
     StudyMismatch,
     StudyRecord,
     as_record,
+    companion_study,
     open_storage,
 )
 from studies.tracking import (
@@ -168,13 +163,15 @@ def open_sweep(
     *,
     create: bool,
     observer: SweepObserver | None,
+    confirming: bool = False,
 ) -> OpenSweep:
     """Check the tracking server, open (``create``: or create) study ``name``, its MLflow
-    experiment and parent run (recorded on the study), and store the runs view; tells
-    ``observer`` the view's address. Raises `sweeps.StudyNameError` for an unusable
-    ``name`` and `StudyMismatch` for a study launched from another spec, before anything
-    is created. The ended runs whose MLflow logs an earlier process of the sweep left on
-    disk are sent by this one, in the background."""
+    experiment and parent run (recorded on the study), and store the runs view (with the
+    confirmation's columns when ``confirming``, the spec confirms or the study has a
+    confirmation); tells ``observer`` the view's address. Raises `sweeps.StudyNameError`
+    for an unusable ``name`` and `StudyMismatch` for a study launched from another spec,
+    before anything is created. The ended runs whose MLflow logs an earlier process of the
+    sweep left on disk are sent by this one, in the background."""
     trials_dir = study_dir(target.home, name)
     # Check the server before the storage: a sweep that cannot be tracked creates nothing.
     tracker = Tracker(target.tracking_uri, journal_dir=trials_dir)
@@ -187,6 +184,7 @@ def open_sweep(
         list(spec.searched()),
         spec.objective.metric,
         ascending=spec.objective.direction == "minimize",
+        confirming=confirming or spec.confirm is not None or companion_study(study) is not None,
     )
     if observer is not None:
         observer.sweep_started(ui_url)
@@ -280,13 +278,13 @@ def _summarise(record: StudyRecord, confirmation: Confirmation | None, parent: R
         if plots:
             parent.log_artifacts(Path(tmp), "plots")
     if confirmation is not None:
-        with tempfile.TemporaryDirectory(prefix="salsweep-confirm-") as tmp:
-            folder = Path(tmp)
-            (folder / "confirmation.md").write_text(confirmation_markdown(confirmation))
-            (folder / "confirmation.csv").write_text(confirmation_csv(confirmation))
-            save_confirmation_plot(confirmation, folder / "confirmation.png")
-            parent.log_artifacts(folder, None)
-        parent.log_epoch(0, confirmation_metrics(confirmation))
+        experiment_id = record.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
+        log_confirmation(
+            parent,
+            confirmation,
+            parent.courier.transport.tracking_uri,
+            None if experiment_id is None else str(experiment_id),
+        )
     try:
         text = export_best(record, "trainer", confirmation=confirmation)
     except ValueError:

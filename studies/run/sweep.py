@@ -208,7 +208,7 @@ def confirm_sweep(
         top_k=defaults.top_k if top_k is None else top_k,
         seeds=defaults.seeds if seeds is None else seeds,
     )
-    opened = open_sweep(spec, name, target, create=False, observer=observer)
+    opened = open_sweep(spec, name, target, create=False, observer=observer, confirming=True)
     runner = replicate_runner(opened.objective)
     with parent_run(opened, observer) as closing:
         if not _confirm(opened.study, spec, confirm, runner):

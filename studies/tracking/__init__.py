@@ -23,15 +23,20 @@ if TYPE_CHECKING:
     )
     from studies.tracking.layout import (
         CHILD_STATUS,
+        CONFIRM_VALUE_METRIC,
+        LABEL_TAG,
+        NOTE_TAG,
         ROLE_TAG,
         STATE_TAG,
         STUDY_TAG,
+        VERDICT_TAGS,
         ChildState,
         ParamValue,
         TrackingError,
         child_tags,
         flatten_params,
         now_ms,
+        without_unused_loss_params,
     )
     from studies.tracking.outbox import (
         OP_END,
@@ -69,15 +74,20 @@ __getattr__, __dir__, __all__ = lazy_face(
         ),
         "studies.tracking.layout": (
             "CHILD_STATUS",
+            "CONFIRM_VALUE_METRIC",
             "ChildState",
+            "LABEL_TAG",
+            "NOTE_TAG",
             "ParamValue",
             "ROLE_TAG",
             "STATE_TAG",
             "STUDY_TAG",
             "TrackingError",
+            "VERDICT_TAGS",
             "child_tags",
             "flatten_params",
             "now_ms",
+            "without_unused_loss_params",
         ),
         "studies.tracking.outbox": (
             "OP_END",

@@ -39,7 +39,10 @@ from mlflow.tracking import MlflowClient
 from studies.tracking.layout import (
     CHILD_STATUS,
     CLIENT_ENV_DEFAULTS,
+    CONFIRM_VALUE_METRIC,
+    LABEL_TAG,
     MAX_PARAMS_PER_BATCH,
+    METHOD_PARAM,
     PARENT_ROLE,
     PARENT_RUN_NAME,
     ROLE_TAG,
@@ -48,6 +51,7 @@ from studies.tracking.layout import (
     STUDY_TAG,
     SWEEP_VIEW_KEY,
     VALUE_METRIC,
+    VERDICT_TAGS,
     ParamValue,
     RunEnd,
     TrackingError,
@@ -55,13 +59,18 @@ from studies.tracking.layout import (
 )
 from studies.urls import (
     SHARED_VIEW_TAG_PREFIX,
+    Column,
     error_line,
     redact_url,
     runs_page_url,
-    sweep_view_state,
+    runs_view_state,
 )
 
-__all__ = ["Client"]
+__all__ = ["VERDICT_COLUMN_PX", "Client", "sweep_view_state_of"]
+
+# A verdict column's width: "trial 12: 0.1406 ± 0.0040 [0.1366, 0.1446], 5 seeds" at the
+# table's 13 px font.
+VERDICT_COLUMN_PX = 400
 
 T = TypeVar("T")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -75,6 +84,21 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def _finite_or_nan(value: float) -> float:
     value = float(value)
     return value if math.isfinite(value) else math.nan
+
+
+def sweep_view_state_of(
+    searched: Sequence[str], metric: str, ascending: bool, *, confirming: bool = False
+) -> dict[str, object]:
+    """The shared view that :meth:`Client.share_sweep_view` stores (see there)."""
+    columns: list[Column] = [("tags", LABEL_TAG), ("params", METHOD_PARAM)]
+    columns += [("params", p) for p in searched]
+    columns += [("metrics", VALUE_METRIC), ("metrics", metric)]
+    widths: dict[str, int] = {}
+    if confirming:
+        columns.append(("metrics", CONFIRM_VALUE_METRIC))
+        columns += [("tags", tag) for tag in VERDICT_TAGS]
+        widths = dict.fromkeys(VERDICT_TAGS, VERDICT_COLUMN_PX)
+    return runs_view_state(columns, VALUE_METRIC, ascending, widths)
 
 
 def _health_url(tracking_uri: str) -> str:
@@ -238,16 +262,26 @@ class Client:
     # ------------------------------------------------------------------ the runs view
 
     def share_sweep_view(
-        self, experiment_id: str, searched: Sequence[str], metric: str, ascending: bool
+        self,
+        experiment_id: str,
+        searched: Sequence[str],
+        metric: str,
+        ascending: bool,
+        *,
+        confirming: bool = False,
     ) -> str:
         """Store the sweep's view of its runs table on the experiment and return its URL.
 
-        The view shows the ``searched`` params (dotted TrainConfig paths, as logged), the
-        objective value ``optuna.value`` and the objective ``metric`` (its last epoch) as
-        columns, every trial listed flat, best first: ordered by ``optuna.value``,
-        ``ascending`` for a minimised objective. Storing it again replaces it.
+        The view shows as columns each run's configuration (``salsweep.label``) and loss
+        method (``loss.method``), the ``searched`` params (dotted TrainConfig paths, as
+        logged), the objective value ``optuna.value`` and the objective ``metric`` (its
+        last epoch); every trial listed flat, best first: ordered by ``optuna.value``,
+        ``ascending`` for a minimised objective. ``confirming`` (the sweep has or will
+        have a confirmation) adds each replicate's score ``confirm.value`` and the
+        verdict's figures on the parent run (``confirm.winner``, ``confirm.runner_up``,
+        ``confirm.baseline``). Storing it again replaces it.
         """
-        state = sweep_view_state(searched, [VALUE_METRIC, metric], VALUE_METRIC, ascending)
+        state = sweep_view_state_of(searched, metric, ascending, confirming=confirming)
         key, value = SHARED_VIEW_TAG_PREFIX + SWEEP_VIEW_KEY, json.dumps(state)
         with self._calling(f"store the runs view of experiment {experiment_id}"):
             try:

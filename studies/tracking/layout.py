@@ -5,7 +5,11 @@ and the run logging all spell the layout from here.
 Layout: experiment = study name; a parent run ``sweep`` holding the spec as params and
 ``sweep.yaml``; one child run ``trial-<n>`` per trial with its parameters, per-epoch
 metrics (``step`` = epoch), tags ``optuna.study``, ``optuna.trial``, ``optuna.state`` and
-its artifacts.
+its artifacts. Every trial's and replicate's run is labelled with its configuration
+(``salsweep.label``: ``trial 3``, ``baseline (ssi)``); a confirmation replicate holds the
+score the verdict uses (``confirm.value``); once confirmed, the parent run holds the
+verdict's figures (``confirm.winner``, ``confirm.runner_up``, ``confirm.baseline``) and
+the confirmation as its description.
 """
 
 from __future__ import annotations
@@ -14,22 +18,32 @@ import json
 import time
 from typing import Literal
 
+from loss.names import SCALE_ADAPTIVE_PARAMS, SSI_PARAMS, check_method, method_params
+from studies.attrs import config_label, trial_key
 from trainer.errors import UserError
 
 __all__ = [
+    "BASELINE_TAG",
     "CHILD_STATUS",
     "CLIENT_ENV_DEFAULTS",
+    "CONFIRM_VALUE_METRIC",
+    "LABEL_TAG",
     "MAX_METRICS_PER_BATCH",
     "MAX_PARAMS_PER_BATCH",
+    "METHOD_PARAM",
+    "NOTE_TAG",
     "PARENT_ROLE",
     "PARENT_RUN_NAME",
     "ROLE_TAG",
+    "RUNNER_UP_TAG",
     "SPEC_ARTIFACT",
     "STATE_TAG",
     "STUDY_TAG",
     "SWEEP_VIEW_KEY",
     "TRIAL_TAG",
     "VALUE_METRIC",
+    "VERDICT_TAGS",
+    "WINNER_TAG",
     "ChildState",
     "ParamValue",
     "RunEnd",
@@ -37,6 +51,7 @@ __all__ = [
     "child_tags",
     "flatten_params",
     "now_ms",
+    "without_unused_loss_params",
 ]
 
 PARENT_RUN_NAME = "sweep"
@@ -54,6 +69,23 @@ STATE_TAG = "optuna.state"
 VALUE_METRIC = "optuna.value"
 # The experiment's shared view of the sweep: tag mlflow.sharedViewState.<key>.
 SWEEP_VIEW_KEY = "salsweep-sweep"
+# The configuration a run trains, readable (attrs.config_label): a column of the view that
+# groups a configuration's search run and replicates.
+LABEL_TAG = "salsweep.label"
+# The loss method, a param of every run of the built-in trainer: a column of the view.
+METHOD_PARAM = "loss.method"
+# A confirmation replicate's score as the verdict counts it (the objective's test-split
+# counterpart, e.g. test/abs_rel_align), under one name on every replicate: a column.
+CONFIRM_VALUE_METRIC = "confirm.value"
+# The verdict's figures on the parent run: "<label>: <mean ± CI>, <n> seeds" per role.
+WINNER_TAG = "confirm.winner"
+RUNNER_UP_TAG = "confirm.runner_up"
+BASELINE_TAG = "confirm.baseline"
+VERDICT_TAGS = (WINNER_TAG, RUNNER_UP_TAG, BASELINE_TAG)
+# A run's description in the UI (Markdown): the parent run's is the confirmation.
+NOTE_TAG = "mlflow.note.content"
+# Loss parameters some method takes: a run logs those its own method takes (and the rest).
+_LOSS_PARAMS = frozenset(SCALE_ADAPTIVE_PARAMS) | frozenset(SSI_PARAMS)
 # The MLflow client's retries and request timeout, unless the environment sets them. The
 # courier retries on its own; the client's defaults (7 retries with back-off, 120 s a
 # request) kept a trial waiting 8.6 minutes on a server that was gone, and a retry of a
@@ -90,6 +122,18 @@ def flatten_params(data: object, prefix: str = "") -> dict[str, ParamValue]:
     return {prefix: "null" if data is None else str(data)}
 
 
+def without_unused_loss_params(params: dict[str, ParamValue]) -> dict[str, ParamValue]:
+    """A run's flattened config without the ``loss.*`` parameters that its loss method
+    (``loss.method``) does not take: an SSI run logs no ``loss.lambda_sg``. Parameters no
+    method takes are kept, as is everything when there is no known method."""
+    try:
+        method = check_method(params.get(METHOD_PARAM))
+    except ValueError:
+        return dict(params)
+    unused = {f"loss.{name}" for name in _LOSS_PARAMS - set(method_params(method))}
+    return {key: value for key, value in params.items() if key not in unused}
+
+
 def now_ms() -> int:
     """Now, as MLflow stamps metrics and runs: milliseconds since the epoch."""
     return int(time.time() * 1000)
@@ -106,4 +150,5 @@ def child_tags(parent_run_id: str, study_name: str, trial_number: int) -> dict[s
         STUDY_TAG: study_name,
         TRIAL_TAG: str(trial_number),
         STATE_TAG: "RUNNING",
+        LABEL_TAG: config_label(trial_key(trial_number)),
     }

@@ -75,6 +75,13 @@ class RunLog:
         for start in range(0, len(items), MAX_METRICS_PER_BATCH):
             self._append({"op": OP_LOG, "metrics": items[start : start + MAX_METRICS_PER_BATCH]})
 
+    def log_tags(self, tags: Mapping[str, str]) -> None:
+        """Set the run's tags (one request; setting a tag again replaces its value)."""
+        if tags:
+            self._append(
+                {"op": OP_LOG, "metrics": [], "tags": {k: str(v) for k, v in tags.items()}}
+            )
+
     def log_text(self, text: str, artifact_file: str) -> None:
         """``text`` as artifact ``artifact_file``; the file stays in the run's folder."""
         write_output(self.outbox.folder / artifact_file, text.encode("utf-8"))

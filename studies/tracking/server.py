@@ -25,7 +25,9 @@ Files under ``home``:
   two starts at once (``make sweep`` starts the server beside ``sweep launch``) give one
 
 The UI's table of training runs is at ``<url>/#/experiments/<id>/runs``
-(:func:`studies.urls.runs_page_url`).
+(:func:`studies.urls.runs_page_url`). The server runs salsweep's MLflow app plugin
+(``--app-name salsweep``, studies.tracking.ui_app) when it is installed, so that every page
+of its UI opens in the model-training layout, in any browser.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ __all__ = [
     "server_status",
     "start_server",
     "stop_server",
+    "ui_app_installed",
     "wait_healthy",
 ]
 
@@ -77,6 +80,9 @@ LOG_TAIL_LINES = 15
 POLL_INTERVAL = 0.1
 # Environment defaults of the server process (a value already in the environment wins).
 SERVER_ENV_DEFAULTS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+# The ``mlflow.app`` entry point of salsweep's app plugin (studies.tracking.ui_app.APP_NAME;
+# not imported from there: that module loads MLflow's server).
+UI_APP_NAME = "salsweep"
 
 # Loopback requests must not go through an HTTP proxy set in the environment.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -324,9 +330,20 @@ def server_environment(base: Mapping[str, str]) -> dict[str, str]:
     return {**SERVER_ENV_DEFAULTS, **base}
 
 
+def ui_app_installed() -> bool:
+    """Whether salsweep's MLflow app plugin (studies.tracking.ui_app) is installed: the
+    ``mlflow.app`` entry point ``salsweep`` of this environment (``pip install -e .``)."""
+    from importlib.metadata import entry_points
+
+    return any(e.name == UI_APP_NAME for e in entry_points(group="mlflow.app"))
+
+
 def server_command(home: Path, host: str, port: int) -> list[str]:
-    """The ``mlflow server`` command line for the data dir ``home``."""
+    """The ``mlflow server`` command line for the data dir ``home``: with salsweep's app
+    plugin where it is installed (``--app-name salsweep``: the UI opens in the
+    model-training layout in any browser; studies.tracking.ui_app), else MLflow's own."""
     home = home.resolve()
+    app = ["--app-name", UI_APP_NAME] if ui_app_installed() else []
     return [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", f"sqlite:///{home / MLFLOW_DB}",
@@ -337,6 +354,7 @@ def server_command(home: Path, host: str, port: int) -> list[str]:
         # One uvicorn worker: a sweep sends one request at a time, and the machine's
         # cores belong to training.
         "--workers", "1",
+        *app,
     ]  # fmt: skip
 
 

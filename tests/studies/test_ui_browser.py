@@ -9,6 +9,7 @@ and the best trial in the first row. Screenshots are copied to a stable path (pr
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -24,12 +26,23 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from cli import cli
 from studies import load_study, trial_rows
+from studies.attrs import config_label
+from studies.confirmation.confirmed import load_confirmation
 from studies.store import as_record
-from studies.tracking.client import Client
-from studies.tracking.layout import VALUE_METRIC, ChildState, now_ms
+from studies.tracking.layout import (
+    CONFIRM_VALUE_METRIC,
+    LABEL_TAG,
+    SWEEP_VIEW_KEY,
+    VALUE_METRIC,
+    VERDICT_TAGS,
+    ChildState,
+    now_ms,
+)
 from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
+from studies.urls import run_page_url, runs_page_url
 from tests.studies.sweep_helpers import Sweep
 from tests.studies.tracking_helpers import open_child
 
@@ -50,7 +63,10 @@ CHROMIUM_FLAGS = (
     "--window-size=1600,900",
 )
 SEARCHED = ("loss.lambda_sg", "loss.num_scales")
+# Sidebar entries of MLflow 3's GenAI layout that its model-training layout has not.
+GENAI_SIDEBAR = {"Overview", "Judges", "Evaluation runs", "Sessions"}
 METRIC = "val/abs_rel"
+METHOD = "sparse-scale-adaptive"
 # (state, objective value, lambda_sg, num_scales) of trial-0 .. trial-5.
 TRIALS: tuple[tuple[ChildState, float | None, float, int], ...] = (
     ("COMPLETE", 0.31, 0.1, 1),
@@ -157,15 +173,41 @@ def _keep(shot: Path, tmp_path_factory: pytest.TempPathFactory, name: str) -> No
     print(f"MLflow runs page screenshot: {stable}")
 
 
-def _check_layout_and_columns(browser: WebDriver, searched: Sequence[str], metric: str) -> None:
+def _check_training_layout(browser: WebDriver, where: str) -> None:
+    """The page shows the model-training sidebar (Runs, Models), not the GenAI one
+    (Overview, Judges, Evaluation runs), once its sidebar has rendered."""
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    try:
+        wait.until(lambda b: {"Runs", "Evaluation runs"} & _side_nav(b))
+    except TimeoutException:
+        pytest.fail(f"{where}: no sidebar at {browser.current_url}")
     nav = _side_nav(browser)
-    # The model-training sidebar (Runs, Models), not the GenAI one (Overview, Judges).
-    assert {"Runs", "Models"} <= nav and not {"Overview", "Judges"} & nav, nav
-    expected = [(_column("params", p), p) for p in searched]
+    assert {"Runs", "Models"} <= nav and not GENAI_SIDEBAR & nav, (where, browser.current_url, nav)
+
+
+def _check_layout_and_columns(
+    browser: WebDriver, searched: Sequence[str], metric: str, *, confirming: bool = False
+) -> None:
+    _check_training_layout(browser, "the printed address")
+    expected = [
+        (_column("tags", LABEL_TAG), LABEL_TAG),
+        (_column("params", "loss.method"), "loss.method"),
+    ]
+    expected += [(_column("params", p), p) for p in searched if p != "loss.method"]
     expected += [(_column("metrics", VALUE_METRIC), VALUE_METRIC)]
     expected += [(_column("metrics", metric), metric)]
-    shown = [h for h in _headers(browser) if h[0].startswith(("params.", "metrics."))]
-    assert shown == expected
+    if confirming:
+        expected += [(_column("metrics", CONFIRM_VALUE_METRIC), CONFIRM_VALUE_METRIC)]
+        expected += [(_column("tags", tag), tag) for tag in VERDICT_TAGS]
+
+    def shown(b: WebDriver) -> list[tuple[str, str]]:
+        return [h for h in _headers(b) if h[0].startswith(("params.", "metrics.", "tags."))]
+
+    # The table renders only the columns in view: a window as wide as a wide screen.
+    browser.set_window_size(3200, 900)
+    with contextlib.suppress(TimeoutException):  # compared below
+        WebDriverWait(browser, 10).until(lambda b: len(shown(b)) >= len(expected))
+    assert shown(browser) == expected
 
 
 def test_sweep_url_opens_on_the_best_trial(
@@ -180,7 +222,12 @@ def test_sweep_url_opens_on_the_best_trial(
     experiment_id = tracker.ensure_experiment(study)
     parent = tracker.find_or_create_parent(experiment_id, study, {"spec.name": study}, "x: 1\n")
     for number, (state, value, lambda_sg, num_scales) in enumerate(TRIALS):
-        params = {"loss.lambda_sg": lambda_sg, "loss.num_scales": num_scales, "lr": 0.001}
+        params = {
+            "loss.method": METHOD,
+            "loss.lambda_sg": lambda_sg,
+            "loss.num_scales": num_scales,
+            "lr": 0.001,
+        }
         run = open_child(runs, tmp_path / "trials", experiment_id, parent, number, params, study)
         for epoch in (1, 2):
             last = (value if value is not None else 0.5) + 0.01 * (2 - epoch)
@@ -205,6 +252,7 @@ def test_sweep_url_opens_on_the_best_trial(
     assert order[-1] == "sweep"
     shown = {k: v for k, v in rows[0].cells.items() if k.startswith(("params.", "metrics."))}
     assert shown == {
+        _column("params", "loss.method"): METHOD,
         _column("params", "loss.lambda_sg"): "0.7",
         _column("params", "loss.num_scales"): "3",
         _column("metrics", VALUE_METRIC): "0.125",
@@ -225,9 +273,8 @@ def test_real_sweep_url_opens_on_its_best_trial(
     searched = list(study.user_attrs["spec"]["search"])
     metric = str(study.user_attrs["objective_metric"])
     ascending = study.user_attrs.get("direction", "minimize") == "minimize"
-    url = Client(sweep.target.tracking_uri).share_sweep_view(
-        sweep.experiment_id, searched, metric, ascending
-    )
+    # The address the sweep printed: the view the sweep stored (with its confirmation).
+    url = runs_page_url(sweep.target.tracking_uri, sweep.experiment_id, SWEEP_VIEW_KEY)
     shown = [r for r in trial_rows(as_record(study)) if r.mlflow_run_id is not None]
     scored = [r for r in shown if r.value is not None]
     assert scored, "the sweep fixture finished no trial"
@@ -237,10 +284,125 @@ def test_real_sweep_url_opens_on_its_best_trial(
     rows = _open(browser, url, names, shot)
     _keep(shot, tmp_path_factory, "sweep-runs.png")
 
-    _check_layout_and_columns(browser, searched, metric)
+    _check_layout_and_columns(browser, searched, metric, confirming=True)
     first = rows[0]
     assert first.href.endswith(f"/runs/{best.mlflow_run_id}")
     assert float(first.cells[_column("metrics", VALUE_METRIC)]) == pytest.approx(best.value)
     for key, value in best.params.items():
         if key in searched:
             assert first.cells[_column("params", key)] == str(value)
+
+
+def _wait_url(browser: WebDriver, part: str) -> None:
+    WebDriverWait(browser, WAIT_S).until(lambda b: part in b.current_url)
+
+
+def _click(browser: WebDriver, xpath: str) -> None:
+    """A real click (MLflow's tabs answer the mouse, not a scripted click event)."""
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    wait.until(ec.element_to_be_clickable((By.XPATH, xpath))).click()
+
+
+def test_a_journey_through_a_sweep_stays_in_the_training_layout(
+    sweep: Sweep,
+    browser: WebDriver,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A fresh browser on the server salsweep started: the printed address, a click on a
+    trial in the table, its artifacts, its parent run, the experiment from MLflow's home
+    page, and the addresses salsweep writes (a run page, its artifacts) all open in the
+    model-training layout; the UI's own links carry no ``workflowType``."""
+    study = as_record(load_study(sweep.name, sweep.target.storage_url))
+    trial = next(r for r in trial_rows(study) if r.number is not None and r.mlflow_run_id)
+    name, run_id = f"trial-{trial.number}", str(trial.mlflow_run_id)
+    url = runs_page_url(sweep.target.tracking_uri, sweep.experiment_id, SWEEP_VIEW_KEY)
+    rows = _open(browser, url, [name], tmp_path / "journey-0.png")
+    _check_training_layout(browser, "the printed address")
+    link = next(r.href for r in rows if r.name == name)
+    assert "workflowType" not in link  # MLflow's own link: the layout comes from storage
+    assert (
+        browser.execute_script("return window.localStorage.getItem('mlflow.workflowType_v1')")
+        == '"machine_learning"'
+    )
+
+    _click(browser, f"//a[contains(@href, '/runs/') and normalize-space(.)='{name}']")
+    _wait_url(browser, f"/runs/{run_id}")
+    _check_training_layout(browser, "a trial clicked in the table")
+    _click(browser, "//button[@role='tab' and normalize-space(.)='Artifacts']")
+    _wait_url(browser, f"/runs/{run_id}/artifacts")
+    WebDriverWait(browser, WAIT_S).until(
+        ec.visibility_of_element_located((By.XPATH, "//*[normalize-space(.)='previews']"))
+    )
+    _check_training_layout(browser, "the trial's artifacts")
+    browser.save_screenshot(str(tmp_path / "journey-artifacts.png"))
+    _keep(tmp_path / "journey-artifacts.png", tmp_path_factory, "journey-artifacts.png")
+    _click(browser, "//button[@role='tab' and normalize-space(.)='Overview']")
+    _click(browser, "//a[contains(@href, '/runs/') and normalize-space(.)='sweep']")
+    _wait_url(browser, f"/runs/{sweep.parent_run_id}")
+    _check_training_layout(browser, "the parent run")
+
+    browser.get(sweep.target.tracking_uri.rstrip("/") + "/")
+    _click(browser, f"//a[normalize-space(.)='{sweep.name}']")
+    _wait_url(browser, f"/experiments/{sweep.experiment_id}")
+    _check_training_layout(browser, "the experiment opened from the home page")
+
+    for written in (
+        run_page_url(sweep.target.tracking_uri, sweep.experiment_id, run_id),
+        run_page_url(sweep.target.tracking_uri, sweep.experiment_id, run_id, "previews"),
+    ):
+        browser.get(written)
+        _wait_url(browser, run_id)
+        _check_training_layout(browser, written)
+
+
+def test_the_confirmation_reads_in_the_runs_table_as_studies_show_prints_it(
+    sweep: Sweep,
+    browser: WebDriver,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each replicate shows its configuration and the score the verdict counts; the
+    parent run shows the verdict's figures, the ones `salsweep studies show` prints."""
+    study = as_record(load_study(sweep.name, sweep.target.storage_url))
+    confirmation = load_confirmation(study)
+    assert confirmation is not None
+    replicates = {
+        run_id: (config, value)
+        for config in confirmation.configs
+        for run_id, value in zip(config.mlflow_run_ids, config.values.values(), strict=True)
+    }
+    browser.set_window_size(3000, 1100)  # every column in view, as a wide screen shows it
+    url = runs_page_url(sweep.target.tracking_uri, sweep.experiment_id, SWEEP_VIEW_KEY)
+    shot = tmp_path / "confirmation.png"
+    rows = _open(browser, url, ["sweep"], shot)
+    _keep(shot, tmp_path_factory, "sweep-confirmation.png")
+
+    by_run = {r.href.rsplit("/", 1)[-1]: r for r in rows}
+    for run_id, (config, value) in replicates.items():
+        cells = by_run[run_id].cells
+        assert cells[_column("tags", LABEL_TAG)] == config.label
+        assert float(cells[_column("metrics", CONFIRM_VALUE_METRIC)]) == pytest.approx(value)
+        method = "ssi" if config.is_baseline else "sparse-scale-adaptive"
+        assert cells[_column("params", "loss.method")].startswith(("sparse-", method))
+    trial = next(r for r in rows if r.name.startswith("trial-"))
+    assert trial.cells[_column("tags", LABEL_TAG)] == config_label(trial.name)
+
+    shown = CliRunner().invoke(
+        cli,
+        ["studies", "show", sweep.name, "--storage", sweep.target.storage_url],
+        terminal_width=400,
+    )
+    assert shown.exit_code == 0, shown.output
+    parent = by_run[sweep.parent_run_id].cells
+    for tag, role in zip(
+        VERDICT_TAGS,
+        (confirmation.winner, confirmation.runner_up, confirmation.baseline),
+        strict=True,
+    ):
+        assert role is not None
+        label, _, figures = parent[_column("tags", tag)].partition(": ")
+        mean_ci, _, seeds = figures.rpartition(", ")
+        assert label == role.label and seeds == f"{role.estimate.n} seeds"
+        row = next(line for line in shown.output.splitlines() if f" {label} " in line)
+        assert mean_ci in row and f" {role.estimate.n} " in row  # as show prints it

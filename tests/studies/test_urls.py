@@ -6,7 +6,15 @@ import socket
 
 import pytest
 
-from studies.urls import port_in_use, redact_text, redact_url, runs_page_url, sweep_view_state
+from studies.urls import (
+    port_in_use,
+    redact_text,
+    redact_url,
+    run_page_url,
+    runs_page_url,
+    runs_view_state,
+    sweep_view_state,
+)
 from tests.port_helpers import free_port
 
 
@@ -106,3 +114,28 @@ def test_sweep_view_state_lists_a_metric_once() -> None:
     capped = sweep_view_state(["p" * 50], [], "x", True)
     assert capped["columnWidths"] == {f"params.`{'p' * 50}`": 320}
     assert state["orderByAsc"] is True
+
+
+def test_run_page_url_keeps_the_training_layout() -> None:
+    assert run_page_url("http://u:pw@h:5000/", "3", "abc") == (
+        "http://u:***@h:5000/#/experiments/3/runs/abc?workflowType=machine_learning"
+    )
+    assert run_page_url("http://h", "3", "abc", "") == (
+        "http://h/#/experiments/3/runs/abc/artifacts?workflowType=machine_learning"
+    )
+    assert run_page_url("http://h", "3", "abc", "previews/epoch 002.png") == (
+        "http://h/#/experiments/3/runs/abc/artifacts/previews/epoch%20002.png"
+        "?workflowType=machine_learning"
+    )
+
+
+def test_runs_view_state_with_tags_and_given_widths() -> None:
+    state = runs_view_state(
+        [("tags", "salsweep.label"), ("params", "lr"), ("tags", "confirm.winner")],
+        "optuna.value",
+        True,
+        {"confirm.winner": 400},
+    )
+    columns = ["tags.`salsweep.label`", "params.`lr`", "tags.`confirm.winner`"]
+    assert state["selectedColumns"] == state["columnOrder"] == columns
+    assert state["columnWidths"] == dict(zip(columns, [160, 160, 400], strict=True))

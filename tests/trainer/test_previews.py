@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import trainer.previews as previews
+from trainer.metrics import aligned_depth, alignment_of, depth_metrics_per_image
 from trainer.previews import preview_layout, save_preview
 
 H, W = 24, 80  # a small image with the aspect ratio of the default 96 x 320
@@ -150,3 +151,104 @@ def test_wrong_shapes_raise(
             max_depth=MAX_DEPTH,
         )
     assert not (tmp_path / "x.png").exists()
+
+
+# ---------------------------------------------------------------- aligned previews
+
+
+def _scene() -> tuple[torch.Tensor, torch.Tensor]:
+    """(gt, far): ground truth rising from 4 to 40 m left to right, the top quarter without
+    a measurement; ``far`` is 20 m, the depth drawn in that quarter."""
+    columns = torch.linspace(4.0, 40.0, W)
+    gt = columns.expand(1, H, W).clone()
+    gt[:, : H // 4] = 0.0
+    return gt, torch.full((1, H, W), 20.0)
+
+
+def _off_in_inverse_depth(depth: torch.Tensor) -> torch.Tensor:
+    """A prediction off by a scale and a shift in inverse depth: 1 / (0.25 / d + 0.05)."""
+    return 1.0 / (0.25 / depth + 0.05)
+
+
+def _save_aligned(
+    tmp_path: Path, pred: torch.Tensor, gt: torch.Tensor, alignment: str
+) -> np.ndarray:
+    rgb = torch.full((3, H, W), 0.5)
+    path = save_preview(
+        tmp_path / f"{alignment}.png",
+        rgb,
+        gt,
+        pred,
+        min_depth=MIN_DEPTH,
+        max_depth=MAX_DEPTH,
+        alignment=alignment,  # type: ignore[arg-type]
+    )
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype=int)
+
+
+def test_a_scale_and_shift_aligned_preview_shows_what_the_metric_scores(tmp_path: Path) -> None:
+    gt, far = _scene()
+    truth = torch.where(gt > 0, gt, far)  # the scene, measured or not
+    pred = _off_in_inverse_depth(truth)
+    aligned = _save_aligned(tmp_path, pred, gt, "scale_shift")
+    raw = _save_aligned(tmp_path, pred, gt, "none")
+    for x in (0.1, 0.5, 0.9):
+        depth = float(gt[0, H - 1, int(x * W)])
+        expected = _depth_colour(depth)
+        assert np.abs(_panel(aligned, 2, x, 0.9) - expected).max() <= 3  # the ground truth's
+        assert np.abs(_panel(raw, 2, x, 0.9) - expected).max() > 10  # as predicted: not
+        assert np.abs(_panel(aligned, 3, x, 0.9) - _error_colour(0.0)).max() <= 3
+    # The fit (on measured pixels) applies to the whole image: 20 m where nothing was
+    # measured, as the prediction's scene has it.
+    assert np.abs(_panel(aligned, 2, 0.5, 0.1) - _depth_colour(20.0)).max() <= 3
+
+
+def test_a_median_scaled_preview(tmp_path: Path) -> None:
+    gt, far = _scene()
+    pred = 3.0 * torch.where(gt > 0, gt, far)
+    png = _save_aligned(tmp_path, pred, gt, "median")
+    assert np.abs(_panel(png, 2, 0.5, 0.9) - _depth_colour(float(gt[0, H - 1, W // 2]))).max() <= 3
+    assert np.abs(_panel(png, 3, 0.5, 0.9) - _error_colour(0.0)).max() <= 3
+
+
+def test_aligned_panels_say_so() -> None:
+    assert previews.panel_names() == (
+        "RGB",
+        "ground truth (m)",
+        "prediction (m)",
+        "|prediction - ground truth| (m)",
+    )
+    _, _, pred, error = previews.panel_names("scale_shift")
+    assert "scale and shift aligned" in pred and error.startswith("|aligned prediction")
+    _, _, pred, error = previews.panel_names("median")
+    assert "median" in pred and error.startswith("|median-scaled prediction")
+
+
+def test_the_aligned_depth_is_the_one_the_metrics_score() -> None:
+    """trainer.metrics.aligned_depth: scored as it is (alignment none), it gives the
+    aligned metrics; the previews reuse it."""
+    generator = torch.Generator().manual_seed(0)
+    gt = 1.0 + 60.0 * torch.rand(2, 1, H, W, generator=generator)
+    gt[:, :, : H // 4] = 0.0
+    pred = 2.0 + 30.0 * torch.rand(2, 1, H, W, generator=generator)
+    for alignment in ("median", "scale_shift"):
+        aligned = aligned_depth(
+            pred, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH, alignment=alignment
+        )
+        assert aligned.shape == gt.shape and bool(torch.isfinite(aligned).all())
+        scored, _ = depth_metrics_per_image(
+            aligned, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH, alignment="none"
+        )
+        expected, _ = depth_metrics_per_image(
+            pred, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH, alignment=alignment
+        )
+        torch.testing.assert_close(scored, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_alignment_of_a_metric() -> None:
+    assert alignment_of("val/abs_rel_align") == "scale_shift"
+    assert alignment_of("val/rmse_med") == "median"
+    assert alignment_of("val/abs_rel") == "none"
+    assert alignment_of("train/total_loss") == "none"
+    assert alignment_of("val/a1_align") == "scale_shift"

@@ -30,8 +30,9 @@ from studies import (
     run_sweep,
     write_export,
 )
-from studies.attrs import companion_name
+from studies.attrs import companion_name, config_label
 from studies.confirmation.confirmed import load_confirmation
+from studies.report.columns import verdict_figure
 from studies.run.runner import SweepRuns
 from studies.store import as_record
 from studies.tracking.server import ServerInfo
@@ -188,13 +189,19 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
         assert run.data.params["seed"] == str(seed)
         assert run.data.params["loss.method"] == attrs["config"]["loss"]["method"]
         assert len(client.get_metric_history(run.info.run_id, METRIC)) == 2  # per epoch
+        assert tags["salsweep.label"] == config_label(key, attrs["method"])
+        # The loss's own parameters only: the SSI baseline has no lambda_sg.
+        assert ("loss.lambda_sg" in run.data.params) == (key != "baseline")
         if role == "confirmation":
             # Scored on test; no optuna.value, which ranks the search's trials in the UI.
             assert run.data.metrics["test/abs_rel_align"] == pytest.approx(trial.value)
             assert "optuna.value" not in run.data.metrics
+            # The verdict's score under one name on every replicate: a column of the view.
+            assert run.data.metrics["confirm.value"] == pytest.approx(trial.value)
         else:
             assert run.data.metrics["optuna.value"] == pytest.approx(trial.value)
             assert not any(k.startswith("test/") for k in run.data.metrics)
+            assert "confirm.value" not in run.data.metrics
     parent = client.get_run(sweep.parent_run_id)
     confirmation = load_confirmation(as_record(load_study(sweep.name, sweep.target.storage_url)))
     assert confirmation is not None and confirmation.winner is not None
@@ -208,6 +215,11 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
     table = Path(client.download_artifacts(sweep.parent_run_id, "confirmation.md")).read_text()
     assert "| config | params | seeds | mean ± 95% CI | vs baseline ± 95% CI |" in table
     assert "The winner, trial " in table
+    # The verdict's figures on the parent run, as columns of the view, and its description.
+    assert parent.data.tags["confirm.winner"] == verdict_figure(confirmation.winner)
+    assert parent.data.tags["confirm.baseline"] == verdict_figure(baseline)
+    assert parent.data.tags["mlflow.note.content"] == table
+    assert f"/runs/{confirmation.winner.mlflow_run_ids[0]}?workflowType=machine_learning" in table
 
 
 def _confirmed_means(sweep: Sweep) -> dict[str, float]:

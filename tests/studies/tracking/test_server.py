@@ -97,7 +97,13 @@ def test_session_server_is_running_in_its_own_group(
     commands = sorted(_group_commands(info.pgid))
     assert len(commands) == 2, commands
     assert "-m mlflow server" in commands[0] and "--workers 1" in commands[0]
-    assert "-m uvicorn" in commands[1] and "mlflow.server.fastapi_app:app" in commands[1]
+    # salsweep's app plugin (studies.tracking.ui_app): MLflow's ASGI app, its index page
+    # opening the UI in the model-training layout.
+    assert "--app-name salsweep" in commands[0]
+    assert (
+        "-m uvicorn" in commands[1]
+        and "--factory studies.tracking.ui_app:create_app" in (commands[1])
+    )
     assert not any("huey" in c or "_job_runner" in c for c in commands)
     assert _servers_of(mlflow_home) == [commands[0]]
 

@@ -292,15 +292,25 @@ def test_share_sweep_view_stores_the_view_on_the_experiment(
     tags = client.get_experiment(experiment_id).tags
     state = json.loads(tags["mlflow.sharedViewState.salsweep-sweep"])
     assert state["selectedColumns"] == [
+        "tags.`salsweep.label`",
+        "params.`loss.method`",
         "params.`loss.lambda_sg`",
         "metrics.`optuna.value`",
         "metrics.`val/a1`",
     ]
     assert (state["orderByKey"], state["orderByAsc"]) == ("metrics.`optuna.value`", False)
-    # Sharing again (a resumed sweep) replaces the view.
-    tracker.share_sweep_view(experiment_id, ["lr"], "val/abs_rel", ascending=True)
+    # Sharing again (a resumed sweep, a confirmation) replaces the view.
+    tracker.share_sweep_view(experiment_id, ["lr"], "val/abs_rel", ascending=True, confirming=True)
     state = json.loads(client.get_experiment(experiment_id).tags[f"{SHARED}salsweep-sweep"])
-    assert state["selectedColumns"][0] == "params.`lr`"
+    assert state["selectedColumns"][2:] == [
+        "params.`lr`",
+        "metrics.`optuna.value`",
+        "metrics.`val/abs_rel`",
+        "metrics.`confirm.value`",
+        "tags.`confirm.winner`",
+        "tags.`confirm.runner_up`",
+        "tags.`confirm.baseline`",
+    ]
     assert state["orderByAsc"] is True
 
 
