@@ -352,7 +352,13 @@ def test_studies_show_and_list(sweep: Sweep) -> None:
 
     listed = runner.invoke(cli, ["studies", "list", "--storage", sweep.target.storage_url])
     assert listed.exit_code == 0, listed.output
-    assert ":confirm" not in listed.output
+    # The companion study is listed right after its study, with no best of its own (issue
+    # 20: it is a first-class name); the study's own row below is unchanged.
+    names = [r[0] for r in _table_rows(listed.output)]
+    assert names[names.index(sweep.name) + 1] == f"{sweep.name}:confirm"
+    assert [r[6 - 1] for r in _table_rows(listed.output) if r[0] == f"{sweep.name}:confirm"] == [
+        "-"
+    ]
     best = min(t.value for t in trials if t.value is not None)
     mine = [r for r in _table_rows(listed.output) if r[0] == sweep.name]
     # study, trials, complete, pruned, failed, best (the baseline is no trial of it)

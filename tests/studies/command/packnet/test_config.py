@@ -64,7 +64,7 @@ def write(path: Path, data: dict[str, Any]) -> Path:
 def exported(tmp_path: Path, loss: dict[str, Any] = LOSS, **extra: Any) -> Path:
     """salsweep's packnet export of a config, merged into a run config as its header says
     (depth network and validation data set added), as YAML."""
-    data = packnet_config(TrainConfig.model_validate({"loss": loss}), "trial-3")
+    data = packnet_config(TrainConfig.model_validate({"loss": loss}), "trial-3", with_training=True)
     data["model"]["depth_net"] = {"name": "PackNet01", "version": "1A"}
     data.setdefault("datasets", {})["validation"] = VALIDATION
     for key, value in extra.items():
