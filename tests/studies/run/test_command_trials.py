@@ -32,6 +32,7 @@ from studies.procs import live_processes
 from studies.run.objective import epoch_selection, objective_value
 from studies.tracking.server import ServerInfo
 from sweeps import SweepSpec, parse_spec
+from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
 from trainer import fit
 
@@ -539,6 +540,7 @@ def test_a_stopped_launch_leaves_no_process_of_a_trial(
     tmp_path: Path,
     mlflow_server: ServerInfo,
     assert_group_gone: Callable[[int], None],
+    salsweep_process: SalsweepProcess,
     signum: int,
 ) -> None:
     name = "cmd-stop"
@@ -564,8 +566,11 @@ def test_a_stopped_launch_leaves_no_process_of_a_trial(
     home = tmp_path / "home"
     storage = f"sqlite:///{home / 'optuna.db'}"
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url, "SALSWEEP_HOME": str(home)}
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), "sweep", "launch", str(path)],
+    # The launch is the subject (a real stop signal to a real process): a child process.
+    proc = salsweep_process.popen(
+        "sweep",
+        "launch",
+        str(path),
         env=env,
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
