@@ -306,7 +306,8 @@ def pruner_problems(
 
 def objective_problems(objective: ObjectiveSpec) -> list[SpecProblem]:
     """A known metric optimised in the wrong direction."""
-    name = objective.metric.rsplit("/", 1)[-1].removesuffix("_med").removesuffix("_align")
+    name = objective.metric.rsplit("/", 1)[-1].removesuffix("_med")
+    name = name.removesuffix("_align_depth").removesuffix("_align")
     if name in _HIGHER_IS_BETTER and objective.direction == "minimize":
         return [
             SpecProblem(
