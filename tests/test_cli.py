@@ -79,7 +79,7 @@ def test_train_bad_config_lists_every_problem(tmp_path: Path) -> None:
     # The same messages as a bad sweep spec's (trainer.validation formats both).
     assert (
         "loss.lambda_sgg: unknown key (did you mean 'lambda_sg'? valid keys: epsilon, "
-        "gradient_normalization, lambda_sg," in output
+        "gradient_normalization, gradient_window, lambda_sg," in output
     )
     assert "loss.num_scales: Input should be greater than or equal to 1 (got 0)" in output
     assert "epochs: Input should be a valid integer, unable to parse string as an integer " in (
