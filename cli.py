@@ -891,9 +891,9 @@ def server_status_cmd(home: Path) -> None:
 # ---------------------------------------------------------------------------- train, loss
 
 
-# Per epoch of `salsweep train`: the metrics an objective is usually made of (aligned,
-# median-scaled and raw abs_rel).
-_TRAIN_SHOWN = ("val/abs_rel_align", "val/abs_rel_med", "val/abs_rel")
+# Per epoch of `salsweep train`: the metrics an objective is usually made of (aligned in
+# inverse depth and in depth, median-scaled and raw abs_rel).
+_TRAIN_SHOWN = ("val/abs_rel_align", "val/abs_rel_align_depth", "val/abs_rel_med", "val/abs_rel")
 
 
 @cli.command("train")

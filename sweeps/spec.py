@@ -103,6 +103,7 @@ def semantic_problems(
         out += checks.objective_problems(objective)
     if search is None:
         return out
+    out += checks.seed_problems(search)
     if search_complete and not any(is_searched(p) for p in search.values()):
         out.append(SpecProblem("search", "needs at least one searched setting (range or choices)"))
     bad_ranges = set()

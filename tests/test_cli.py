@@ -60,7 +60,8 @@ def test_train_runs_a_config(tmp_path: Path) -> None:
     epoch_lines = [line for line in output.splitlines() if line.startswith("epoch 2/2:")]
     assert len(epoch_lines) == 1, output
     # The metrics an objective is made of, each with a value, every epoch.
-    for key in ("train/total_loss", "val/abs_rel_align", "val/abs_rel_med", "val/abs_rel"):
+    shown = ("val/abs_rel_align", "val/abs_rel_align_depth", "val/abs_rel_med", "val/abs_rel")
+    for key in ("train/total_loss", *shown):
         value = float(re.search(rf"{key}=(\S+)", epoch_lines[0]).group(1))  # type: ignore[union-attr]
         assert math.isfinite(value) and value > 0, key
     # The kept epoch's weights on the test split, at the end.
@@ -79,7 +80,7 @@ def test_train_bad_config_lists_every_problem(tmp_path: Path) -> None:
     # The same messages as a bad sweep spec's (trainer.validation formats both).
     assert (
         "loss.lambda_sgg: unknown key (did you mean 'lambda_sg'? valid keys: epsilon, "
-        "gradient_normalization, lambda_sg," in output
+        "gradient_normalization, gradient_window, lambda_sg," in output
     )
     assert "loss.num_scales: Input should be greater than or equal to 1 (got 0)" in output
     assert "epochs: Input should be a valid integer, unable to parse string as an integer " in (

@@ -232,6 +232,15 @@ def test_objective_direction_must_fit_the_metric(good: dict[str, Any]) -> None:
     assert problems(good) == {
         "objective.direction": "val/abs_rel_align is lower-is-better: use minimize"
     }
+    # The same metrics aligned in depth.
+    good["objective"] = {"metric": "val/a1_align_depth"}
+    assert problems(good) == {
+        "objective.direction": "val/a1_align_depth is higher-is-better: use maximize"
+    }
+    good["objective"] = {"metric": "val/abs_rel_align_depth", "direction": "maximize"}
+    assert problems(good) == {
+        "objective.direction": "val/abs_rel_align_depth is lower-is-better: use minimize"
+    }
 
 
 def test_objective_cannot_be_a_test_metric(good: dict[str, Any]) -> None:
