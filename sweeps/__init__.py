@@ -40,9 +40,11 @@ if TYPE_CHECKING:
         load_spec,
         parse_spec,
     )
+    from sweeps.confirmation import (
+        ConfirmSpec,
+    )
     from sweeps.settings import (
         Budget,
-        ConfirmSpec,
         ObjectiveSpec,
         PrunerSpec,
         SamplerSpec,
@@ -78,9 +80,9 @@ __getattr__, __dir__, __all__ = lazy_face(
             "load_spec",
             "parse_spec",
         ),
+        "sweeps.confirmation": ("ConfirmSpec",),
         "sweeps.settings": (
             "Budget",
-            "ConfirmSpec",
             "ObjectiveSpec",
             "PrunerSpec",
             "SamplerSpec",

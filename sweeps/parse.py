@@ -16,7 +16,8 @@ from sweeps.command_checks import command_sweep_problems, resolve_paths
 from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam
 from sweeps.paths import PathError, check_value, field_kind, resolve_field
-from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.confirmation import ConfirmSpec
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from sweeps.spec import SweepSpec, semantic_problems
 from trainer.config import TrainConfig
 from trainer.io import YamlFileError, read_yaml

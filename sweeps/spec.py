@@ -25,7 +25,8 @@ from sweeps.errors import SpecError, SpecProblem, problems_from_validation
 from sweeps.metric_checks import metric_problems
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched
 from sweeps.paths import apply_values
-from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.confirmation import ConfirmSpec
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from trainer.config import LossMethod, TrainConfig
 from trainer.validation import shown
 
@@ -186,8 +187,9 @@ class SweepSpec(BaseModel):
     )
     confirm: ConfirmSpec | None = Field(
         None,
-        description="After the search, train the top configurations and the baseline with "
-        "more seeds and report intervals; null or absent = no confirmation.",
+        description="After the search, race the top configurations and the baseline on "
+        "paired replicates (the winner chosen on validation, the test split reported) "
+        "with a stated error rate; null or absent = no confirmation.",
     )
     command: CommandSpec | None = Field(
         None,
