@@ -35,8 +35,9 @@ if TYPE_CHECKING:
         format_estimate,
         save_study_plots,
         table_rows,
+        table_title,
         trial_rows,
-        verdict_sentence,
+        verdict_lines,
         write_export,
     )
     from studies.run import (
@@ -103,8 +104,9 @@ __getattr__, __dir__, __all__ = lazy_face(
             "format_estimate",
             "save_study_plots",
             "table_rows",
+            "table_title",
             "trial_rows",
-            "verdict_sentence",
+            "verdict_lines",
             "write_export",
         ),
         "studies.run": (

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from sweeps.command import (
         CommandSpec,
     )
+    from sweeps.confirmation import (
+        ConfirmSpec,
+    )
     from sweeps.dotted import (
         DottedKeyError,
     )
@@ -39,9 +42,6 @@ if TYPE_CHECKING:
     from sweeps.parse import (
         load_spec,
         parse_spec,
-    )
-    from sweeps.confirmation import (
-        ConfirmSpec,
     )
     from sweeps.settings import (
         Budget,

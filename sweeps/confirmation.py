@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["ConfirmSpec", "RETIRED_SEEDS"]
+__all__ = ["RETIRED_SEEDS", "ConfirmSpec"]
 
 RETIRED_SEEDS = (
     "seeds: replaced by the sequential confirmation's initial_seeds (seeds every contender "

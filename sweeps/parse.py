@@ -13,10 +13,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from sweeps.command import CommandSpec
 from sweeps.command_checks import command_sweep_problems, resolve_paths
+from sweeps.confirmation import ConfirmSpec
 from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam
 from sweeps.paths import PathError, check_value, field_kind, resolve_field
-from sweeps.confirmation import ConfirmSpec
 from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from sweeps.spec import SweepSpec, semantic_problems
 from trainer.config import TrainConfig

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
         format_estimate,
         save_confirmation_plot,
         table_rows,
-        verdict_sentence,
+        table_title,
+        verdict_lines,
     )
     from studies.report.export import (
         ExportError,
@@ -56,7 +57,8 @@ __getattr__, __dir__, __all__ = lazy_face(
             "format_estimate",
             "save_confirmation_plot",
             "table_rows",
-            "verdict_sentence",
+            "table_title",
+            "verdict_lines",
         ),
         "studies.report.export": (
             "ExportError",
