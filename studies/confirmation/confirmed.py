@@ -355,8 +355,8 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
         order = [state.winner, *(k for k in order if k != state.winner)]
     by_order = {c.key: c for c in configs}
     metric = str(
-        record.user_attrs.get(attrs.OBJECTIVE_METRIC)
-        or companion.user_attrs.get(attrs.SEARCH_METRIC)
+        companion.user_attrs.get(attrs.SEARCH_METRIC)
+        or record.user_attrs.get(attrs.OBJECTIVE_METRIC)
         or companion.user_attrs.get(attrs.COMPANION_METRIC)
     )
     test_metric = str(

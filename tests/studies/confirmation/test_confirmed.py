@@ -269,7 +269,7 @@ def test_formatting() -> None:
     assert format_race_difference(Difference(4, -0.019, -0.0302, -0.0078), 0.21) == (
         "-0.0190 [-0.0302, -0.0078], 4 pairs"
     )
-    assert format_race_difference(Difference(1, 0.002, math.nan, math.nan)) == "+0.0020, 1 pair"
+    assert format_race_difference(Difference(1, 0.002, math.nan, math.nan)) == "+0.002000, 1 pair"
     assert format_race_difference(Difference(0, math.nan, math.nan, math.nan)) == "no shared seed"
 
 
