@@ -594,13 +594,14 @@ def _print_confirmation(study: StudyRecord, confirmation: Confirmation | None) -
     """The race's table and its verdict, a sentence a line (nothing without one)."""
     from rich.text import Text
 
-    from studies import TABLE_HEADER, table_rows, table_title, verdict_lines
+    from studies import table_title, terminal_table, verdict_lines
 
     if confirmation is None:
         out.print(f"unconfirmed: no confirmation yet (salsweep studies confirm {study.study_name})")
         return
-    table = Table(*TABLE_HEADER, title=table_title(confirmation))
-    for row in table_rows(confirmation):
+    header, rows = terminal_table(confirmation)
+    table = Table(*header, title=table_title(confirmation))
+    for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # brackets are not markup
     out.print(table)
     for line in verdict_lines(confirmation):

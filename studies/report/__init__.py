@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         save_confirmation_plot,
         table_rows,
         table_title,
+        terminal_table,
         verdict_lines,
     )
     from studies.report.export import (
@@ -58,6 +59,7 @@ __getattr__, __dir__, __all__ = lazy_face(
             "save_confirmation_plot",
             "table_rows",
             "table_title",
+            "terminal_table",
             "verdict_lines",
         ),
         "studies.report.export": (

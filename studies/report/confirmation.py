@@ -41,6 +41,7 @@ __all__ = [
     "save_confirmation_plot",
     "table_rows",
     "table_title",
+    "terminal_table",
     "verdict_lines",
 ]
 
@@ -168,6 +169,19 @@ def table_rows(c: Confirmation) -> list[tuple[str, ...]]:
             )
         )
     return rows
+
+
+# The columns a terminal shows (160 characters wide when not a terminal): the differences
+# with their intervals are in the sentences printed under the table, the params in the
+# trials table above it.
+_TERMINAL = (0, 2, 3, 4, 5, 8)
+
+
+def terminal_table(c: Confirmation) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The header and rows `salsweep studies show` prints: config, seeds, diverged, the
+    validation and test means with their intervals, and the outcome."""
+    header = tuple(TABLE_HEADER[i] for i in _TERMINAL)
+    return header, [tuple(row[i] for i in _TERMINAL) for row in table_rows(c)]
 
 
 def verdict_lines(c: Confirmation) -> list[str]:
