@@ -53,7 +53,7 @@ def test_default_spec() -> None:
     assert (pruner.type, pruner.n_startup_trials, pruner.n_warmup_steps) == ("median", 2, 2)
     assert spec.confirm is not None
     confirm = spec.confirm
-    assert (confirm.top_k, confirm.initial_seeds, confirm.max_seeds) == (2, 4, 8)
+    assert (confirm.top_k, confirm.initial_seeds, confirm.max_seeds) == (2, 4, 12)
     assert (confirm.indifference_zone, confirm.alpha) == (0.005, 0.05)
 
 
