@@ -23,8 +23,8 @@ from studies.report.confirmation import (
     confirmation_metrics,
     divergence,
     format_estimate,
-    save_confirmation_plot,
 )
+from studies.report.confirmation_plot import save_confirmation_plot
 from studies.tracking.layout import BASELINE_TAG, NOTE_TAG, RUNNER_UP_TAG, WINNER_TAG
 from studies.urls import run_page_url
 

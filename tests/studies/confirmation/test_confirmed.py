@@ -32,10 +32,10 @@ from studies.report.confirmation import (
     format_difference,
     format_estimate,
     format_race_difference,
-    save_confirmation_plot,
     table_rows,
     verdict_lines,
 )
+from studies.report.confirmation_plot import save_confirmation_plot
 from studies.store import as_record
 from studies.store.catalog import StudyMismatch, load_study, study_summaries
 from studies.store.records import companion_study
