@@ -39,6 +39,7 @@ from studies.report.confirmation_plot import save_confirmation_plot
 from studies.store import as_record
 from studies.store.catalog import StudyMismatch, load_study, study_summaries
 from studies.store.records import companion_study
+from tests.process_helpers import PythonChild
 from tests.studies.confirm_helpers import add_replicate, add_search_baseline, set_race
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -296,9 +297,9 @@ print("heavy:", sorted(m for m in ("torch", "mlflow") if m in sys.modules))
 """
 
 
-def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+def test_read_only_commands_import_neither_torch_nor_mlflow(
+    tmp_path: Path, python_child: PythonChild
+) -> None:
 
     from sweeps import SPEC_DIR, load_spec
 
@@ -311,12 +312,8 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
         add_replicate(study, "trial-1", seed, a, test=a + 0.05, params=p(0.5))
         add_replicate(study, "baseline", seed, base, test=base + 0.05)
     root = Path(__file__).resolve().parents[3]
-    out = subprocess.run(
-        [sys.executable, "-c", READ_ONLY, f"sqlite:///{tmp_path}/s.db", str(tmp_path / "b.yaml")],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = python_child.run(
+        "-c", READ_ONLY, f"sqlite:///{tmp_path}/s.db", str(tmp_path / "b.yaml"), cwd=root
     )
     assert out.returncode == 0, out.stderr
     assert "heavy: []" in out.stdout

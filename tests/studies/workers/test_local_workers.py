@@ -40,7 +40,7 @@ from studies.workers.launcher import (
     smi_devices,
     threads_per_worker,
 )
-from tests.process_helpers import ROOT, SalsweepProcess
+from tests.process_helpers import ROOT, PythonChild, SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
 
 # ---------------------------------------------------------------------------- the plan
@@ -418,7 +418,9 @@ print(json.dumps(popped))
 """
 
 
-def test_a_queued_trial_is_popped_by_one_process_only(tmp_path: Path) -> None:
+def test_a_queued_trial_is_popped_by_one_process_only(
+    tmp_path: Path, python_child: PythonChild
+) -> None:
     """4 processes take queued trials from one SQLite study at the same moment, as local
     workers take the confirmation's replicates: each trial goes to exactly one of them.
     (pysqlite alone began the transaction after the read, and 9-15 of 60 trials were taken
@@ -431,9 +433,12 @@ def test_a_queued_trial_is_popped_by_one_process_only(tmp_path: Path) -> None:
         study.enqueue_trial({"x": i}, skip_if_exists=False)
     flags = [str(tmp_path / f"ready-{i}") for i in range(4)]  # Optuna loaded, study open
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", POPPER, storage, flag, *flags],
-            cwd=ROOT,
+        python_child.popen(
+            "-c",
+            POPPER,
+            storage,
+            flag,
+            *flags,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from studies.command.packnet.config import (
     SUPERVISED_MODELS,
 )
 from studies.report.packnet import PACKNET_FORK_DECLARATIONS, packnet_config
+from tests.process_helpers import PythonChild
 from tests.studies.command.packnet.conftest import Packnet
 from trainer import TrainConfig
 
@@ -304,18 +304,13 @@ raise SystemExit(rc)
 
 
 @pytest.mark.slow
-def test_the_launcher_runs_without_salsweeps_sweep_dependencies(packnet: Packnet) -> None:
+def test_the_launcher_runs_without_salsweeps_sweep_dependencies(
+    packnet: Packnet, python_child: PythonChild
+) -> None:
     """In packnet-sfm's environment the launcher needs torch, PyYAML and salsweep's
     sources, not pydantic, Optuna or MLflow (nor matplotlib up to the model)."""
     heavy = ("pydantic", "optuna", "mlflow", "sqlalchemy", "matplotlib", "trainer.config")
     args = [str(TEMPLATE), "--packnet-sfm", str(packnet.root), "--dry-run"]
-    done = subprocess.run(
-        [sys.executable, "-c", LIGHT.format(heavy=heavy), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = python_child.run("-c", LIGHT.format(heavy=heavy), *args)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
