@@ -14,6 +14,7 @@ __all__ = [
     "CONFIG",
     "CONFIG_KEY",
     "CONFIRM_SUFFIX",
+    "DATA_SEED",
     "DIRECTION",
     "DUPLICATE_OF",
     "FAIL_REASON",
@@ -27,12 +28,16 @@ __all__ = [
     "OBJECTIVE_METRIC",
     "PARAMS",
     "PARAM_PREFIX",
+    "RACE",
     "ROLE",
     "ROLE_CONFIRMATION",
     "ROLE_SEARCH_BASELINE",
     "SEARCH_METRIC",
     "SEED",
+    "SEED_INDEX",
     "SPEC",
+    "TEST_METRIC",
+    "TEST_VALUE",
     "WORKER",
     "companion_name",
     "config_label",
@@ -66,6 +71,15 @@ FAIL_REASON = "fail_reason"  # why a search trial FAILED (its non-finite loss)
 # ---- on the companion study ``NAME:confirm`` and its trials (studies.run.replicates, verdict)
 CONFIG_KEY = "config_key"  # "baseline" or "trial-<n>"
 SEED = "seed"  # the replicate's training seed
+# A confirmation replicate's seed index s (0, 1, ...): training seed = the search's + 1 + s,
+# data seed = the base's + 1 + s; replicate s of every contender shares both (paired).
+SEED_INDEX = "seed_index"
+DATA_SEED = "data_seed"  # the replicate's data seed (its scenes); absent for a command
+# A confirmation replicate's value is its validation score (the objective metric at the
+# selected epoch, as the search scores a trial: it decides the race); its test-split
+# counterpart at the same epoch is TEST_VALUE (NaN when the run has none), named TEST_METRIC.
+TEST_VALUE = "test_value"
+TEST_METRIC = "test_metric"
 ROLE = "role"  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
 PARAMS = "params"  # the searched values (the baseline: its loss method)
 METHOD = "method"  # the loss method
@@ -74,6 +88,10 @@ NON_FINITE = "non_finite"  # a replicate that diverged (its value counts as NaN)
 DUPLICATE_OF = "duplicate_of"
 COMPANION_METRIC = "metric"  # the metric a replicate (and the companion study) scores
 SEARCH_METRIC = "search_metric"  # on the companion study: the search's objective metric
+# On the companion study: the race as it started, fixed from then on (studies.run.race_rounds):
+# {"design": {top_k, initial_seeds, max_seeds, indifference_zone, alpha}, "candidates":
+# ["trial-3", ...], "baseline": "baseline" or None}.
+RACE = "race"
 # Readable fields for optuna-dashboard: the configuration's label ("trial 7", "baseline
 # (ssi)"), and one scalar per searched value (PARAM_PREFIX + its dotted path).
 LABEL = "label"

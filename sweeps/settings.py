@@ -1,4 +1,5 @@
-"""The parts of a sweep spec around the search space: budget, objective, sampler, pruner."""
+"""The parts of a sweep spec around the search space: budget, objective, sampler, pruner
+(the confirmation's: sweeps.confirmation)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Budget", "ConfirmSpec", "ObjectiveSpec", "PrunerSpec", "SamplerSpec"]
+__all__ = ["Budget", "ObjectiveSpec", "PrunerSpec", "SamplerSpec"]
 
 
 class _Frozen(BaseModel):
@@ -72,25 +73,6 @@ class ObjectiveSpec(_Frozen):
                 "test split)"
             )
         return self
-
-
-class ConfirmSpec(_Frozen):
-    """After the search: the top configurations and the baseline trained again with more
-    training seeds, scored on the test split (the search's seed and split are not reused)."""
-
-    top_k: int = Field(
-        3,
-        ge=1,
-        le=100,
-        description="Distinct configurations to confirm: the best complete search trials.",
-    )
-    seeds: int = Field(
-        3,
-        ge=2,
-        le=100,
-        description="Training seeds per configuration (base seed + 1 .. + seeds); at least 2 "
-        "for an interval.",
-    )
 
 
 class SamplerSpec(_Frozen):

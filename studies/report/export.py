@@ -1,8 +1,9 @@
 """Export the winner's configuration as YAML: runnable again, or in packnet-sfm's layout.
 
-The winner is the confirmed one (best mean over the confirmation's seeds, see
-studies.confirmation.confirmed) when the study has a confirmation; otherwise the best
-single-seed search trial, and the header says it is unconfirmed.
+The winner is the confirmation race's (chosen on the replicates' validation scores, see
+studies.confirmation.confirmed; the leader, said so, while the race still runs) when the
+study has a confirmation; otherwise the best single-seed search trial, and the header says
+it is unconfirmed.
 
 Contract with the objective (studies/objective.py, studies/sweep.py): a finished trial has
 the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``) and
@@ -131,7 +132,12 @@ def _header(
     spec = study.user_attrs.get(attrs.SPEC) or {}
     reduce = (spec.get("objective") or {}).get("reduce")
     how = f"{direction}, {reduce} epoch" if reduce else direction
-    what = "confirmed winner" if confirmation is not None else "best trial (unconfirmed)"
+    if confirmation is None:
+        what = "best trial (unconfirmed)"
+    elif confirmation.state.done:
+        what = "confirmed winner"
+    else:
+        what = "leader of a confirmation race still running"
     lines = [
         f"# salsweep: {what} of study {study.study_name!r} ({fmt} format)",
         f"# study: {study.study_name}",
@@ -197,8 +203,9 @@ def export_best(
     with_training: bool = False,
 ) -> str:
     """YAML text of the winner's configuration (see `exported_trial`) with a comment
-    header: the confirmation's mean, interval, seeds, the baseline's, and whether the
-    winner is distinguishable from the runner-up and the baseline (or "unconfirmed").
+    header: the race's winner with its validation and test figures, seeds and divergence
+    rate, its comparisons with the baseline and the runner-up, and the verdict's sentences
+    (or "unconfirmed").
 
     ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
     packnet-sfm's layout, the loss only (``with_training``: also the proxy run's optimiser,

@@ -26,6 +26,7 @@ __all__ = [
     "BASELINE_TAG",
     "CHILD_STATUS",
     "CLIENT_ENV_DEFAULTS",
+    "CONFIRM_TEST_METRIC",
     "CONFIRM_VALUE_METRIC",
     "LABEL_TAG",
     "MAX_METRICS_PER_BATCH",
@@ -74,9 +75,11 @@ SWEEP_VIEW_KEY = "salsweep-sweep"
 LABEL_TAG = "salsweep.label"
 # The loss method, a param of every run of the built-in trainer: a column of the view.
 METHOD_PARAM = "loss.method"
-# A confirmation replicate's score as the verdict counts it (the objective's test-split
-# counterpart, e.g. test/abs_rel_align), under one name on every replicate: a column.
+# A confirmation replicate's score as the race counts it (the objective on validation at
+# the selected epoch), under one name on every replicate: a column; and its test-split
+# counterpart (e.g. test/abs_rel_align), reported only.
 CONFIRM_VALUE_METRIC = "confirm.value"
+CONFIRM_TEST_METRIC = "confirm.test_value"
 # The verdict's figures on the parent run: "<label>: <mean ± CI>, <n> seeds" per role.
 WINNER_TAG = "confirm.winner"
 RUNNER_UP_TAG = "confirm.runner_up"

@@ -30,6 +30,7 @@ from cli import cli
 from studies import load_study, trial_rows
 from studies.attrs import config_label
 from studies.confirmation.confirmed import load_confirmation
+from studies.report.confirmation import divergence, format_estimate
 from studies.store import as_record
 from studies.tracking.layout import (
     CONFIRM_VALUE_METRIC,
@@ -374,7 +375,7 @@ def test_the_confirmation_reads_in_the_runs_table_as_studies_show_prints_it(
     replicates = {
         run_id: (config, value)
         for config in confirmation.configs
-        for run_id, value in zip(config.mlflow_run_ids, config.values.values(), strict=True)
+        for run_id, value in zip(config.mlflow_run_ids, config.validation.values(), strict=True)
     }
     browser.set_window_size(3000, 1100)  # every column in view, as a wide screen shows it
     url = runs_page_url(sweep.target.tracking_uri, sweep.experiment_id, SWEEP_VIEW_KEY)
@@ -406,7 +407,14 @@ def test_the_confirmation_reads_in_the_runs_table_as_studies_show_prints_it(
     ):
         assert role is not None
         label, _, figures = parent[_column("tags", tag)].partition(": ")
-        mean_ci, _, seeds = figures.rpartition(", ")
-        assert label == role.label and seeds == f"{role.estimate.n} seeds"
+        validation = format_estimate(role.validation_estimate)
+        test = format_estimate(role.test_estimate)
+        assert label == role.label
+        assert figures == (
+            f"{validation} on validation, test {test}, {role.seeds} seeds, "
+            f"diverged {divergence(role)}"
+        )
         row = next(line for line in shown.output.splitlines() if f" {label} " in line)
-        assert mean_ci in row and f" {role.estimate.n} " in row  # as show prints it
+        # as show prints it: seeds, the divergence rate beside the means
+        assert validation in row and test in row and divergence(role) in row
+        assert f" {role.seeds} " in row

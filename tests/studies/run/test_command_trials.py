@@ -448,19 +448,22 @@ def test_the_confirmation_runs_the_program_with_the_next_seeds(
     project: Path, target: SweepTarget, mlflow_server: ServerInfo
 ) -> None:
     name = "cmd-confirm"
-    spec = command_spec(
-        project, name, project / "train.py", n_trials=2, confirm={"top_k": 1, "seeds": 2}
-    )
+    race = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}
+    spec = command_spec(project, name, project / "train.py", n_trials=2, confirm=race)
     outcome = run_sweep(spec, name, target)
-    assert outcome.replicates == 2
+    assert outcome.replicates == 3
     study = load_study(name, target.storage_url)
     best = min(study.get_trials(), key=lambda t: (t.value, t.number))
     companion = optuna.load_study(study_name=companion_name(name), storage=target.storage_url)
     replicates = sorted(companion.get_trials(), key=lambda t: t.user_attrs["seed"])
-    assert [t.user_attrs["seed"] for t in replicates] == [8, 9]  # after the search's 7
-    for replicate in replicates:
+    assert [t.user_attrs["seed"] for t in replicates] == [8, 9, 10]  # after the search's 7
+    for index, replicate in enumerate(replicates):
         assert replicate.state == TrialState.COMPLETE
         assert replicate.user_attrs["config_key"] == f"trial-{best.number}"
+        assert replicate.user_attrs["seed_index"] == index
+        assert "data_seed" not in replicate.user_attrs  # the program's scenes are its own
+        # The program reports no test/loss: the race decides on validation, no test score.
+        assert replicate.user_attrs["test_value"] is None
         seed = replicate.user_attrs["seed"]
         # The seed reached the program through seed_key (training.seed of the copy).
         assert replicate.value == pytest.approx(value_of(best.params, seed), rel=1e-12)
@@ -470,7 +473,7 @@ def test_the_confirmation_runs_the_program_with_the_next_seeds(
         assert seen["config"]["training"]["seed"] == seed
     client = MlflowClient(mlflow_server.url)
     runs = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
-    for seed in (8, 9):
+    for seed in (8, 9, 10):
         run = runs[f"confirm-trial-{best.number}-seed{seed}"]
         assert run.info.status == "FINISHED"
         assert run.data.params["seed"] == str(seed)
