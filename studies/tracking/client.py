@@ -55,6 +55,7 @@ from studies.tracking.layout import (
     ParamValue,
     RunEnd,
     TrackingError,
+    end_tags,
     now_ms,
 )
 from studies.urls import (
@@ -90,7 +91,7 @@ def sweep_view_state_of(
     searched: Sequence[str], metric: str, ascending: bool, *, confirming: bool = False
 ) -> dict[str, object]:
     """The shared view that :meth:`Client.share_sweep_view` stores (see there)."""
-    columns: list[Column] = [("tags", LABEL_TAG), ("params", METHOD_PARAM)]
+    columns: list[Column] = [("tags", LABEL_TAG), ("tags", STATE_TAG), ("params", METHOD_PARAM)]
     columns += [("params", p) for p in searched]
     columns += [("metrics", VALUE_METRIC), ("metrics", metric)]
     widths: dict[str, int] = {}
@@ -272,8 +273,10 @@ class Client:
     ) -> str:
         """Store the sweep's view of its runs table on the experiment and return its URL.
 
-        The view shows as columns each run's configuration (``salsweep.label``) and loss
-        method (``loss.method``), the ``searched`` params (dotted TrainConfig paths, as
+        The view shows as columns each run's configuration (``salsweep.label``), how its
+        trial ended (``optuna.state``: COMPLETE, PRUNED, FAIL; a pruned trial's run ends
+        FINISHED, see `studies.tracking.layout.CHILD_STATUS`) and loss method
+        (``loss.method``), the ``searched`` params (dotted TrainConfig paths, as
         logged), the objective value ``optuna.value`` and the objective ``metric`` (its
         last epoch); every trial listed flat, best first: ordered by ``optuna.value``,
         ``ascending`` for a minimised objective. ``confirming`` (the sweep has or will
@@ -351,9 +354,11 @@ class Client:
         state: str | None = None,
         value: float | None = None,
     ) -> None:
-        """Tag ``optuna.state`` and metric ``optuna.value`` (when given), then the run's end."""
+        """The end's tags (``optuna.state``; a pruned trial's description, see
+        `studies.tracking.layout.end_tags`) and metric ``optuna.value`` (when given), then
+        the run's end."""
         metrics = [] if value is None else [Metric(VALUE_METRIC, float(value), end_time, 0)]
-        tags = [] if state is None else [RunTag(STATE_TAG, state)]
+        tags = [RunTag(key, value) for key, value in end_tags(state).items()]
         if metrics or tags:
             self._client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
         self._client.set_terminated(run_id, status=status, end_time=end_time)

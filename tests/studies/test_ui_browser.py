@@ -34,6 +34,7 @@ from studies.store import as_record
 from studies.tracking.layout import (
     CONFIRM_VALUE_METRIC,
     LABEL_TAG,
+    STATE_TAG,
     SWEEP_VIEW_KEY,
     VALUE_METRIC,
     VERDICT_TAGS,
@@ -191,6 +192,7 @@ def _check_layout_and_columns(
     _check_training_layout(browser, "the printed address")
     expected = [
         (_column("tags", LABEL_TAG), LABEL_TAG),
+        (_column("tags", STATE_TAG), STATE_TAG),
         (_column("params", "loss.method"), "loss.method"),
     ]
     expected += [(_column("params", p), p) for p in searched if p != "loss.method"]
@@ -260,6 +262,10 @@ def test_sweep_url_opens_on_the_best_trial(
     }
     values = [r.cells[_column("metrics", VALUE_METRIC)] for r in rows]
     assert values == ["0.125", "0.2", "0.25", "0.31", "-", "-", "-"]
+    # How each trial ended, as a column: the pruned one reads PRUNED (its run is FINISHED,
+    # not KILLED, which MLflow's UI draws in red as it draws FAILED).
+    states = {r.name: r.cells[_column("tags", STATE_TAG)] for r in rows}
+    assert states == {f"trial-{n}": t[0] for n, t in enumerate(TRIALS)} | {"sweep": "-"}
 
 
 def test_real_sweep_url_opens_on_its_best_trial(

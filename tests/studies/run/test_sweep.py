@@ -35,6 +35,7 @@ from studies.confirmation.confirmed import load_confirmation
 from studies.report.columns import verdict_figure
 from studies.run.runner import SweepRuns
 from studies.store import as_record
+from studies.tracking.layout import PRUNED_NOTE
 from studies.tracking.server import ServerInfo
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.process_helpers import SalsweepProcess
@@ -396,8 +397,12 @@ def test_studies_confirm_twice_adds_nothing(sweep: Sweep, mlflow_server: ServerI
     assert parent.info.status == "FINISHED"
 
 
-def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> None:
-    """A real ThresholdPruner prunes every trial whose first epoch is above 0."""
+def test_a_pruned_trials_run_ends_finished_and_says_pruned(
+    mlflow_server: ServerInfo, tmp_path: Path
+) -> None:
+    """A real ThresholdPruner prunes every trial whose first epoch is above 0. Its run
+    ends FINISHED (MLflow's UI draws KILLED as it draws FAILED, in red), tagged PRUNED and
+    described as pruned on purpose."""
     spec = tiny_spec("pruned", n_trials=1, baseline=False)
     tracker = Tracker(mlflow_server.url)
     experiment = tracker.client.ensure_experiment("pruned")
@@ -414,8 +419,11 @@ def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> No
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]
     run = MlflowClient(mlflow_server.url).get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.info.status == "KILLED"
+    assert run.info.status == "FINISHED"
     assert run.data.tags["optuna.state"] == "PRUNED"
+    assert run.data.tags["mlflow.note.content"] == PRUNED_NOTE
+    assert "not a failure" in PRUNED_NOTE.lower()
+    assert "optuna.value" not in run.data.metrics
 
 
 class _InterruptAt:

@@ -161,7 +161,8 @@ def test_sweep_layout_reads_back(
         "name: x\n"
     )
 
-    status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+    # Pruned on purpose: FINISHED, not KILLED (drawn like FAILED in MLflow's UI).
+    status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
     for trial, run_id in children.items():
         run = client.get_run(run_id)
         assert run.info.run_name == f"trial-{trial}"
@@ -172,6 +173,7 @@ def test_sweep_layout_reads_back(
         assert tags["optuna.study"] == study
         assert tags["optuna.trial"] == str(trial)
         assert tags["optuna.state"] == states[trial]
+        assert ("mlflow.note.content" in tags) == (states[trial] == "PRUNED")
         assert run.data.params == {
             "loss.lambda_sg": str(0.25 * trial),
             "loss.num_scales": "4",

@@ -59,6 +59,7 @@ def test_the_sweep_view_columns() -> None:
     state = sweep_view_state_of(["loss.lambda_sg"], "val/abs_rel_align", True)
     assert state["selectedColumns"] == [
         "tags.`salsweep.label`",
+        "tags.`optuna.state`",  # PRUNED reads as pruned: its run ends FINISHED, not red
         "params.`loss.method`",
         "params.`loss.lambda_sg`",
         "metrics.`optuna.value`",
