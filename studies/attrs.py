@@ -23,6 +23,7 @@ __all__ = [
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_PARENT_RUN_ID",
     "MLFLOW_RUN_ID",
+    "MLFLOW_TRACKING_URI",
     "NON_FINITE",
     "OBJECTIVE_METRIC",
     "PARAMS",
@@ -48,6 +49,9 @@ OBJECTIVE_METRIC = "objective_metric"
 DIRECTION = "direction"
 MLFLOW_EXPERIMENT_ID = "mlflow_experiment_id"
 MLFLOW_PARENT_RUN_ID = "mlflow_parent_run_id"
+# The MLflow server the sweep logs to, credentials hidden (studies.urls.redact_url): the
+# MLflow addresses an export writes (a run's page) point there.
+MLFLOW_TRACKING_URI = "mlflow_tracking_uri"
 # The trial budget as the last launch (or a resume given --n-trials) set it; a plain
 # resume runs up to it, not up to the spec's.
 BUDGET = "n_trials"

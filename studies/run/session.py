@@ -220,6 +220,7 @@ def _prepare(
         study.set_user_attr(attrs.DIRECTION, spec.objective.direction)
     study.set_user_attr(attrs.MLFLOW_EXPERIMENT_ID, experiment_id)
     study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent.run_id)
+    study.set_user_attr(attrs.MLFLOW_TRACKING_URI, tracker.client.shown_uri)  # no password
     runs = SweepRuns(spec, tracker, experiment_id, parent.run_id, name, observer)
     objective = Objective(runs, trials_dir)
     return objective, parent
@@ -286,7 +287,12 @@ def _summarise(record: StudyRecord, confirmation: Confirmation | None, parent: R
             None if experiment_id is None else str(experiment_id),
         )
     try:
-        text = export_best(record, "trainer", confirmation=confirmation)
+        text = export_best(
+            record,
+            "trainer",
+            confirmation=confirmation,
+            tracking_uri=parent.courier.transport.tracking_uri,
+        )
     except ValueError:
         return  # no completed trial yet: nothing to export
     parent.log_text(text, "best_config.yaml")

@@ -136,6 +136,31 @@ def test_header(study: optuna.Study) -> None:
     }
 
 
+@pytest.mark.parametrize("fmt", ["trainer", "packnet"])
+def test_the_header_gives_the_runs_page_in_the_training_layout(
+    study: optuna.Study, tmp_path: Path, fmt: Literal["trainer", "packnet"]
+) -> None:
+    """The run's address, as every MLflow address salsweep writes: its page in the
+    model-training layout, on the server the sweep logged to (stored on the study without
+    its password), or on the one the caller names."""
+    study.set_user_attr("mlflow_tracking_uri", "http://alice:***@127.0.0.1:5000")
+    page = (
+        "http://alice:***@127.0.0.1:5000/#/experiments/7/runs/run-2?workflowType=machine_learning"
+    )
+    assert header(export_best(as_record(study), fmt))["mlflow run"] == (
+        f"run-2 (experiment 7) at {page}"
+    )
+    given = export_best(as_record(study), fmt, tracking_uri="https://bob:s3cret@mlflow.example/")
+    assert header(given)["mlflow run"] == (
+        "run-2 (experiment 7) at https://bob:***@mlflow.example/#/experiments/7/runs/run-2"
+        "?workflowType=machine_learning"
+    )
+    assert "s3cret" not in given
+    # Read without Optuna (`salsweep studies export`): the same line.
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert header(export_best(read_study("demo", url), fmt))["mlflow run"].endswith(page)
+
+
 def test_packnet_layout(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet")
     assert header(text)["trial"] == "2"

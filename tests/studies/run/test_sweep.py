@@ -37,6 +37,7 @@ from studies.run.runner import SweepRuns
 from studies.store import as_record
 from studies.tracking.layout import PRUNED_NOTE
 from studies.tracking.server import ServerInfo
+from studies.urls import run_page_url
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, Sweep, tiny_spec
@@ -256,7 +257,19 @@ def test_export_reproduces_the_objective(sweep: Sweep, tmp_path: Path) -> None:
     assert f"# confirmed: test/abs_rel_align = {means[winner_key]:.4g} ± " in text
     assert "on 2 training seeds (1, 2)" in text
     assert f"# baseline: sparse-ssi: test/abs_rel_align = {means['baseline']:.4g} ± " in text
-    assert f"# mlflow run: {winner.user_attrs['mlflow_run_id']} (experiment " in text
+    # The run's page in the training layout, on the server the sweep logged to, as every
+    # MLflow address salsweep prints.
+    run_id = winner.user_attrs["mlflow_run_id"]
+    page = run_page_url(sweep.target.tracking_uri, sweep.experiment_id, run_id)
+    assert "workflowType=machine_learning" in page
+    assert f"# mlflow run: {run_id} (experiment {sweep.experiment_id}) at {page}\n" in text
+    # The sweep's own export, logged on its parent run, says the same.
+    logged = MlflowClient(sweep.target.tracking_uri).download_artifacts(
+        sweep.parent_run_id, "best_config.yaml", str(tmp_path / "logged")
+    )
+    assert f"# mlflow run: {run_id} (experiment {sweep.experiment_id}) at {page}\n" in (
+        Path(logged).read_text()
+    )
     assert f"# reproduce: salsweep train {path}\n" in text
 
     # The file holds the winner's params over tiny_spec's base, typed out here.
