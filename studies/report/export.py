@@ -195,14 +195,14 @@ def _search_baseline(study: StudyRecord, metric: str) -> str:
     return f"{where}: no value, {state}"
 
 
-def _packnet(config: TrainConfig, name: str, with_training: bool) -> str:
+def _packnet(config: TrainConfig, with_training: bool) -> str:
     """packnet-sfm's layout (studies/report/packnet.py) as YAML: the loss under model.loss,
-    the keys that read alike annotated."""
+    the keys that read alike annotated; no run name (a merge keeps the user's)."""
     import yaml
 
     from studies.report.packnet import annotate_packnet_yaml, packnet_config
 
-    body = packnet_config(config, name, with_training=with_training)
+    body = packnet_config(config, with_training=with_training)
     return annotate_packnet_yaml(yaml.safe_dump(body, sort_keys=False))
 
 
@@ -241,7 +241,7 @@ def export_best(
         from trainer.io import dump_train_config
 
         return header + dump_train_config(config)
-    return header + _packnet(config, f"{record.study_name}-trial-{trial.number}", with_training)
+    return header + _packnet(config, with_training)
 
 
 def write_export(text: str, path: Path) -> None:

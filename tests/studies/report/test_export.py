@@ -165,9 +165,9 @@ def test_packnet_layout(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet")
     assert header(text)["trial"] == "2"
     doc = yaml.safe_load(text)
-    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer.
-    assert list(doc) == ["name", "model"]
-    assert doc["name"] == "demo-trial-2"
+    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer, and
+    # no run name (a top-level `name` would rename the user's run and checkpoint folder).
+    assert list(doc) == ["model"]
     assert list(doc["model"]) == ["name", "loss"]
     assert doc["model"]["name"] == "SemiSupModel"
     # The loss under model.loss (studies/report/packnet.py; test_packnet.py merges it with
@@ -193,7 +193,7 @@ def test_packnet_layout(study: optuna.Study) -> None:
 def test_packnet_with_training_adds_the_proxy_runs_settings(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet", with_training=True)
     doc = yaml.safe_load(text)
-    assert list(doc) == ["name", "model", "datasets", "arch"]
+    assert list(doc) == ["model", "datasets", "arch"]  # still no run name
     assert list(doc["model"]) == ["name", "optimizer", "loss"]
     assert doc["model"]["optimizer"] == {
         "name": "AdamW",
@@ -216,7 +216,7 @@ def test_packnet_header_says_one_thing_to_do(study: optuna.Study) -> None:
     # One instruction (merge), no command that pretends the file runs alone.
     assert [line for line in comments if line.startswith("# to use: ")] == [
         "# to use: merge it into your packnet-sfm run config (the YAML you pass to "
-        "scripts/train.py); your depth_net, data sets and schedule stay yours"
+        "scripts/train.py); your run name, depth_net, data sets and schedule stay yours"
     ]
     assert not [line for line in comments if "reproduce" in line]
     assert "out/best.yaml" not in text
