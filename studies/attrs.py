@@ -8,6 +8,7 @@ these names, so a key is spelled once.
 from __future__ import annotations
 
 __all__ = [
+    "ABOUT",
     "BASELINE_KEY",
     "BUDGET",
     "COMPANION_METRIC",
@@ -77,6 +78,10 @@ NON_FINITE = "non_finite"  # a replicate that diverged (its value counts as NaN)
 # A copy of a job that racing launches queued twice: the number of the trial that runs it.
 DUPLICATE_OF = "duplicate_of"
 COMPANION_METRIC = "metric"  # the metric a replicate (and the companion study) scores
+# On the companion study: what its trials are and what their values are not (the best
+# configuration), for a reader of the study outside salsweep (optuna-dashboard shows it
+# under "Study User Attributes", beside its "Best Trial").
+ABOUT = "about"
 SEARCH_METRIC = "search_metric"  # on the companion study: the search's objective metric
 # Readable fields for optuna-dashboard: the configuration's label ("trial 7", "baseline
 # (ssi)"), and one scalar per searched value (PARAM_PREFIX + its dotted path).
