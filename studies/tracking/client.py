@@ -60,14 +60,16 @@ from studies.tracking.layout import (
 )
 from studies.urls import (
     SHARED_VIEW_TAG_PREFIX,
+    ChartCard,
     Column,
+    charts_view_state,
     error_line,
     redact_url,
     runs_page_url,
     runs_view_state,
 )
 
-__all__ = ["VERDICT_COLUMN_PX", "Client", "sweep_view_state_of"]
+__all__ = ["VERDICT_COLUMN_PX", "Client", "sweep_charts", "sweep_view_state_of"]
 
 # A verdict column's width: "trial 12: 0.1406 ± 0.0040 [0.1366, 0.1446], 5 seeds" at the
 # table's 13 px font.
@@ -87,8 +89,37 @@ def _finite_or_nan(value: float) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+def sweep_charts(
+    metric: str, *, confirming: bool = False, loss_metrics: Sequence[str] = ()
+) -> list[ChartCard]:
+    """The Chart tab's first cards (see :meth:`Client.share_sweep_view`)."""
+    objective = "Objective"
+    cards: list[ChartCard] = [
+        (objective, f"{VALUE_METRIC}: the objective ({metric}) of each trial", [VALUE_METRIC]),
+        (objective, f"{metric} per epoch", [metric]),
+    ]
+    if confirming:
+        cards.append(
+            (
+                objective,
+                f"{CONFIRM_VALUE_METRIC}: each confirmation run's score, as the verdict counts it",
+                [CONFIRM_VALUE_METRIC],
+            )
+        )
+    if loss_metrics:
+        cards.append(
+            ("Loss: train and validation", " and ".join(loss_metrics) + " per epoch", loss_metrics)
+        )
+    return cards
+
+
 def sweep_view_state_of(
-    searched: Sequence[str], metric: str, ascending: bool, *, confirming: bool = False
+    searched: Sequence[str],
+    metric: str,
+    ascending: bool,
+    *,
+    confirming: bool = False,
+    loss_metrics: Sequence[str] = (),
 ) -> dict[str, object]:
     """The shared view that :meth:`Client.share_sweep_view` stores (see there)."""
     columns: list[Column] = [("tags", LABEL_TAG), ("tags", STATE_TAG), ("params", METHOD_PARAM)]
@@ -99,7 +130,12 @@ def sweep_view_state_of(
         columns.append(("metrics", CONFIRM_VALUE_METRIC))
         columns += [("tags", tag) for tag in VERDICT_TAGS]
         widths = dict.fromkeys(VERDICT_TAGS, VERDICT_COLUMN_PX)
-    return runs_view_state(columns, VALUE_METRIC, ascending, widths)
+    charts = sweep_charts(metric, confirming=confirming, loss_metrics=loss_metrics)
+    bars = (VALUE_METRIC, CONFIRM_VALUE_METRIC)
+    return {
+        **runs_view_state(columns, VALUE_METRIC, ascending, widths),
+        **charts_view_state(charts, bars=bars),
+    }
 
 
 def _health_url(tracking_uri: str) -> str:
@@ -270,6 +306,7 @@ class Client:
         ascending: bool,
         *,
         confirming: bool = False,
+        loss_metrics: Sequence[str] = (),
     ) -> str:
         """Store the sweep's view of its runs table on the experiment and return its URL.
 
@@ -283,8 +320,17 @@ class Client:
         have a confirmation) adds each replicate's score ``confirm.value`` and the
         verdict's figures on the parent run (``confirm.winner``, ``confirm.runner_up``,
         ``confirm.baseline``). Storing it again replaces it.
+
+        The view's Chart tab opens on the answer too (`studies.urls.charts_view_state`):
+        first the section "Objective" (``optuna.value`` per trial as bars, the objective
+        ``metric`` per epoch, and with ``confirming`` each replicate's ``confirm.value``),
+        then "Loss: train and validation", the ``loss_metrics`` on one chart (the built-in
+        trainer's ``train/total_loss`` and ``val/total_loss``), then the UI's own cards
+        for every other metric.
         """
-        state = sweep_view_state_of(searched, metric, ascending, confirming=confirming)
+        state = sweep_view_state_of(
+            searched, metric, ascending, confirming=confirming, loss_metrics=loss_metrics
+        )
         key, value = SHARED_VIEW_TAG_PREFIX + SWEEP_VIEW_KEY, json.dumps(state)
         with self._calling(f"store the runs view of experiment {experiment_id}"):
             try:

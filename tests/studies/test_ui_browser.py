@@ -30,7 +30,9 @@ from cli import cli
 from studies import load_study, trial_rows
 from studies.attrs import config_label
 from studies.confirmation.confirmed import load_confirmation
+from studies.run.session import LOSS_CHART_METRICS
 from studies.store import as_record
+from studies.tracking.client import sweep_charts
 from studies.tracking.layout import (
     CONFIRM_VALUE_METRIC,
     LABEL_TAG,
@@ -233,12 +235,14 @@ def test_sweep_url_opens_on_the_best_trial(
         run = open_child(runs, tmp_path / "trials", experiment_id, parent, number, params, study)
         for epoch in (1, 2):
             last = (value if value is not None else 0.5) + 0.01 * (2 - epoch)
-            run.log_epoch(epoch, {METRIC: last, "train/total_loss": 1.0})
+            run.log_epoch(epoch, {METRIC: last, "train/total_loss": 1.0, "val/total_loss": 1.2})
         run.end(state, value)
     assert runs.flush_runs()
     tracker.finish_run(parent, "FINISHED", now_ms())
 
-    url = tracker.share_sweep_view(experiment_id, SEARCHED, METRIC, ascending=True)
+    url = tracker.share_sweep_view(
+        experiment_id, SEARCHED, METRIC, ascending=True, loss_metrics=LOSS_CHART_METRICS
+    )
     names = [f"trial-{n}" for n in range(len(TRIALS))]
     shot = tmp_path / "mlflow-runs.png"
     rows = _open(browser, url, [*names, "sweep"], shot)
@@ -266,6 +270,26 @@ def test_sweep_url_opens_on_the_best_trial(
     # not KILLED, which MLflow's UI draws in red as it draws FAILED).
     states = {r.name: r.cells[_column("tags", STATE_TAG)] for r in rows}
     assert states == {f"trial-{n}": t[0] for n, t in enumerate(TRIALS)} | {"sweep": "-"}
+
+    # The Chart tab of the same view: the objective's cards first, then train and
+    # validation loss on one chart, then MLflow's own cards (section "val": the rest).
+    browser.set_window_size(1600, 4000)  # every card in view: the grid renders lazily
+    browser.get(url + "&compareRunsMode=CHART")
+    cards = sweep_charts(METRIC, loss_metrics=LOSS_CHART_METRICS)
+    titles = [title for _section, title, _keys in cards]
+    order = ["Objective", *titles[:2], "Loss: train and validation", titles[2]]
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    try:
+        wait.until(lambda b: all(t in b.find_element(By.TAG_NAME, "body").text for t in order))
+    except TimeoutException:
+        browser.save_screenshot(str(tmp_path / "charts.png"))
+        pytest.fail(f"the chart cards did not show; screenshot: {tmp_path / 'charts.png'}")
+    _close_assistant_panel(browser)
+    browser.save_screenshot(str(tmp_path / "mlflow-charts.png"))
+    _keep(tmp_path / "mlflow-charts.png", tmp_path_factory, "mlflow-charts.png")
+    text = browser.find_element(By.TAG_NAME, "body").text
+    at = [text.index(t) for t in order]
+    assert at == sorted(at), list(zip(order, at, strict=True))
 
 
 def test_real_sweep_url_opens_on_its_best_trial(
