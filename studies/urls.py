@@ -226,10 +226,11 @@ def _column_width(name: str) -> int:
     return min(MAX_COLUMN_PX, max(MIN_COLUMN_PX, 7 * len(name) + 40))
 
 
-#: A card of the Chart tab: (section title, title, metric keys drawn). One key: its value
-#: per run as bars when it is logged once (a step-0 metric such as ``optuna.value``), else
-#: a line per run over the steps; several keys: one line each per run, on one chart.
-ChartCard = tuple[str, str, Sequence[str]]
+#: A card of the Chart tab: (section title, metric keys drawn). One key: its value per run
+#: as bars (a metric logged once, such as ``optuna.value``) or a line per run over the
+#: steps; several keys: one line each per run, on one chart. The UI titles a card by its
+#: keys (``train/total_loss vs val/total_loss``): a title given in the view is not shown.
+ChartCard = tuple[str, Sequence[str]]
 
 
 def _uuid(prefix: str, name: str) -> str:
@@ -244,15 +245,14 @@ def charts_view_state(cards: Sequence[ChartCard], *, bars: Sequence[str] = ()) -
     value per run, e.g. ``optuna.value``), any other a line chart over the steps."""
     sections: dict[str, str] = {}
     charts: list[dict[str, Any]] = []
-    for section, title, keys in cards:
+    for section, keys in cards:
         section_id = sections.setdefault(section, _uuid("section", section))
         common = {
-            "uuid": _uuid("chart", title),
+            "uuid": _uuid("chart", " ".join(keys)),
             "runsCountToCompare": 10,
             "metricSectionId": section_id,
             "deleted": False,
             "isGenerated": False,
-            "displayName": title,
             "metricKey": keys[0],
         }
         if len(keys) == 1 and keys[0] in bars:

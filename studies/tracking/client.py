@@ -69,7 +69,7 @@ from studies.urls import (
     runs_view_state,
 )
 
-__all__ = ["VERDICT_COLUMN_PX", "Client", "sweep_charts", "sweep_view_state_of"]
+__all__ = ["LOSS_SECTION", "VERDICT_COLUMN_PX", "Client", "sweep_charts", "sweep_view_state_of"]
 
 # A verdict column's width: "trial 12: 0.1406 ± 0.0040 [0.1366, 0.1446], 5 seeds" at the
 # table's 13 px font.
@@ -89,27 +89,20 @@ def _finite_or_nan(value: float) -> float:
     return value if math.isfinite(value) else math.nan
 
 
+# The Chart tab's section of the training and validation loss.
+LOSS_SECTION = "Loss: train and validation"
+
+
 def sweep_charts(
     metric: str, *, confirming: bool = False, loss_metrics: Sequence[str] = ()
 ) -> list[ChartCard]:
     """The Chart tab's first cards (see :meth:`Client.share_sweep_view`)."""
     objective = "Objective"
-    cards: list[ChartCard] = [
-        (objective, f"{VALUE_METRIC}: the objective ({metric}) of each trial", [VALUE_METRIC]),
-        (objective, f"{metric} per epoch", [metric]),
-    ]
+    cards: list[ChartCard] = [(objective, [VALUE_METRIC]), (objective, [metric])]
     if confirming:
-        cards.append(
-            (
-                objective,
-                f"{CONFIRM_VALUE_METRIC}: each confirmation run's score, as the verdict counts it",
-                [CONFIRM_VALUE_METRIC],
-            )
-        )
+        cards.append((objective, [CONFIRM_VALUE_METRIC]))
     if loss_metrics:
-        cards.append(
-            ("Loss: train and validation", " and ".join(loss_metrics) + " per epoch", loss_metrics)
-        )
+        cards.append((LOSS_SECTION, list(loss_metrics)))
     return cards
 
 

@@ -32,7 +32,7 @@ from studies.attrs import config_label
 from studies.confirmation.confirmed import load_confirmation
 from studies.run.session import LOSS_CHART_METRICS
 from studies.store import as_record
-from studies.tracking.client import sweep_charts
+from studies.tracking.client import LOSS_SECTION
 from studies.tracking.layout import (
     CONFIRM_VALUE_METRIC,
     LABEL_TAG,
@@ -273,23 +273,61 @@ def test_sweep_url_opens_on_the_best_trial(
 
     # The Chart tab of the same view: the objective's cards first, then train and
     # validation loss on one chart, then MLflow's own cards (section "val": the rest).
+    _check_charts(browser, url, tmp_path, tmp_path_factory)
+
+
+# Where each text shows on the page: [top, left] of every element whose own text is it (or
+# it followed by a count, "Objective (2)"), in the order of the page.
+_TEXT_AT = """
+const want = arguments[0], out = {};
+for (const el of document.querySelectorAll('body *')) {
+  const own = Array.from(el.childNodes).filter(n => n.nodeType === 3)
+    .map(n => n.textContent).join('').trim();
+  if (!own) continue;
+  for (const w of want) {
+    if (own === w || own.startsWith(w + ' (')) {
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0) (out[w] = out[w] || []).push([r.top, r.left]);
+    }
+  }
+}
+return out;
+"""
+
+
+def _check_charts(
+    browser: WebDriver, url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The view's Chart tab: section "Objective" first (optuna.value, then the objective
+    per epoch), then "Loss: train and validation" with both losses on one card, then the
+    UI's own sections ("val")."""
     browser.set_window_size(1600, 4000)  # every card in view: the grid renders lazily
     browser.get(url + "&compareRunsMode=CHART")
-    cards = sweep_charts(METRIC, loss_metrics=LOSS_CHART_METRICS)
-    titles = [title for _section, title, _keys in cards]
-    order = ["Objective", *titles[:2], "Loss: train and validation", titles[2]]
+    loss = " vs ".join(LOSS_CHART_METRICS)  # the UI's title of a card of several metrics
+    order = ["Objective", VALUE_METRIC, METRIC, LOSS_SECTION, loss, "val"]
+
+    def found(b: WebDriver) -> dict[str, list[list[float]]]:
+        return dict(b.execute_script(_TEXT_AT, order))
+
     wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
     try:
-        wait.until(lambda b: all(t in b.find_element(By.TAG_NAME, "body").text for t in order))
+        wait.until(lambda b: set(found(b)) == set(order))
     except TimeoutException:
-        browser.save_screenshot(str(tmp_path / "charts.png"))
-        pytest.fail(f"the chart cards did not show; screenshot: {tmp_path / 'charts.png'}")
+        shot = tmp_path / "charts.png"
+        browser.save_screenshot(str(shot))
+        pytest.fail(f"the chart cards did not show ({found(browser)}); screenshot: {shot}")
     _close_assistant_panel(browser)
-    browser.save_screenshot(str(tmp_path / "mlflow-charts.png"))
-    _keep(tmp_path / "mlflow-charts.png", tmp_path_factory, "mlflow-charts.png")
-    text = browser.find_element(By.TAG_NAME, "body").text
-    at = [text.index(t) for t in order]
-    assert at == sorted(at), list(zip(order, at, strict=True))
+    shot = tmp_path / "mlflow-charts.png"
+    browser.save_screenshot(str(shot))
+    _keep(shot, tmp_path_factory, "mlflow-charts.png")
+    at = found(browser)
+    top = min(y for y, _x in at["Objective"])  # the first section; the toolbar is above it
+    first = {text: min(tuple(p) for p in at[text] if p[0] >= top) for text in order}
+    # Sections top to bottom; in "Objective", optuna.value's card left of the metric's.
+    rows = [first[t][0] for t in ("Objective", VALUE_METRIC, LOSS_SECTION, loss, "val")]
+    assert rows == sorted(rows), first
+    assert first[VALUE_METRIC][0] == pytest.approx(first[METRIC][0], abs=5), first
+    assert first[VALUE_METRIC][1] < first[METRIC][1], first
 
 
 def test_real_sweep_url_opens_on_its_best_trial(

@@ -146,9 +146,9 @@ def test_runs_view_state_with_tags_and_given_widths() -> None:
 def test_charts_view_state_keeps_the_given_cards_first() -> None:
     state = charts_view_state(
         [
-            ("Objective", "optuna.value of each trial", ["optuna.value"]),
-            ("Objective", "val/abs_rel per epoch", ["val/abs_rel"]),
-            ("Loss", "both losses", ["train/total_loss", "val/total_loss"]),
+            ("Objective", ["optuna.value"]),
+            ("Objective", ["val/abs_rel"]),
+            ("Loss", ["train/total_loss", "val/total_loss"]),
         ],
         bars=["optuna.value"],
     )
@@ -159,10 +159,10 @@ def test_charts_view_state_keeps_the_given_cards_first() -> None:
     assert all(s["display"] and s["isReordered"] and not s["deleted"] for s in sections)
     charts = state["compareRunCharts"]
     ids = {s["name"]: s["uuid"] for s in sections}
-    assert [(c["type"], c["metricSectionId"], c["displayName"]) for c in charts] == [
-        ("BAR", ids["Objective"], "optuna.value of each trial"),
-        ("LINE", ids["Objective"], "val/abs_rel per epoch"),
-        ("LINE", ids["Loss"], "both losses"),
+    assert [(c["type"], c["metricSectionId"], c["metricKey"]) for c in charts] == [
+        ("BAR", ids["Objective"], "optuna.value"),
+        ("LINE", ids["Objective"], "val/abs_rel"),
+        ("LINE", ids["Loss"], "train/total_loss"),
     ]
     assert charts[0]["metricKey"] == "optuna.value" and "selectedMetricKeys" not in charts[0]
     both = charts[2]
