@@ -70,7 +70,8 @@ def test_optuna_dashboard_shows_configuration_and_seed_and_no_verdict(
     import optuna_dashboard
 
     app = optuna_dashboard.wsgi(sweep.target.storage_url)
-    studies = {s["study_name"]: s for s in _dashboard_get(app, "/api/studies")["studies"]}
+    listed = _dashboard_get(app, "/api/studies")["study_summaries"]
+    studies = {s["study_name"]: s for s in listed}
     companion = studies[companion_name(sweep.name)]
     detail = _dashboard_get(app, f"/api/studies/{companion['study_id']}")
 
