@@ -131,7 +131,7 @@ def shoot_mlflow(out: Path, prefix: str, url: str, storage: str) -> None:
     with tempfile.TemporaryDirectory(prefix="salsweep-chromium-") as profile:
         driver = browser(Path(profile))
         try:
-            driver.set_window_size(3000, 900)
+            driver.set_window_size(3000, 1100)  # every column and run of the view
             driver.get(url)
             settle(driver, "//a[contains(@href, '/runs/') and normalize-space(.)='trial-0']")
             driver.save_screenshot(str(out / f"{prefix}6-runs-with-states-wide.png"))
@@ -174,7 +174,7 @@ def shoot_dashboard(out: Path, prefix: str, storage: str, port: int) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(60):
+        for _ in range(120):  # gunicorn and the storage: 20 s and more on a busy machine
             try:
                 urllib.request.urlopen(f"{base}/api/studies", timeout=2).read()
                 break
@@ -187,9 +187,10 @@ def shoot_dashboard(out: Path, prefix: str, storage: str, port: int) -> None:
                 driver.get(f"{base}/dashboard/studies/{study_id}")
                 settle(driver, "//*[contains(normalize-space(.), 'Best Trial')]", seconds=5)
                 driver.save_screenshot(str(out / f"{prefix}9-dashboard-companion.png"))
-                driver.get(f"{base}/dashboard/studies/{study_id}/trial-table")
-                time.sleep(5)
-                driver.save_screenshot(str(out / f"{prefix}9-dashboard-companion-table.png"))
+                # A confirmation replicate's page: its user attributes (label, seed, ...).
+                driver.get(f"{base}/dashboard/studies/{study_id}/trials?numbers=1")
+                settle(driver, "//*[contains(normalize-space(.), 'User Attributes')]", seconds=4)
+                driver.save_screenshot(str(out / f"{prefix}9-dashboard-companion-trial.png"))
             finally:
                 driver.quit()
     finally:
