@@ -32,7 +32,6 @@ from studies.attrs import config_label
 from studies.confirmation.confirmed import load_confirmation
 from studies.run.session import LOSS_CHART_METRICS
 from studies.store import as_record
-from studies.tracking.client import LOSS_SECTION
 from studies.tracking.layout import (
     CONFIRM_VALUE_METRIC,
     LABEL_TAG,
@@ -45,6 +44,7 @@ from studies.tracking.layout import (
 )
 from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
+from studies.tracking.view import LOSS_SECTION
 from studies.urls import run_page_url, runs_page_url
 from tests.studies.sweep_helpers import Sweep
 from tests.studies.tracking_helpers import open_child

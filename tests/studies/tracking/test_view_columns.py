@@ -1,5 +1,5 @@
 """What salsweep's runs show as columns of the sweep's view (studies.tracking.layout and
-the view that studies.tracking.client stores): the configuration's label on every run,
+the view that studies.tracking.view makes): the configuration's label on every run,
 the loss method, only the loss parameters the run's method takes."""
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ import pytest
 
 from studies.run.runner import flatten_config
 from studies.run.session import LOSS_CHART_METRICS
-from studies.tracking.client import VERDICT_COLUMN_PX, sweep_view_state_of
 from studies.tracking.layout import (
     LABEL_TAG,
     ParamValue,
     child_tags,
     without_unused_loss_params,
 )
+from studies.tracking.view import VERDICT_COLUMN_PX, sweep_view_state_of
 from trainer import TrainConfig
 from trainer.metric_names import epoch_metric_names
 
