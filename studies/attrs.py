@@ -8,6 +8,7 @@ these names, so a key is spelled once.
 from __future__ import annotations
 
 __all__ = [
+    "ABOUT",
     "BASELINE_KEY",
     "BUDGET",
     "COMPANION_METRIC",
@@ -24,6 +25,7 @@ __all__ = [
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_PARENT_RUN_ID",
     "MLFLOW_RUN_ID",
+    "MLFLOW_TRACKING_URI",
     "NON_FINITE",
     "OBJECTIVE_METRIC",
     "PARAMS",
@@ -53,6 +55,9 @@ OBJECTIVE_METRIC = "objective_metric"
 DIRECTION = "direction"
 MLFLOW_EXPERIMENT_ID = "mlflow_experiment_id"
 MLFLOW_PARENT_RUN_ID = "mlflow_parent_run_id"
+# The MLflow server the sweep logs to, credentials hidden (studies.urls.redact_url): the
+# MLflow addresses an export writes (a run's page) point there.
+MLFLOW_TRACKING_URI = "mlflow_tracking_uri"
 # The trial budget as the last launch (or a resume given --n-trials) set it; a plain
 # resume runs up to it, not up to the spec's.
 BUDGET = "n_trials"
@@ -87,6 +92,10 @@ NON_FINITE = "non_finite"  # a replicate that diverged (its value counts as NaN)
 # A copy of a job that racing launches queued twice: the number of the trial that runs it.
 DUPLICATE_OF = "duplicate_of"
 COMPANION_METRIC = "metric"  # the metric a replicate (and the companion study) scores
+# On the companion study: what its trials are and what their values are not (the best
+# configuration), for a reader of the study outside salsweep (optuna-dashboard shows it
+# under "Study User Attributes", beside its "Best Trial").
+ABOUT = "about"
 SEARCH_METRIC = "search_metric"  # on the companion study: the search's objective metric
 # On the companion study: the race as it started, fixed from then on (studies.run.race_rounds):
 # {"design": {top_k, initial_seeds, max_seeds, indifference_zone, alpha}, "candidates":

@@ -352,3 +352,16 @@ def test_show_a_companion_that_is_not_there(tmp_path: Path) -> None:
     code, output = run("studies", "show", "nope:confirm", "--home", str(home))
     assert code == 1
     assert "no study named 'nope:confirm'" in output and "Traceback" not in output
+
+
+def test_a_pruned_trials_progress_line_reads_stopped_early_not_failed() -> None:
+    """The progress line of a pruned trial, from the reason the objective prunes with
+    (studies.run.objective: ``pruned at epoch N (metric=value)``)."""
+    from cli import _ending
+
+    line = _ending("PRUNED", None, "pruned at epoch 1 (val/abs_rel_align=0.4261)")
+    assert line == "PRUNED at epoch 1 (val/abs_rel_align=0.4261): stopped early by the pruner"
+    assert "fail" not in line.lower()
+    # A command trial's reason (studies.command.runner) reads the same way.
+    assert _ending("PRUNED", None, "pruned at step 3").endswith(": stopped early by the pruner")
+    assert _ending("FAIL", None, "non-finite loss") == "FAIL (non-finite loss)"

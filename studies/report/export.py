@@ -126,6 +126,7 @@ def _header(
     fmt: ExportFormat,
     filename: str,
     with_training: bool = False,
+    tracking_uri: str | None = None,
 ) -> list[str]:
     metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "objective"))
     direction = study.direction
@@ -152,10 +153,7 @@ def _header(
             f"luckiest seed (run `salsweep studies confirm {study.study_name}`)"
         )
         lines.append(f"# baseline: {_search_baseline(study, metric)}")
-    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
-    experiment = study.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
-    where = f" (experiment {experiment})" if experiment is not None else ""
-    lines.append(f"# mlflow run: {run_id or '-'}{where}")
+    lines.append(f"# mlflow run: {_mlflow_run(study, trial, tracking_uri)}")
     if fmt == "trainer":
         lines.append(f"# reproduce: salsweep train {filename}")
     else:
@@ -163,6 +161,26 @@ def _header(
 
         lines += packnet_header_lines(study.study_name, with_training=with_training)
     return lines
+
+
+def _mlflow_run(study: StudyRecord, trial: TrialRecord, tracking_uri: str | None) -> str:
+    """The trial's MLflow run for the header: its id, experiment and page in the model-training
+    layout (studies.urls.run_page_url, as every MLflow address salsweep writes) on
+    ``tracking_uri``, else on the server the sweep logged to (the study's
+    ``mlflow_tracking_uri``); the id alone when the server or the experiment is unknown."""
+    from studies.urls import run_page_url
+
+    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
+    experiment = study.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
+    if run_id is None:
+        return "-"
+    if experiment is None:
+        return str(run_id)
+    where = f"{run_id} (experiment {experiment})"
+    server = tracking_uri or study.user_attrs.get(attrs.MLFLOW_TRACKING_URI)
+    if not server:
+        return where
+    return f"{where} at {run_page_url(str(server), str(experiment), str(run_id))}"
 
 
 def _search_baseline(study: StudyRecord, metric: str) -> str:
@@ -183,14 +201,14 @@ def _search_baseline(study: StudyRecord, metric: str) -> str:
     return f"{where}: no value, {state}"
 
 
-def _packnet(config: TrainConfig, name: str, with_training: bool) -> str:
+def _packnet(config: TrainConfig, with_training: bool) -> str:
     """packnet-sfm's layout (studies/report/packnet.py) as YAML: the loss under model.loss,
-    the keys that read alike annotated."""
+    the keys that read alike annotated; no run name (a merge keeps the user's)."""
     import yaml
 
     from studies.report.packnet import annotate_packnet_yaml, packnet_config
 
-    body = packnet_config(config, name, with_training=with_training)
+    body = packnet_config(config, with_training=with_training)
     return annotate_packnet_yaml(yaml.safe_dump(body, sort_keys=False))
 
 
@@ -201,6 +219,7 @@ def export_best(
     filename: str = "best.yaml",
     confirmation: Confirmation | Unread | None = UNREAD,
     with_training: bool = False,
+    tracking_uri: str | None = None,
 ) -> str:
     """YAML text of the winner's configuration (see `exported_trial`) with a comment
     header: the race's winner with its validation and test figures, seeds and divergence
@@ -211,6 +230,8 @@ def export_best(
     packnet-sfm's layout, the loss only (``with_training``: also the proxy run's optimiser,
     epochs and batch size). ``filename`` only appears in the reproduce command.
     ``confirmation``: the record's, when the caller has it already (else read from it).
+    ``tracking_uri``: the MLflow server of the header's run address (default: the one the
+    sweep logged to, stored on the study; without it the header gives the run's id only).
     Raises `ExportError` when there is no complete search trial.
     """
     if with_training and fmt != "packnet":
@@ -221,13 +242,13 @@ def export_best(
         confirmation = load_confirmation(record)
     trial, confirmation = exported_trial(record, confirmation)
     config = _config(record, trial)
-    lines = _header(record, trial, confirmation, fmt, filename, with_training)
+    lines = _header(record, trial, confirmation, fmt, filename, with_training, tracking_uri)
     header = "\n".join(lines) + "\n"
     if fmt == "trainer":
         from trainer.io import dump_train_config
 
         return header + dump_train_config(config)
-    return header + _packnet(config, f"{record.study_name}-trial-{trial.number}", with_training)
+    return header + _packnet(config, with_training)
 
 
 def write_export(text: str, path: Path) -> None:

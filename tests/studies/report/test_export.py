@@ -137,13 +137,38 @@ def test_header(study: optuna.Study) -> None:
     }
 
 
+@pytest.mark.parametrize("fmt", ["trainer", "packnet"])
+def test_the_header_gives_the_runs_page_in_the_training_layout(
+    study: optuna.Study, tmp_path: Path, fmt: Literal["trainer", "packnet"]
+) -> None:
+    """The run's address, as every MLflow address salsweep writes: its page in the
+    model-training layout, on the server the sweep logged to (stored on the study without
+    its password), or on the one the caller names."""
+    study.set_user_attr("mlflow_tracking_uri", "http://alice:***@127.0.0.1:5000")
+    page = (
+        "http://alice:***@127.0.0.1:5000/#/experiments/7/runs/run-2?workflowType=machine_learning"
+    )
+    assert header(export_best(as_record(study), fmt))["mlflow run"] == (
+        f"run-2 (experiment 7) at {page}"
+    )
+    given = export_best(as_record(study), fmt, tracking_uri="https://bob:s3cret@mlflow.example/")
+    assert header(given)["mlflow run"] == (
+        "run-2 (experiment 7) at https://bob:***@mlflow.example/#/experiments/7/runs/run-2"
+        "?workflowType=machine_learning"
+    )
+    assert "s3cret" not in given
+    # Read without Optuna (`salsweep studies export`): the same line.
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert header(export_best(read_study("demo", url), fmt))["mlflow run"].endswith(page)
+
+
 def test_packnet_layout(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet")
     assert header(text)["trial"] == "2"
     doc = yaml.safe_load(text)
-    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer.
-    assert list(doc) == ["name", "model"]
-    assert doc["name"] == "demo-trial-2"
+    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer, and
+    # no run name (a top-level `name` would rename the user's run and checkpoint folder).
+    assert list(doc) == ["model"]
     assert list(doc["model"]) == ["name", "loss"]
     assert doc["model"]["name"] == "SemiSupModel"
     # The loss under model.loss (studies/report/packnet.py; test_packnet.py merges it with
@@ -169,7 +194,7 @@ def test_packnet_layout(study: optuna.Study) -> None:
 def test_packnet_with_training_adds_the_proxy_runs_settings(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet", with_training=True)
     doc = yaml.safe_load(text)
-    assert list(doc) == ["name", "model", "datasets", "arch"]
+    assert list(doc) == ["model", "datasets", "arch"]  # still no run name
     assert list(doc["model"]) == ["name", "optimizer", "loss"]
     assert doc["model"]["optimizer"] == {
         "name": "AdamW",
@@ -192,7 +217,7 @@ def test_packnet_header_says_one_thing_to_do(study: optuna.Study) -> None:
     # One instruction (merge), no command that pretends the file runs alone.
     assert [line for line in comments if line.startswith("# to use: ")] == [
         "# to use: merge it into your packnet-sfm run config (the YAML you pass to "
-        "scripts/train.py); your depth_net, data sets and schedule stay yours"
+        "scripts/train.py); your run name, depth_net, data sets and schedule stay yours"
     ]
     assert not [line for line in comments if "reproduce" in line]
     assert "out/best.yaml" not in text

@@ -30,6 +30,7 @@ from studies.attrs import companion_name
 from studies.home import REPLICATES_DIR, study_dir, trial_dir
 from studies.procs import live_processes
 from studies.run.objective import epoch_selection, objective_value
+from studies.tracking.layout import PRUNED_NOTE
 from studies.tracking.server import ServerInfo
 from sweeps import SweepSpec, parse_spec
 from tests.process_helpers import SalsweepProcess
@@ -362,11 +363,13 @@ def test_a_pruned_trial_stops_its_group_and_its_run_is_killed(
     runs = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
     assert runs["trial-0"].info.status == "FINISHED"
     # The program ended its resumed run FINISHED as it left `with start_run()`; the
-    # trial was pruned, and salsweep closed it KILLED.
+    # trial was pruned, and salsweep closed it as pruned: FINISHED (not a failure), with
+    # its state and the description of a pruned run.
     killed = runs["trial-1"]
     assert (trial_folder(target, name, 1) / "ended.txt").read_text() == "FINISHED"
-    assert killed.info.status == "KILLED"
+    assert killed.info.status == "FINISHED"
     assert killed.data.tags["optuna.state"] == "PRUNED"
+    assert killed.data.tags["mlflow.note.content"] == PRUNED_NOTE
     logged = client.get_metric_history(killed.info.run_id, METRIC)
     assert logged and {m.value for m in logged} == {10.0}  # by the program itself
     assert {"stdout.log", "stderr.log"} <= artifact_names(client, killed.info.run_id)

@@ -37,7 +37,9 @@ from studies.report.columns import verdict_figure
 from studies.report.confirmation import format_estimate
 from studies.run.runner import SweepRuns
 from studies.store import as_record
+from studies.tracking.layout import PRUNED_NOTE
 from studies.tracking.server import ServerInfo
+from studies.urls import run_page_url
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.process_helpers import SalsweepProcess
 from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, SEEDS, Sweep, tiny_spec
@@ -306,7 +308,19 @@ def test_export_reproduces_the_objective(sweep: Sweep, tmp_path: Path) -> None:
     assert f"# baseline: sparse-ssi: {METRIC} = {shown} over {SEEDS} seeds" in text
     verdicts = [line[11:] for line in text.splitlines() if line.startswith("# verdict: ")]
     assert verdicts == confirmation.sentences()
-    assert f"# mlflow run: {winner.user_attrs['mlflow_run_id']} (experiment " in text
+    # The run's page in the training layout, on the server the sweep logged to, as every
+    # MLflow address salsweep prints.
+    run_id = winner.user_attrs["mlflow_run_id"]
+    page = run_page_url(sweep.target.tracking_uri, sweep.experiment_id, run_id)
+    assert "workflowType=machine_learning" in page
+    assert f"# mlflow run: {run_id} (experiment {sweep.experiment_id}) at {page}\n" in text
+    # The sweep's own export, logged on its parent run, says the same.
+    logged = MlflowClient(sweep.target.tracking_uri).download_artifacts(
+        sweep.parent_run_id, "best_config.yaml", str(tmp_path / "logged")
+    )
+    assert f"# mlflow run: {run_id} (experiment {sweep.experiment_id}) at {page}\n" in (
+        Path(logged).read_text()
+    )
     assert f"# reproduce: salsweep train {path}\n" in text
 
     # The file holds the winner's params over tiny_spec's base, typed out here.
@@ -452,8 +466,12 @@ def test_studies_confirm_twice_adds_nothing(sweep: Sweep, mlflow_server: ServerI
     assert parent.info.status == "FINISHED"
 
 
-def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> None:
-    """A real ThresholdPruner prunes every trial whose first epoch is above 0."""
+def test_a_pruned_trials_run_ends_finished_and_says_pruned(
+    mlflow_server: ServerInfo, tmp_path: Path
+) -> None:
+    """A real ThresholdPruner prunes every trial whose first epoch is above 0. Its run
+    ends FINISHED (MLflow's UI draws KILLED as it draws FAILED, in red), tagged PRUNED and
+    described as pruned on purpose."""
     spec = tiny_spec("pruned", n_trials=1, baseline=False)
     tracker = Tracker(mlflow_server.url)
     experiment = tracker.client.ensure_experiment("pruned")
@@ -470,8 +488,11 @@ def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> No
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]
     run = MlflowClient(mlflow_server.url).get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.info.status == "KILLED"
+    assert run.info.status == "FINISHED"
     assert run.data.tags["optuna.state"] == "PRUNED"
+    assert run.data.tags["mlflow.note.content"] == PRUNED_NOTE
+    assert "not a failure" in PRUNED_NOTE.lower()
+    assert "optuna.value" not in run.data.metrics
 
 
 class _InterruptAt:
