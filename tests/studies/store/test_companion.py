@@ -21,7 +21,7 @@ import optuna
 
 from studies.attrs import ABOUT, ROLE_CONFIRMATION, companion_name
 from studies.store.records import COMPANION_OBJECTIVE_NAME, companion_about, companion_study
-from tests.studies.sweep_helpers import CONFIRM, Sweep
+from tests.studies.sweep_helpers import CONFIRM, SEEDS, Sweep
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -87,7 +87,7 @@ def test_optuna_dashboard_shows_configuration_and_seed_and_no_verdict(
     columns = {a["key"] for a in detail["union_user_attrs"]}
     assert {"label", "seed", "role", "param.loss.lambda_sg", "param.loss.num_scales"} <= columns
     replicates = [t for t in detail["trials"] if _attrs(t).get("role") == ROLE_CONFIRMATION]
-    per_config = CONFIRM["seeds"]
+    per_config = SEEDS  # one round: initial_seeds = max_seeds
     assert len(replicates) == (CONFIRM["top_k"] + 1) * per_config  # and the baseline's
     labels: dict[str, set[str]] = {}
     for trial in replicates:
