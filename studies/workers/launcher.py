@@ -73,6 +73,7 @@ from studies.run import (
     worker_id,
 )
 from studies.run.race_rounds import NOTHING_TO_CONFIRM
+from studies.run.signals import check_stop
 from studies.store import companion_study
 from studies.tracking import Tracker
 from studies.workers.plan import (
@@ -208,6 +209,7 @@ class _Launcher:
             for plan, proc in zip(self.plans, procs, strict=True):
                 self._adopt(plan, proc)
             while self._live():
+                check_stop()  # a stop signal whose exception was lost (studies.run.signals)
                 self._step(0.2)
                 if self.totals.failures and not self._stopping:
                     self._signal_all(signal.SIGTERM)  # a worker failed: stop the others
