@@ -72,6 +72,7 @@ def test_loss_config_sets_every_parameter_but_alpha() -> None:
         "use_absolute": True,
         "use_inv_depth": False,
         "gradient_normalization": "full-resolution",
+        "gradient_window": "zero-filled",
         "min_depth": 1.0,
         "max_depth": 80.0,
     }

@@ -281,7 +281,7 @@ def test_the_dry_run_prints_the_loss_and_the_names(
     assert out[0] == (
         "loss: salsweep-sparse-scale-adaptive lambda_sg=0.3 epsilon=1e-08 num_scales=3 "
         "use_absolute=True use_inv_depth=True gradient_normalization='per-scale' "
-        "min_depth=1.0 max_depth=50.0"
+        "gradient_window='zero-filled' min_depth=1.0 max_depth=50.0"
     )
     assert f"  {objective}" in out and len(out) == 2 + 2 * 28
 
