@@ -6,7 +6,7 @@ optuna-dashboard. See docs/screenshots/README.md.
     .venv/bin/python docs/screenshots/shoot_states.py OUT_DIR [--port 5078] [--prefix after-]
 
 Runs a tiny sweep (8 trials, the median pruner, the SSI baseline, a confirmation of 2
-configurations and the baseline on 2 seeds) in a temporary data dir with its own server,
+configurations and the baseline on 3 seeds) in a temporary data dir with its own server,
 about 2 minutes on 2 cores. Needs Debian's chromium and chromium-driver, and
 optuna-dashboard (`make setup-dev`).
 """
@@ -51,7 +51,7 @@ budget: {n_trials: 8}
 sampler: {type: tpe, seed: 0, n_startup_trials: 4}
 pruner: {type: median, n_startup_trials: 2, n_warmup_steps: 1}
 baseline: true
-confirm: {top_k: 2, seeds: 2}
+confirm: {top_k: 2, initial_seeds: 3, max_seeds: 3}
 """
 FLAGS = (
     "--headless",
