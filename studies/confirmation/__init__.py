@@ -43,6 +43,8 @@ if TYPE_CHECKING:
         t_quantile_975,
     )
     from studies.confirmation.words import (
+        AlignmentCheck,
+        alignment_sentence,
         fixed_sentences,
         race_sentences,
     )
@@ -78,6 +80,8 @@ __getattr__, __dir__, __all__ = lazy_face(
             "t_quantile_975",
         ),
         "studies.confirmation.words": (
+            "AlignmentCheck",
+            "alignment_sentence",
             "fixed_sentences",
             "race_sentences",
         ),

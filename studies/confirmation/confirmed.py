@@ -44,7 +44,7 @@ from studies.confirmation.sequential import (
     race,
 )
 from studies.confirmation.stats import Estimate, estimate, rank
-from studies.confirmation.words import race_sentences
+from studies.confirmation.words import AlignmentCheck, alignment_sentence, race_sentences
 from studies.store import COMPLETE, PRUNED, StudyRecord, TrialRecord
 from trainer.errors import UserError
 
@@ -83,6 +83,10 @@ class Replicate:
     params: dict[str, Any]
     method: str | None  # the loss method
     mlflow_run_id: str | None
+    # The objective under the other least-squares alignment at the same epoch (reported
+    # only; NaN: none stored, or diverged): validation and test.
+    alt_value: float = math.nan
+    alt_test: float = math.nan
 
 
 def _float(value: Any) -> float:
@@ -113,6 +117,8 @@ def _as_replicate(trial: TrialRecord) -> Replicate | None:
         params=dict(stored.get(attrs.PARAMS) or {}),
         method=stored.get(attrs.METHOD),
         mlflow_run_id=stored.get(attrs.MLFLOW_RUN_ID),
+        alt_value=_float(stored.get(attrs.ALT_VALUE)) if math.isfinite(value) else math.nan,
+        alt_test=_float(stored.get(attrs.ALT_TEST_VALUE)) if math.isfinite(value) else math.nan,
     )
 
 
@@ -254,6 +260,10 @@ class ConfirmedConfig:
     contender: ContenderRecord  # seeds, divergences, in the race or not
     comparison: Comparison | None  # the winner against it; None for the winner
     mlflow_run_ids: tuple[str, ...]
+    # The objective under the other least-squares alignment (Confirmation.alt_metric), its
+    # finite scores' mean and interval on validation and test: reported only.
+    alt_validation_estimate: Estimate | None = None
+    alt_test_estimate: Estimate | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -279,6 +289,9 @@ class Confirmation:
     direction: Direction
     configs: list[ConfirmedConfig]
     state: RaceState
+    # The objective's metric under the other least-squares alignment (``*_align`` <->
+    # ``*_align_depth``) when the replicates stored it; None otherwise.
+    alt_metric: str | None = None
 
     def config(self, key: str) -> ConfirmedConfig:
         return next(c for c in self.configs if c.key == key)
@@ -300,10 +313,41 @@ class Confirmation:
     def labels(self) -> dict[str, str]:
         return {c.key: c.label for c in self.configs}
 
+    def alignments(self) -> AlignmentCheck | None:
+        """The winner under the other alignment (the best finite validation mean of
+        `alt_metric` among the contenders, the baseline included), reported only; None
+        without an other alignment, a winner or any stored score of it."""
+        winner = self.winner
+        if self.alt_metric is None or winner is None:
+            return None
+        means = {
+            c.key: c.alt_validation_estimate.mean
+            for c in self.configs
+            if c.alt_validation_estimate is not None
+            and math.isfinite(c.alt_validation_estimate.mean)
+        }
+        if not means:
+            return None
+        pick = min if self.direction == "minimize" else max
+        best = pick(means, key=lambda k: means[k])
+        return AlignmentCheck(
+            metric=self.alt_metric,
+            best=self.config(best).label,
+            best_mean=means[best],
+            winner=winner.label,
+            winner_mean=means.get(winner.key, math.nan),
+            agree=best == winner.key,
+        )
+
     def sentences(self) -> list[str]:
         """The verdict in words (studies.confirmation.words.race_sentences): the test, the
-        seeds, the Holm adjustment, the intervals and the split, one sentence a line."""
-        return race_sentences(self.state, self.metric, self.labels)
+        seeds, the Holm adjustment, the intervals and the split, one sentence a line; then
+        the winner under the other alignment, when there is one (reported only)."""
+        lines = race_sentences(self.state, self.metric, self.labels)
+        check = self.alignments()
+        if check is not None:
+            lines.append(alignment_sentence(check))
+        return lines
 
 
 def load_confirmation(record: StudyRecord) -> Confirmation | None:
@@ -348,6 +392,8 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
                 contender=contender,
                 comparison=state.comparisons.get(key),
                 mlflow_run_ids=tuple(r.mlflow_run_id for r in runs if r.mlflow_run_id),
+                alt_validation_estimate=estimate(r.alt_value for r in runs),
+                alt_test_estimate=estimate(r.alt_test for r in runs),
             )
         )
     order = rank({c.key: c.validation_estimate for c in configs}, direction)
@@ -362,6 +408,7 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
     test_metric = str(
         companion.user_attrs.get(attrs.TEST_METRIC) or attrs.confirmation_metric(metric)
     )
+    stored_alt = any(math.isfinite(r.alt_value) for r in reps)
     return Confirmation(
         study_name=record.study_name,
         metric=metric,
@@ -369,4 +416,5 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
         direction=direction,
         configs=[by_order[k] for k in order],
         state=state,
+        alt_metric=attrs.other_alignment(metric) if stored_alt else None,
     )
