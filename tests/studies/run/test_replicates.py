@@ -143,12 +143,14 @@ def test_the_other_alignment_at_the_selected_epoch(spec: SweepSpec) -> None:
     ]
     test = {"test/abs_rel_align": 0.45, "test/abs_rel_align_depth": 0.35}
     assert runner._alt(history, test) == ("val/abs_rel_align_depth", 0.3, 0.35)
-    unreported = runner._alt(history[:1] + [{"val/abs_rel_align": 0.4}], {})
+    unreported = runner._alt([*history[:1], {"val/abs_rel_align": 0.4}], {})
     assert unreported is not None
     metric, value, tested = unreported
     assert metric == "val/abs_rel_align_depth" and math.isnan(value) and math.isnan(tested)
     # A command's reports: the other alignment's test score of the selected report.
-    reports = [{**h, "test/abs_rel_align_depth": t} for h, t in zip(history, (0.9, 0.8))]
+    reports = [
+        {**h, "test/abs_rel_align_depth": t} for h, t in zip(history, (0.9, 0.8), strict=True)
+    ]
     assert runner._alt(reports, {}) == ("val/abs_rel_align_depth", 0.3, 0.8)
     # The depth alignment's other is the inverse-depth one; other metrics have none.
     depth = spec.model_copy(
