@@ -44,7 +44,9 @@ if TYPE_CHECKING:
     )
     from studies.confirmation.words import (
         AlignmentCheck,
+        BaselineTuning,
         alignment_sentence,
+        baseline_sentence,
         fixed_sentences,
         race_sentences,
     )
@@ -81,7 +83,9 @@ __getattr__, __dir__, __all__ = lazy_face(
         ),
         "studies.confirmation.words": (
             "AlignmentCheck",
+            "BaselineTuning",
             "alignment_sentence",
+            "baseline_sentence",
             "fixed_sentences",
             "race_sentences",
         ),

@@ -44,7 +44,13 @@ from studies.confirmation.sequential import (
     race,
 )
 from studies.confirmation.stats import Estimate, estimate, rank
-from studies.confirmation.words import AlignmentCheck, alignment_sentence, race_sentences
+from studies.confirmation.words import (
+    AlignmentCheck,
+    BaselineTuning,
+    alignment_sentence,
+    baseline_sentence,
+    race_sentences,
+)
 from studies.store import COMPLETE, PRUNED, StudyRecord, TrialRecord
 from trainer.errors import UserError
 
@@ -87,6 +93,7 @@ class Replicate:
     # only; NaN: none stored, or diverged): validation and test.
     alt_value: float = math.nan
     alt_test: float = math.nan
+    config: dict[str, Any] | None = None  # the runnable TrainConfig as JSON (None: a command)
 
 
 def _float(value: Any) -> float:
@@ -119,6 +126,7 @@ def _as_replicate(trial: TrialRecord) -> Replicate | None:
         mlflow_run_id=stored.get(attrs.MLFLOW_RUN_ID),
         alt_value=_float(stored.get(attrs.ALT_VALUE)) if math.isfinite(value) else math.nan,
         alt_test=_float(stored.get(attrs.ALT_TEST_VALUE)) if math.isfinite(value) else math.nan,
+        config=dict(stored[attrs.CONFIG]) if isinstance(stored.get(attrs.CONFIG), dict) else None,
     )
 
 
@@ -292,6 +300,8 @@ class Confirmation:
     # The objective's metric under the other least-squares alignment (``*_align`` <->
     # ``*_align_depth``) when the replicates stored it; None otherwise.
     alt_metric: str | None = None
+    # How the baseline was set up against the search (None: no baseline in the race).
+    baseline_tuning: BaselineTuning | None = None
 
     def config(self, key: str) -> ConfirmedConfig:
         return next(c for c in self.configs if c.key == key)
@@ -344,6 +354,8 @@ class Confirmation:
         seeds, the Holm adjustment, the intervals and the split, one sentence a line; then
         the winner under the other alignment, when there is one (reported only)."""
         lines = race_sentences(self.state, self.metric, self.labels)
+        if self.baseline_tuning is not None:
+            lines.append(baseline_sentence(self.baseline_tuning))
         check = self.alignments()
         if check is not None:
             lines.append(alignment_sentence(check))
@@ -408,6 +420,17 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
     test_metric = str(
         companion.user_attrs.get(attrs.TEST_METRIC) or attrs.confirmation_metric(metric)
     )
+    baseline = by_order.get(BASELINE_KEY)
+    tuning = None
+    if baseline is not None:
+        runs = [r for r in reps if r.key == BASELINE_KEY]
+        searched = sorted({name for t in record.get_trials((COMPLETE,)) for name in t.params})
+        tuning = BaselineTuning(
+            label=baseline.label,
+            settings=_base_settings(runs[0].config if runs else None),
+            search_trials=len(record.get_trials((COMPLETE,))),
+            searched=tuple(searched),
+        )
     stored_alt = any(math.isfinite(r.alt_value) for r in reps)
     return Confirmation(
         study_name=record.study_name,
@@ -417,4 +440,31 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
         configs=[by_order[k] for k in order],
         state=state,
         alt_metric=attrs.other_alignment(metric) if stored_alt else None,
+        baseline_tuning=tuning,
     )
+
+
+# The settings a baseline shares with the search's base config (dotted TrainConfig keys).
+_BASE_SETTINGS = (
+    "lr",
+    "epochs",
+    "steps_per_epoch",
+    "batch_size",
+    "model.base_channels",
+    "model.num_stages",
+    "loss.num_scales",
+)
+
+
+def _base_settings(config: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """(key, value) of `_BASE_SETTINGS` in a stored config; none for a command."""
+    if config is None:
+        return ()
+    found: list[tuple[str, str]] = []
+    for key in _BASE_SETTINGS:
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            found.append((key, f"{node:g}" if isinstance(node, float) else str(node)))
+    return tuple(found)

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from studies.confirmation.fixed import FixedComparison, FixedVerdict
 from studies.confirmation.sequential import Comparison, Difference, RaceState
 
-__all__ = ["AlignmentCheck", "alignment_sentence", "fixed_sentences", "race_sentences"]
+__all__ = [
+    "AlignmentCheck",
+    "BaselineTuning",
+    "alignment_sentence",
+    "baseline_sentence",
+    "fixed_sentences",
+    "race_sentences",
+]
 
 
 def _num(value: float) -> str:
@@ -275,4 +282,32 @@ def alignment_sentence(check: AlignmentCheck) -> str:
     return (
         f"{head} {check.best} ({_score(check.best_mean)}; the winner {check.winner}: "
         f"{_score(check.winner_mean)}): the alignments disagree on the winner."
+    )
+
+
+@dataclass(frozen=True)
+class BaselineTuning:
+    """How the race's baseline was set up, against how its candidates were found: the
+    baseline runs the spec's base settings with the SSI loss swapped in; nothing of it is
+    searched (issue 19, item 7)."""
+
+    label: str  # e.g. baseline (ssi)
+    settings: tuple[tuple[str, str], ...]  # (key, shown value) of the base settings it ran
+    search_trials: int  # finished search trials the candidates were picked from
+    searched: tuple[str, ...]  # the search's dimensions
+
+
+def baseline_sentence(b: BaselineTuning) -> str:
+    """One sentence: the baseline was not tuned, what it ran with, and what the candidates
+    had that it did not."""
+    ran = ", ".join(f"{key} {value}" for key, value in b.settings)
+    settings = f" ({ran})" if ran else ""
+    searched = ", ".join(b.searched) if b.searched else "no searched key"
+    trials = f"{b.search_trials} search trial{'s' if b.search_trials != 1 else ''}"
+    return (
+        f"The baseline was not tuned: {b.label} ran the spec's base settings{settings}, "
+        f"chosen for the loss the sweep tunes and not searched for it, with the SSI loss's "
+        f"own parameters at their defaults (gradient weight alpha 0.5, MiDaS'), while the "
+        f"candidates are the best of {trials} over {searched}; a claim against it is a "
+        f"claim against an untuned baseline."
     )

@@ -170,7 +170,15 @@ def test_confirmation_read_back(tmp_path: Path) -> None:
     assert rows[2][6] == format_race_difference(against_baseline.validation, 0.21)
     assert rows[2][6].startswith("-0.1900 [") and rows[2][6].endswith("], 3 pairs")
     lines = verdict_lines(c)
-    assert lines == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    assert lines[:-1] == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    # The baseline is not tuned, and the verdict says so (no config stored: no settings).
+    assert lines[-1] == (
+        "The baseline was not tuned: baseline (ssi) ran the spec's base settings, chosen for "
+        "the loss the sweep tunes and not searched for it, with the SSI loss's own parameters "
+        "at their defaults (gradient weight alpha 0.5, MiDaS'), while the candidates are the "
+        "best of 3 search trials over loss.lambda_sg; a claim against it is a claim against "
+        "an untuned baseline."
+    )
     text = " ".join(lines)
     # The test, the seeds, the adjustment, the interval and the split, in words.
     assert lines[0].startswith("Sequential paired t race on val/abs_rel_align")
@@ -331,6 +339,16 @@ ALT_AGREE = [(0.30, 0.33, 0.50), (0.31, 0.35, 0.52), (0.29, math.nan, 0.51)]
 ALT_DISAGREE = [(0.30, 0.27, 0.50), (0.31, 0.28, 0.52), (0.29, math.nan, 0.51)]
 
 
+BASELINE_CONFIG = {
+    "lr": 0.001,
+    "epochs": 5,
+    "steps_per_epoch": 20,
+    "batch_size": 4,
+    "model": {"base_channels": 16, "num_stages": 4},
+    "loss": {"method": "ssi", "num_scales": 4},
+}
+
+
 def alt_race_study(tmp_path: Path, alt: list[tuple[float, float, float]]) -> optuna.Study:
     """`race_study` with the depth alignment's scores stored beside (test: + 0.01)."""
     study = make_study(tmp_path)
@@ -340,7 +358,14 @@ def alt_race_study(tmp_path: Path, alt: list[tuple[float, float, float]]) -> opt
         keys = ("trial-1", "trial-2", "baseline")
         for key, v, t, a, lam in zip(keys, val, test, other, (0.5, 1.0, None), strict=True):
             add_replicate(
-                study, key, seed, v, test=t, params=p(lam) if lam else None, alt=(a, a + 0.01)
+                study,
+                key,
+                seed,
+                v,
+                test=t,
+                params=p(lam) if lam else None,
+                alt=(a, a + 0.01),
+                config=BASELINE_CONFIG if key == "baseline" else None,
             )
     return study
 
@@ -380,8 +405,14 @@ def test_the_verdict_under_both_alignments(
         trial2.alt_validation_estimate.mean + 0.01
     )
     lines = verdict_lines(c)
-    assert lines[:-1] == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    assert lines[:-2] == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    assert lines[-2].startswith(
+        "The baseline was not tuned: baseline (ssi) ran the spec's base settings (lr 0.001, "
+        "epochs 5, steps_per_epoch 20, batch_size 4, model.base_channels 16, "
+        "model.num_stages 4, loss.num_scales 4), chosen for the loss the sweep tunes"
+    )
     assert lines[-1] == expected
+    assert f"# verdict: {lines[-2]}" in export_header_lines(c)
     assert f"# verdict: {expected}" in export_header_lines(c)
     assert f"- {expected}" in confirmation_markdown(c)
 
@@ -402,3 +433,14 @@ def test_no_alignment_line_without_an_other_alignment(tmp_path: Path) -> None:
     c = load_confirmation(as_record(race_study(tmp_path)))
     assert c is not None and c.alt_metric is None and c.alignments() is None
     assert not any("alignment" in line for line in verdict_lines(c))
+
+
+def test_no_baseline_no_baseline_sentence(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    set_race(study, ["trial-0", "trial-2"], baseline=None)
+    for seed in (1, 2, 3):
+        add_replicate(study, "trial-0", seed, 0.2, test=0.25)
+        add_replicate(study, "trial-2", seed, 0.3, test=0.35)
+    c = load_confirmation(as_record(study))
+    assert c is not None and c.baseline_tuning is None
+    assert not any("baseline was not tuned" in line for line in verdict_lines(c))
