@@ -415,6 +415,10 @@ def test_the_verdict_under_both_alignments(
     assert f"# verdict: {lines[-2]}" in export_header_lines(c)
     assert f"# verdict: {expected}" in export_header_lines(c)
     assert f"- {expected}" in confirmation_markdown(c)
+    table = list(csv.DictReader(io.StringIO(confirmation_csv(c))))
+    assert [row["alt_metric"] for row in table] == ["val/abs_rel_align_depth"] * 3
+    assert float(table[0]["alt_val_mean"]) == pytest.approx(0.30)
+    assert float(table[0]["alt_test_mean"]) == pytest.approx(0.31)
 
     from click.testing import CliRunner
 
@@ -433,6 +437,7 @@ def test_no_alignment_line_without_an_other_alignment(tmp_path: Path) -> None:
     c = load_confirmation(as_record(race_study(tmp_path)))
     assert c is not None and c.alt_metric is None and c.alignments() is None
     assert not any("alignment" in line for line in verdict_lines(c))
+    assert "alt_metric" not in confirmation_csv(c)
 
 
 def test_no_baseline_no_baseline_sentence(tmp_path: Path) -> None:
