@@ -307,7 +307,7 @@ def baseline_sentence(b: BaselineTuning) -> str:
     return (
         f"The baseline was not tuned: {b.label} ran the spec's base settings{settings}, "
         f"chosen for the loss the sweep tunes and not searched for it, with the SSI loss's "
-        f"own parameters at their defaults (gradient weight alpha 0.5, MiDaS'), while the "
+        f"gradient weight alpha at MiDaS' default 0.5 (no key sets it), while the "
         f"candidates are the best of {trials} over {searched}; a claim against it is a "
         f"claim against an untuned baseline."
     )

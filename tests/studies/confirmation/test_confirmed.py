@@ -174,8 +174,8 @@ def test_confirmation_read_back(tmp_path: Path) -> None:
     # The baseline is not tuned, and the verdict says so (no config stored: no settings).
     assert lines[-1] == (
         "The baseline was not tuned: baseline (ssi) ran the spec's base settings, chosen for "
-        "the loss the sweep tunes and not searched for it, with the SSI loss's own parameters "
-        "at their defaults (gradient weight alpha 0.5, MiDaS'), while the candidates are the "
+        "the loss the sweep tunes and not searched for it, with the SSI loss's gradient "
+        "weight alpha at MiDaS' default 0.5 (no key sets it), while the candidates are the "
         "best of 3 search trials over loss.lambda_sg; a claim against it is a claim against "
         "an untuned baseline."
     )
