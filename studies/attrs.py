@@ -9,6 +9,9 @@ from __future__ import annotations
 
 __all__ = [
     "ABOUT",
+    "ALT_METRIC",
+    "ALT_TEST_VALUE",
+    "ALT_VALUE",
     "BASELINE_KEY",
     "BUDGET",
     "COMPANION_METRIC",
@@ -45,6 +48,7 @@ __all__ = [
     "config_label",
     "confirmation_metric",
     "is_companion_name",
+    "other_alignment",
     "trial_key",
     "trial_number",
 ]
@@ -85,6 +89,13 @@ DATA_SEED = "data_seed"  # the replicate's data seed (its scenes); absent for a 
 # counterpart at the same epoch is TEST_VALUE (NaN when the run has none), named TEST_METRIC.
 TEST_VALUE = "test_value"
 TEST_METRIC = "test_metric"
+# When the objective is least-squares aligned (``*_align``: inverse depth, ``*_align_depth``:
+# depth), a replicate also keeps the other alignment's scores at the same (selected) epoch:
+# ALT_VALUE on validation, ALT_TEST_VALUE on test (None when the run has none), named
+# ALT_METRIC (its validation name). They only report (the verdict's alignment line).
+ALT_METRIC = "alt_metric"
+ALT_VALUE = "alt_value"
+ALT_TEST_VALUE = "alt_test_value"
 ROLE = "role"  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
 PARAMS = "params"  # the searched values (the baseline: its loss method)
 METHOD = "method"  # the loss method
@@ -147,3 +158,13 @@ def confirmation_metric(metric: str) -> str:
     """The test split's name of a validation metric (``val/x`` -> ``test/x``); other
     metrics are their own."""
     return "test/" + metric.removeprefix("val/") if metric.startswith("val/") else metric
+
+
+def other_alignment(metric: str) -> str | None:
+    """The same metric under the other least-squares alignment: ``*_align`` (inverse depth)
+    <-> ``*_align_depth`` (depth); None for any other metric (raw, ``_med``, a loss)."""
+    if metric.endswith("_align_depth"):
+        return metric.removesuffix("_depth")
+    if metric.endswith("_align"):
+        return metric + "_depth"
+    return None

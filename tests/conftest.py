@@ -38,6 +38,16 @@ from tests.tiers import FIXTURE_MARKERS
 # (studies.workers.plan).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# The boundary's simulated null distribution is cached in a file (studies.confirmation.
+# null_cache): the tests and their child processes share one cache of their own, never the
+# user's ~/.cache. One cache a test session (pytest-xdist workers each start their own).
+if "SALSWEEP_CACHE" not in os.environ:
+    import atexit
+    import tempfile
+
+    os.environ["SALSWEEP_CACHE"] = tempfile.mkdtemp(prefix="salsweep-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SALSWEEP_CACHE"], ignore_errors=True)
+
 if TYPE_CHECKING:  # imported lazily: tests of other packages need no MLflow
     from studies.tracking.server import ServerInfo
 

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
         t_quantile_975,
     )
     from studies.confirmation.words import (
+        AlignmentCheck,
+        BaselineTuning,
+        alignment_sentence,
+        baseline_sentence,
         fixed_sentences,
         race_sentences,
     )
@@ -78,6 +82,10 @@ __getattr__, __dir__, __all__ = lazy_face(
             "t_quantile_975",
         ),
         "studies.confirmation.words": (
+            "AlignmentCheck",
+            "BaselineTuning",
+            "alignment_sentence",
+            "baseline_sentence",
             "fixed_sentences",
             "race_sentences",
         ),

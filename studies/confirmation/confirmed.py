@@ -34,8 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from studies import attrs
-from studies.attrs import BASELINE_KEY, ROLE_CONFIRMATION, ROLE_SEARCH_BASELINE, config_label
+from studies.attrs import BASELINE_KEY, ROLE_CONFIRMATION, config_label
 from studies.confirmation.replicates import Direction
+from studies.confirmation.runs import Replicate, replicates, search_baseline_trial
 from studies.confirmation.sequential import (
     Comparison,
     ContenderRecord,
@@ -44,8 +45,14 @@ from studies.confirmation.sequential import (
     race,
 )
 from studies.confirmation.stats import Estimate, estimate, rank
-from studies.confirmation.words import race_sentences
-from studies.store import COMPLETE, PRUNED, StudyRecord, TrialRecord
+from studies.confirmation.words import (
+    AlignmentCheck,
+    BaselineTuning,
+    alignment_sentence,
+    baseline_sentence,
+    race_sentences,
+)
+from studies.store import COMPLETE, StudyRecord
 from trainer.errors import UserError
 
 __all__ = [
@@ -66,77 +73,6 @@ __all__ = [
 class ConfirmError(UserError, ValueError):
     """Nothing to confirm (no complete search trial), or a race that cannot go on as asked
     (another design than the one it started with, replicates it cannot use)."""
-
-
-@dataclass(frozen=True)
-class Replicate:
-    """One finished run of the companion study."""
-
-    number: int  # trial number in the companion study
-    key: str
-    seed: int  # the training seed
-    index: int | None  # the race's seed index (None: the search baseline, or an old run)
-    data_seed: int | None
-    role: str
-    value: float  # validation (the search baseline: its search score); NaN: diverged
-    test: float  # the test split's counterpart; NaN: diverged or not reported
-    params: dict[str, Any]
-    method: str | None  # the loss method
-    mlflow_run_id: str | None
-
-
-def _float(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) else math.nan
-
-
-def _as_replicate(trial: TrialRecord) -> Replicate | None:
-    stored = trial.user_attrs
-    if attrs.CONFIG_KEY not in stored or attrs.SEED not in stored:
-        return None  # not a replicate (see studies.run.replicates: a trial that found no job)
-    if trial.state == COMPLETE and trial.value is not None:
-        value = float(trial.value)
-    elif trial.state == PRUNED and stored.get(attrs.NON_FINITE):
-        value = math.nan
-    else:
-        return None
-    index = stored.get(attrs.SEED_INDEX)
-    data_seed = stored.get(attrs.DATA_SEED)
-    return Replicate(
-        number=trial.number,
-        key=str(stored[attrs.CONFIG_KEY]),
-        seed=int(stored[attrs.SEED]),
-        index=int(index) if index is not None else None,
-        data_seed=int(data_seed) if data_seed is not None else None,
-        role=str(stored.get(attrs.ROLE, ROLE_CONFIRMATION)),
-        value=value,
-        test=_float(stored.get(attrs.TEST_VALUE)) if math.isfinite(value) else math.nan,
-        params=dict(stored.get(attrs.PARAMS) or {}),
-        method=stored.get(attrs.METHOD),
-        mlflow_run_id=stored.get(attrs.MLFLOW_RUN_ID),
-    )
-
-
-def replicates(companion: StudyRecord, role: str | None = None) -> list[Replicate]:
-    """The finished replicates (of ``role``) of the companion study, the first one of
-    each (key, seed, role): two workers racing for one job never count it twice."""
-    seen: dict[tuple[str, int, str], Replicate] = {}
-    for trial in companion.get_trials((COMPLETE, PRUNED)):
-        rep = _as_replicate(trial)
-        if rep is not None and (role is None or rep.role == role):
-            seen.setdefault((rep.key, rep.seed, rep.role), rep)
-    return list(seen.values())
-
-
-def search_baseline_trial(study: StudyRecord) -> TrialRecord | None:
-    """The latest trial of the SSI baseline's search run (any state), or None."""
-    companion = study.companion
-    if companion is None:
-        return None
-    runs = [t for t in companion.trials if t.user_attrs.get(attrs.ROLE) == ROLE_SEARCH_BASELINE]
-    if not runs:
-        return None
-    done = [t for t in runs if t.state == COMPLETE]
-    return max(done or runs, key=lambda t: t.number)
 
 
 # ------------------------------------------------------------------------ the race stored
@@ -254,6 +190,10 @@ class ConfirmedConfig:
     contender: ContenderRecord  # seeds, divergences, in the race or not
     comparison: Comparison | None  # the winner against it; None for the winner
     mlflow_run_ids: tuple[str, ...]
+    # The objective under the other least-squares alignment (Confirmation.alt_metric), its
+    # finite scores' mean and interval on validation and test: reported only.
+    alt_validation_estimate: Estimate | None = None
+    alt_test_estimate: Estimate | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -279,6 +219,11 @@ class Confirmation:
     direction: Direction
     configs: list[ConfirmedConfig]
     state: RaceState
+    # The objective's metric under the other least-squares alignment (``*_align`` <->
+    # ``*_align_depth``) when the replicates stored it; None otherwise.
+    alt_metric: str | None = None
+    # How the baseline was set up against the search (None: no baseline in the race).
+    baseline_tuning: BaselineTuning | None = None
 
     def config(self, key: str) -> ConfirmedConfig:
         return next(c for c in self.configs if c.key == key)
@@ -300,10 +245,43 @@ class Confirmation:
     def labels(self) -> dict[str, str]:
         return {c.key: c.label for c in self.configs}
 
+    def alignments(self) -> AlignmentCheck | None:
+        """The winner under the other alignment (the best finite validation mean of
+        `alt_metric` among the contenders, the baseline included), reported only; None
+        without an other alignment, a winner or any stored score of it."""
+        winner = self.winner
+        if self.alt_metric is None or winner is None:
+            return None
+        means = {
+            c.key: c.alt_validation_estimate.mean
+            for c in self.configs
+            if c.alt_validation_estimate is not None
+            and math.isfinite(c.alt_validation_estimate.mean)
+        }
+        if not means:
+            return None
+        pick = min if self.direction == "minimize" else max
+        best = pick(means, key=lambda k: means[k])
+        return AlignmentCheck(
+            metric=self.alt_metric,
+            best=self.config(best).label,
+            best_mean=means[best],
+            winner=winner.label,
+            winner_mean=means.get(winner.key, math.nan),
+            agree=best == winner.key,
+        )
+
     def sentences(self) -> list[str]:
         """The verdict in words (studies.confirmation.words.race_sentences): the test, the
-        seeds, the Holm adjustment, the intervals and the split, one sentence a line."""
-        return race_sentences(self.state, self.metric, self.labels)
+        seeds, the Holm adjustment, the intervals and the split, one sentence a line; then
+        the winner under the other alignment, when there is one (reported only)."""
+        lines = race_sentences(self.state, self.metric, self.labels)
+        if self.baseline_tuning is not None:
+            lines.append(baseline_sentence(self.baseline_tuning))
+        check = self.alignments()
+        if check is not None:
+            lines.append(alignment_sentence(check))
+        return lines
 
 
 def load_confirmation(record: StudyRecord) -> Confirmation | None:
@@ -348,6 +326,8 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
                 contender=contender,
                 comparison=state.comparisons.get(key),
                 mlflow_run_ids=tuple(r.mlflow_run_id for r in runs if r.mlflow_run_id),
+                alt_validation_estimate=estimate(r.alt_value for r in runs),
+                alt_test_estimate=estimate(r.alt_test for r in runs),
             )
         )
     order = rank({c.key: c.validation_estimate for c in configs}, direction)
@@ -362,6 +342,18 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
     test_metric = str(
         companion.user_attrs.get(attrs.TEST_METRIC) or attrs.confirmation_metric(metric)
     )
+    baseline = by_order.get(BASELINE_KEY)
+    tuning = None
+    if baseline is not None:
+        runs = [r for r in reps if r.key == BASELINE_KEY]
+        searched = sorted({name for t in record.get_trials((COMPLETE,)) for name in t.params})
+        tuning = BaselineTuning(
+            label=baseline.label,
+            settings=_base_settings(runs[0].config if runs else None),
+            search_trials=len(record.get_trials((COMPLETE,))),
+            searched=tuple(searched),
+        )
+    stored_alt = any(math.isfinite(r.alt_value) for r in reps)
     return Confirmation(
         study_name=record.study_name,
         metric=metric,
@@ -369,4 +361,32 @@ def load_confirmation(record: StudyRecord) -> Confirmation | None:
         direction=direction,
         configs=[by_order[k] for k in order],
         state=state,
+        alt_metric=attrs.other_alignment(metric) if stored_alt else None,
+        baseline_tuning=tuning,
     )
+
+
+# The settings a baseline shares with the search's base config (dotted TrainConfig keys).
+_BASE_SETTINGS = (
+    "lr",
+    "epochs",
+    "steps_per_epoch",
+    "batch_size",
+    "model.base_channels",
+    "model.num_stages",
+    "loss.num_scales",
+)
+
+
+def _base_settings(config: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """(key, value) of `_BASE_SETTINGS` in a stored config; none for a command."""
+    if config is None:
+        return ()
+    found: list[tuple[str, str]] = []
+    for key in _BASE_SETTINGS:
+        node: Any = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            found.append((key, f"{node:g}" if isinstance(node, float) else str(node)))
+    return tuple(found)

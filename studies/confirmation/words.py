@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from studies.confirmation.fixed import FixedComparison, FixedVerdict
 from studies.confirmation.sequential import Comparison, Difference, RaceState
 
-__all__ = ["fixed_sentences", "race_sentences"]
+__all__ = [
+    "AlignmentCheck",
+    "BaselineTuning",
+    "alignment_sentence",
+    "baseline_sentence",
+    "fixed_sentences",
+    "race_sentences",
+]
 
 
 def _num(value: float) -> str:
@@ -239,4 +247,67 @@ def _fixed_comparison(
         f"Against {role}, {other}: {words}; winner - {other} on {verdict.claim_on} "
         f"{interval} ({level} interval), t = {c.t:.2f}, {p}, {c.n} paired seeds; on "
         f"{report}, reported only: {report_interval}."
+    )
+
+
+@dataclass(frozen=True)
+class AlignmentCheck:
+    """The race's winner against the best contender under the other least-squares alignment
+    of the objective (reported only: the race decides on the objective)."""
+
+    metric: str  # e.g. val/abs_rel_align_depth
+    best: str  # label of the best validation mean of `metric`
+    best_mean: float
+    winner: str  # label of the race's winner
+    winner_mean: float  # the winner's mean of `metric` (NaN: none stored)
+    agree: bool
+
+
+def _alignment_name(metric: str) -> str:
+    return "depth" if metric.endswith("_align_depth") else "inverse-depth"
+
+
+def alignment_sentence(check: AlignmentCheck) -> str:
+    """One sentence: which contender has the best validation mean under the other
+    alignment, and whether the two alignments agree on the winner."""
+    head = (
+        f"Under the {_alignment_name(check.metric)} alignment ({check.metric}; reported only, "
+        f"each contender's mean over its own seeds) the best validation mean is"
+    )
+    if check.agree:
+        return (
+            f"{head} the winner's, {check.best} ({_score(check.best_mean)}): the alignments "
+            f"agree on the winner."
+        )
+    return (
+        f"{head} {check.best} ({_score(check.best_mean)}; the winner {check.winner}: "
+        f"{_score(check.winner_mean)}): the alignments disagree on the winner."
+    )
+
+
+@dataclass(frozen=True)
+class BaselineTuning:
+    """How the race's baseline was set up, against how its candidates were found: the
+    baseline runs the spec's base settings with the SSI loss swapped in; nothing of it is
+    searched (issue 19, item 7)."""
+
+    label: str  # e.g. baseline (ssi)
+    settings: tuple[tuple[str, str], ...]  # (key, shown value) of the base settings it ran
+    search_trials: int  # finished search trials the candidates were picked from
+    searched: tuple[str, ...]  # the search's dimensions
+
+
+def baseline_sentence(b: BaselineTuning) -> str:
+    """One sentence: the baseline was not tuned, what it ran with, and what the candidates
+    had that it did not."""
+    ran = ", ".join(f"{key} {value}" for key, value in b.settings)
+    settings = f" ({ran})" if ran else ""
+    searched = ", ".join(b.searched) if b.searched else "no searched key"
+    trials = f"{b.search_trials} search trial{'s' if b.search_trials != 1 else ''}"
+    return (
+        f"The baseline was not tuned: {b.label} ran the spec's base settings{settings}, "
+        f"chosen for the loss the sweep tunes and not searched for it, with the SSI loss's "
+        f"gradient weight alpha at MiDaS' default 0.5 (no key sets it), while the "
+        f"candidates are the best of {trials} over {searched}; a claim against it is a "
+        f"claim against an untuned baseline."
     )

@@ -270,8 +270,10 @@ def confirmation_markdown(c: Confirmation) -> str:
 
 def confirmation_csv(c: Confirmation) -> str:
     """One row per contender, in numbers; ``val_<i>`` and ``test_<i>`` columns hold the
-    replicates of seed index i."""
+    replicates of seed index i. With an aligned objective, ``alt_metric``, ``alt_val_mean``
+    and ``alt_test_mean``: the means under the other alignment (reported only)."""
     indices = sorted({i for config in c.configs for i in config.validation})
+    alt = ["alt_metric", "alt_val_mean", "alt_test_mean"] if c.alt_metric is not None else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -298,6 +300,7 @@ def confirmation_csv(c: Confirmation) -> str:
             "vs_winner_test_mean",
             "vs_winner_test_low",
             "vs_winner_test_high",
+            *alt,
             *(f"val_{i}" for i in indices),
             *(f"test_{i}" for i in indices),
         ]
@@ -335,11 +338,22 @@ def confirmation_csv(c: Confirmation) -> str:
                 t.low,
                 t.high,
                 *against,
+                *(_alt_means(c, config) if alt else []),
                 *(config.validation.get(i, "") for i in indices),
                 *(config.test.get(i, "") for i in indices),
             ]
         )
     return buffer.getvalue()
+
+
+def _alt_means(c: Confirmation, config: ConfirmedConfig) -> list[Any]:
+    """alt_metric, alt_val_mean, alt_test_mean of one contender ("" where none)."""
+    val, test = config.alt_validation_estimate, config.alt_test_estimate
+    return [
+        c.alt_metric,
+        "" if val is None else val.mean,
+        "" if test is None else test.mean,
+    ]
 
 
 def confirmation_metrics(c: Confirmation) -> dict[str, float]:

@@ -37,6 +37,7 @@ from studies.attrs import (
     ROLE_SEARCH_BASELINE,
     config_label,
     confirmation_metric,
+    other_alignment,
 )
 from studies.run.commands import CommandFailed, command_params, command_train
 from studies.run.objective import close_dead_trials, epoch_selection, objective_value
@@ -289,6 +290,7 @@ class ReplicateRunner:
             trial.set_user_attr(attrs.COMPANION_METRIC, objective.metric)
             if not searching:
                 self._record_test(trial, run, self._test(result.history, result.test))
+                self._record_alt(trial, self._alt(result.history, result.test))
             return value
 
         return train
@@ -298,10 +300,12 @@ class ReplicateRunner:
     ) -> Callable[[EpochCallback, RunLog, RunEnding], float]:
         objective = self.spec.objective
         tested: list[tuple[str, float]] = []
+        alts: list[tuple[str, float, float] | None] = []
 
         def score(history: list[dict[str, float]]) -> float:
             value = self._validation(history)
             tested.append(self._test(history, {}))
+            alts.append(self._alt(history, {}))
             return value
 
         command = command_train(self.runs, trial.number, values, seed, out_dir, score)
@@ -315,6 +319,8 @@ class ReplicateRunner:
             trial.set_user_attr(attrs.COMPANION_METRIC, objective.metric)
             if tested:
                 self._record_test(trial, run, tested[-1])
+            if alts:
+                self._record_alt(trial, alts[-1])
             return value
 
         return train
@@ -348,6 +354,32 @@ class ReplicateRunner:
         if selected is None:
             return metric, math.nan
         return metric, float(selected.get(metric, math.nan))
+
+    def _alt(
+        self, history: list[dict[str, float]], test: dict[str, float]
+    ) -> tuple[str, float, float] | None:
+        """(metric, validation, test) of the objective under the other least-squares
+        alignment (``*_align`` <-> ``*_align_depth``) at the epoch the objective selected;
+        None when the objective has no other alignment. NaN where the run reported none.
+        Reported only (the verdict's alignment line): the race decides on the objective."""
+        objective = self.spec.objective
+        metric = other_alignment(objective.metric)
+        if metric is None:
+            return None
+        selected = selected_report(history, objective.metric, objective.direction, objective.reduce)
+        found = selected or {}
+        test_metric = confirmation_metric(metric)
+        value = float(found.get(metric, math.nan))
+        tested = float(test[test_metric]) if test_metric in test else found.get(test_metric)
+        return metric, value, math.nan if tested is None else float(tested)
+
+    def _record_alt(self, trial: optuna.Trial, alt: tuple[str, float, float] | None) -> None:
+        if alt is None:
+            return
+        metric, value, tested = alt
+        trial.set_user_attr(attrs.ALT_METRIC, metric)
+        trial.set_user_attr(attrs.ALT_VALUE, value if math.isfinite(value) else None)
+        trial.set_user_attr(attrs.ALT_TEST_VALUE, tested if math.isfinite(tested) else None)
 
     def _record_test(self, trial: optuna.Trial, run: RunLog, tested: tuple[str, float]) -> None:
         metric, value = tested

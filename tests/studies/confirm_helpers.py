@@ -60,13 +60,17 @@ def add_replicate(
     method: str = "scale-adaptive",
     state: TrialState | None = None,
     legacy: bool = False,
+    alt: tuple[float, float | None] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> None:
     """One finished replicate of ``study``'s companion study: ``value`` on validation,
     ``test`` on the test split (None: not reported); a NaN ``value`` is stored as a
     diverged run (PRUNED, ``non_finite``). A confirmation replicate's seed index is
     ``index``, by default ``seed - 1`` (training seed = the search's 0 + 1 + index), and
     its data seed the same. ``legacy``: as the fixed-seed confirmation of an earlier
-    salsweep stored it (no seed index, no test score: its value was the test score)."""
+    salsweep stored it (no seed index, no test score: its value was the test score).
+    ``alt``: (validation, test) under the other alignment, ``val/abs_rel_align_depth``;
+    ``config``: the runnable config (JSON) the run stores."""
     companion = companion_study(study, create=True)
     assert companion is not None
     companion.set_user_attr("metric", "val/abs_rel_align")
@@ -86,6 +90,11 @@ def add_replicate(
         attrs["data_seed"] = attrs["seed_index"] + 1
         attrs["test_metric"] = "test/abs_rel_align"
         attrs["test_value"] = test
+        if alt is not None:
+            attrs["alt_metric"] = "val/abs_rel_align_depth"
+            attrs["alt_value"], attrs["alt_test_value"] = alt
+    if config is not None:
+        attrs["config"] = config
     if state is None:
         state = TrialState.COMPLETE if math.isfinite(value) else TrialState.PRUNED
     if state == TrialState.PRUNED:

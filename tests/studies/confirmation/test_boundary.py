@@ -3,13 +3,18 @@ calibration never saw."""
 
 from __future__ import annotations
 
+import json
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from studies.confirmation.boundary import PATHS, boundary, crossing_level
+from studies.confirmation.boundary import PATHS, boundary, crossing_level, simulate_minima
+from studies.confirmation.null_cache import CACHE_ENV, cached_minima
 from studies.confirmation.tdist import t_quantile
+from tests.process_helpers import PythonChild
 
 
 def _crossing_rate(n0: int, n_max: int, critical: dict[int, float], paths: int, seed: int) -> float:
@@ -84,3 +89,49 @@ def test_bad_arguments() -> None:
         boundary(3, 5, 0.7)
     with pytest.raises(ValueError, match="rho"):
         boundary(3, 5, 0.05, -1.0)
+
+
+def test_cache_gives_the_simulation_bit_for_bit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that reads the file cache gets exactly the simulated sample, so every
+    boundary and crossing level is unchanged; a damaged file is simulated again."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    n0, n_max, rho = 4, 16, 1.0  # the spec's default design
+    simulated = simulate_minima(n0, n_max, rho)
+    first = cached_minima(20_190_019, PATHS, n0, n_max, rho, lambda: simulate_minima(4, 16, 1.0))
+    files = list(tmp_path.glob("boundary-*.npy"))
+    assert len(files) == 1
+    calls: list[int] = []
+
+    def never() -> np.ndarray:
+        calls.append(1)
+        return simulate_minima(n0, n_max, rho)
+
+    again = cached_minima(20_190_019, PATHS, n0, n_max, rho, never)
+    assert calls == []
+    assert np.array_equal(first, simulated) and np.array_equal(again, simulated)
+    assert not again.flags.writeable
+    files[0].write_bytes(b"not an array")
+    repaired = cached_minima(20_190_019, PATHS, n0, n_max, rho, never)
+    assert calls == [1] and np.array_equal(repaired, simulated)
+
+
+def test_boundary_from_a_fresh_process_reads_the_cache(
+    tmp_path: Path, python_child: PythonChild
+) -> None:
+    """The boundary a process computes from the cache equals the one it simulates."""
+    code = (
+        "import json, time\n"
+        "from studies.confirmation.boundary import boundary, crossing_level\n"
+        "start = time.perf_counter()\n"
+        "b = boundary(4, 16, 0.004, 1.0)\n"
+        "print(json.dumps([b.critical, crossing_level(4, 16, 1.0, 0.0003),"
+        " time.perf_counter() - start]))\n"
+    )
+    env = {**os.environ, CACHE_ENV: str(tmp_path)}
+    cold = json.loads(python_child.run("-c", code, env=env, check=True).stdout)
+    assert len(list(tmp_path.glob("boundary-*.npy"))) == 1
+    warm = json.loads(python_child.run("-c", code, env=env, check=True).stdout)
+    assert warm[:2] == cold[:2]
+    assert warm[2] < cold[2]

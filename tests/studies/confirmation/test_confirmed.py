@@ -170,7 +170,15 @@ def test_confirmation_read_back(tmp_path: Path) -> None:
     assert rows[2][6] == format_race_difference(against_baseline.validation, 0.21)
     assert rows[2][6].startswith("-0.1900 [") and rows[2][6].endswith("], 3 pairs")
     lines = verdict_lines(c)
-    assert lines == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    assert lines[:-1] == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    # The baseline is not tuned, and the verdict says so (no config stored: no settings).
+    assert lines[-1] == (
+        "The baseline was not tuned: baseline (ssi) ran the spec's base settings, chosen for "
+        "the loss the sweep tunes and not searched for it, with the SSI loss's gradient "
+        "weight alpha at MiDaS' default 0.5 (no key sets it), while the candidates are the "
+        "best of 3 search trials over loss.lambda_sg; a claim against it is a claim against "
+        "an untuned baseline."
+    )
     text = " ".join(lines)
     # The test, the seeds, the adjustment, the interval and the split, in words.
     assert lines[0].startswith("Sequential paired t race on val/abs_rel_align")
@@ -323,3 +331,121 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(
     header = (tmp_path / "b.yaml").read_text()
     assert "# confirmed: the winner of a sequential paired t race on val/abs_rel_align" in header
     assert "# verdict: Winner: trial 1, val/abs_rel_align 0.2100 on validation" in header
+
+
+# Depth-alignment scores (validation) beside VALIDATION: trial 1 stays best (agree), or
+# trial 2 is best (disagree), the baseline last either way.
+ALT_AGREE = [(0.30, 0.33, 0.50), (0.31, 0.35, 0.52), (0.29, math.nan, 0.51)]
+ALT_DISAGREE = [(0.30, 0.27, 0.50), (0.31, 0.28, 0.52), (0.29, math.nan, 0.51)]
+
+
+BASELINE_CONFIG = {
+    "lr": 0.001,
+    "epochs": 5,
+    "steps_per_epoch": 20,
+    "batch_size": 4,
+    "model": {"base_channels": 16, "num_stages": 4},
+    "loss": {"method": "ssi", "num_scales": 4},
+}
+
+
+def alt_race_study(tmp_path: Path, alt: list[tuple[float, float, float]]) -> optuna.Study:
+    """`race_study` with the depth alignment's scores stored beside (test: + 0.01)."""
+    study = make_study(tmp_path)
+    add_search_baseline(study, 0.4)
+    set_race(study, ["trial-1", "trial-2"], initial_seeds=3, max_seeds=3)
+    for seed, (val, test, other) in enumerate(zip(VALIDATION, TEST, alt, strict=True), start=1):
+        keys = ("trial-1", "trial-2", "baseline")
+        for key, v, t, a, lam in zip(keys, val, test, other, (0.5, 1.0, None), strict=True):
+            add_replicate(
+                study,
+                key,
+                seed,
+                v,
+                test=t,
+                params=p(lam) if lam else None,
+                alt=(a, a + 0.01),
+                config=BASELINE_CONFIG if key == "baseline" else None,
+            )
+    return study
+
+
+@pytest.mark.parametrize(
+    ("alt", "expected"),
+    [
+        (
+            ALT_AGREE,
+            "Under the depth alignment (val/abs_rel_align_depth; reported only, each "
+            "contender's mean over its own seeds) the best validation mean is the winner's, "
+            "trial 1 (0.3000): the alignments agree on the winner.",
+        ),
+        (
+            ALT_DISAGREE,
+            "Under the depth alignment (val/abs_rel_align_depth; reported only, each "
+            "contender's mean over its own seeds) the best validation mean is trial 2 "
+            "(0.2750; the winner trial 1: 0.3000): the alignments disagree on the winner.",
+        ),
+    ],
+    ids=["agree", "disagree"],
+)
+def test_the_verdict_under_both_alignments(
+    tmp_path: Path, alt: list[tuple[float, float, float]], expected: str
+) -> None:
+    """The race decides on the objective (inverse-depth alignment); the verdict also names
+    the best contender under the depth alignment, in every place the verdict shows."""
+    study = alt_race_study(tmp_path, alt)
+    c = load_confirmation(as_record(study))
+    assert c is not None and c.alt_metric == "val/abs_rel_align_depth"
+    assert c.winner is not None and c.winner.key == "trial-1"  # the objective decides
+    trial2 = c.config("trial-2")
+    assert trial2.alt_validation_estimate is not None
+    assert trial2.alt_validation_estimate.n == 2  # the diverged seed has no score
+    assert trial2.alt_test_estimate is not None
+    assert trial2.alt_test_estimate.mean == pytest.approx(
+        trial2.alt_validation_estimate.mean + 0.01
+    )
+    lines = verdict_lines(c)
+    assert lines[:-2] == race_sentences(c.state, "val/abs_rel_align", c.labels)
+    assert lines[-2].startswith(
+        "The baseline was not tuned: baseline (ssi) ran the spec's base settings (lr 0.001, "
+        "epochs 5, steps_per_epoch 20, batch_size 4, model.base_channels 16, "
+        "model.num_stages 4, loss.num_scales 4), chosen for the loss the sweep tunes"
+    )
+    assert lines[-1] == expected
+    assert f"# verdict: {lines[-2]}" in export_header_lines(c)
+    assert f"# verdict: {expected}" in export_header_lines(c)
+    assert f"- {expected}" in confirmation_markdown(c)
+    table = list(csv.DictReader(io.StringIO(confirmation_csv(c))))
+    assert [row["alt_metric"] for row in table] == ["val/abs_rel_align_depth"] * 3
+    assert float(table[0]["alt_val_mean"]) == pytest.approx(0.30)
+    assert float(table[0]["alt_test_mean"]) == pytest.approx(0.31)
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["studies", "show", "v", "--storage", f"sqlite:///{tmp_path}/s.db"]
+    )
+    assert result.exit_code == 0, result.output
+    assert expected in " ".join(result.output.split())
+
+
+def test_no_alignment_line_without_an_other_alignment(tmp_path: Path) -> None:
+    """Replicates without the other alignment's scores (an objective such as raw abs_rel,
+    or a race stored before): no alignment line."""
+    c = load_confirmation(as_record(race_study(tmp_path)))
+    assert c is not None and c.alt_metric is None and c.alignments() is None
+    assert not any("alignment" in line for line in verdict_lines(c))
+    assert "alt_metric" not in confirmation_csv(c)
+
+
+def test_no_baseline_no_baseline_sentence(tmp_path: Path) -> None:
+    study = make_study(tmp_path)
+    set_race(study, ["trial-0", "trial-2"], baseline=None)
+    for seed in (1, 2, 3):
+        add_replicate(study, "trial-0", seed, 0.2, test=0.25)
+        add_replicate(study, "trial-2", seed, 0.3, test=0.35)
+    c = load_confirmation(as_record(study))
+    assert c is not None and c.baseline_tuning is None
+    assert not any("baseline was not tuned" in line for line in verdict_lines(c))

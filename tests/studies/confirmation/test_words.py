@@ -14,7 +14,12 @@ from studies.confirmation.sequential import (
     SequentialDesign,
     race,
 )
-from studies.confirmation.words import fixed_sentences, race_sentences
+from studies.confirmation.words import (
+    AlignmentCheck,
+    alignment_sentence,
+    fixed_sentences,
+    race_sentences,
+)
 
 DESIGN = SequentialDesign()
 METRIC = "val/abs_rel_align"
@@ -299,3 +304,20 @@ def test_unresolved_reasons() -> None:
         "unresolved; it left the race after 6 seeds, when trial-7 was established better than it"
     )
     assert sentence("running") == who + "unresolved so far"
+
+
+def test_alignment_sentence_names_the_other_alignment() -> None:
+    """With a depth-aligned objective the other alignment is the inverse-depth one."""
+    check = AlignmentCheck(
+        metric="val/abs_rel_align",
+        best="baseline (ssi)",
+        best_mean=0.21,
+        winner="trial 3",
+        winner_mean=math.nan,
+        agree=False,
+    )
+    assert alignment_sentence(check) == (
+        "Under the inverse-depth alignment (val/abs_rel_align; reported only, each "
+        "contender's mean over its own seeds) the best validation mean is baseline (ssi) "
+        "(0.2100; the winner trial 3: n/a): the alignments disagree on the winner."
+    )

@@ -128,3 +128,45 @@ def test_replicate_score(spec: SweepSpec) -> None:
     assert selected_report(reports, "val/abs_rel_align", "minimize", "last") == reports[2]
     assert selected_report(reports, "val/abs_rel_align", "maximize", "best") == reports[0]
     assert selected_report([{"x": 1.0}], "val/abs_rel_align", "minimize", "best") is None
+
+
+def test_the_other_alignment_at_the_selected_epoch(spec: SweepSpec) -> None:
+    """A replicate keeps the objective under the other alignment (``_align`` <->
+    ``_align_depth``) at the epoch the objective selected: reported only."""
+    runner = ReplicateRunner(
+        SweepRuns(spec, Tracker("http://127.0.0.1:9"), "1", "p", "c"), Path(".")
+    )
+    assert spec.objective.metric == "val/abs_rel_align"
+    history = [
+        {"val/abs_rel_align": 0.5, "val/abs_rel_align_depth": 0.1},
+        {"val/abs_rel_align": 0.4, "val/abs_rel_align_depth": 0.3},
+    ]
+    test = {"test/abs_rel_align": 0.45, "test/abs_rel_align_depth": 0.35}
+    assert runner._alt(history, test) == ("val/abs_rel_align_depth", 0.3, 0.35)
+    unreported = runner._alt([*history[:1], {"val/abs_rel_align": 0.4}], {})
+    assert unreported is not None
+    metric, value, tested = unreported
+    assert metric == "val/abs_rel_align_depth" and math.isnan(value) and math.isnan(tested)
+    # A command's reports: the other alignment's test score of the selected report.
+    reports = [
+        {**h, "test/abs_rel_align_depth": t} for h, t in zip(history, (0.9, 0.8), strict=True)
+    ]
+    assert runner._alt(reports, {}) == ("val/abs_rel_align_depth", 0.3, 0.8)
+    # The depth alignment's other is the inverse-depth one; other metrics have none.
+    depth = spec.model_copy(
+        update={
+            "objective": spec.objective.model_copy(update={"metric": "val/abs_rel_align_depth"})
+        }
+    )
+    runner = ReplicateRunner(
+        SweepRuns(depth, Tracker("http://127.0.0.1:9"), "1", "p", "c"), Path(".")
+    )
+    # (the depth alignment selects epoch 0 here: 0.1)
+    assert runner._alt(history, test) == ("val/abs_rel_align", 0.5, 0.45)
+    raw = spec.model_copy(
+        update={"objective": spec.objective.model_copy(update={"metric": "val/abs_rel"})}
+    )
+    runner = ReplicateRunner(
+        SweepRuns(raw, Tracker("http://127.0.0.1:9"), "1", "p", "c"), Path(".")
+    )
+    assert runner._alt(history, test) is None
