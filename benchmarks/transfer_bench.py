@@ -62,6 +62,7 @@ FIDELITIES = ("proxy", "high")
 LAMBDAS = (0.1, 0.5, 2.0)  # the default spec searches [0.05, 2.0], log scale
 SCALES = (1, 4)  # the default spec searches 1..4
 METRICS = ("val/abs_rel_align", "val/abs_rel_align_depth")
+STATS: tuple[ts.Statistic, ...] = ("kendall_tau", "spearman_rho")
 
 # The high fidelity of each design: TrainConfig updates over the spec's base.
 HIGH: dict[str, dict[str, Any]] = {
@@ -299,7 +300,7 @@ def summarise(
     describe: dict[str, str],
     configs: list[Config],
     seeds: list[int],
-    direction: str,
+    direction: ts.Direction,
     n_boot: int,
 ) -> dict[str, Any] | None:
     """The JSON summary (and nothing while a run of the design is missing)."""
@@ -336,8 +337,8 @@ def summarise(
         lo_raw, hi_raw = raw["proxy"], raw["high"]
         if lo_raw is None or hi_raw is None:
             return None
-        lo = ts.worst_for_diverged(lo_raw, direction)  # type: ignore[arg-type]
-        hi = ts.worst_for_diverged(hi_raw, direction)  # type: ignore[arg-type]
+        lo = ts.worst_for_diverged(lo_raw, direction)
+        hi = ts.worst_for_diverged(hi_raw, direction)
         rng = np.random.default_rng(20261208)
         res: dict[str, Any] = {"per_configuration": {}}
         lo_rank = ts.average_ranks(lo.mean(axis=1) * (1 if direction == "minimize" else -1))
@@ -347,16 +348,16 @@ def summarise(
                 "proxy": {"mean": lo[i].mean(), "sd": lo[i].std(ddof=1), "rank": lo_rank[i]},
                 "high": {"mean": hi[i].mean(), "sd": hi[i].std(ddof=1), "rank": hi_rank[i]},
             }
-        for stat in ("kendall_tau", "spearman_rho"):
-            transfer = ts.transfer(lo, hi, stat, n_boot=n_boot, rng=rng)  # type: ignore[arg-type]
-            rel_hi, half_hi = ts.split_half(hi, stat, n_boot=n_boot, rng=rng)  # type: ignore[arg-type]
-            rel_lo, half_lo = ts.split_half(lo, stat, n_boot=n_boot, rng=rng)  # type: ignore[arg-type]
+        for stat in STATS:
+            transfer = ts.transfer(lo, hi, stat, n_boot=n_boot, rng=rng)
+            rel_hi, half_hi = ts.split_half(hi, stat, n_boot=n_boot, rng=rng)
+            rel_lo, half_lo = ts.split_half(lo, stat, n_boot=n_boot, rng=rng)
             res[stat] = {
                 "transfer": transfer.as_dict(),
                 "reliability_high": {**rel_hi.as_dict(), "half_against_half": half_hi},
                 "reliability_proxy": {**rel_lo.as_dict(), "half_against_half": half_lo},
             }
-        reg, pick, best = ts.regret(lo, hi, direction, n_boot=n_boot, rng=rng)  # type: ignore[arg-type]
+        reg, pick, best = ts.regret(lo, hi, direction, n_boot=n_boot, rng=rng)
         res["regret"] = {
             **reg.as_dict(),
             "proxy_pick": configs[pick].name,
@@ -401,7 +402,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 f"| {h['mean']:.4f} ± {h['sd']:.4f} | {h['rank']:g} |"
             )
         lines += ["", f"| {metric} | estimate [95% interval] |", "|---|---|"]
-        for stat in ("kendall_tau", "spearman_rho"):
+        for stat in STATS:
             s = res[stat]
             for key, what in (
                 ("transfer", "transfer: proxy vs high"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,8 +80,11 @@ def test_a_complete_csv_is_summarised_and_a_missing_run_is_not(tmp_path: Path) -
                 tb.append_row(out, row)
     rows = tb.read_rows(out)
     assert len(rows) == 2 * len(configs) * len(seeds)
-    args = ("cpu-reduced", sigs, {"proxy": "p", "high": "h"}, configs, seeds, "minimize", 200)
-    summary = tb.summarise(rows, *args)
+
+    def summarise(rows: list[dict[str, str]]) -> dict[str, Any] | None:
+        return tb.summarise(rows, "cpu-reduced", sigs, sigs, configs, seeds, "minimize", 200)
+
+    summary = summarise(rows)
     assert summary is not None
     assert summary["runs"] == 30 and summary["diverged"] == 1
     assert "CPU-REDUCED" in summary["label"]
@@ -93,4 +97,4 @@ def test_a_complete_csv_is_summarised_and_a_missing_run_is_not(tmp_path: Path) -
     assert res["regret"]["estimate"] == pytest.approx(0.34 / 3 - 0.11, abs=0.002)
     assert res["kendall_tau"]["transfer"]["estimate"] == pytest.approx(0.8)
     assert "regret of the proxy's pick" in tb.markdown(summary)
-    assert tb.summarise(rows[:-1], *args) is None
+    assert summarise(rows[:-1]) is None

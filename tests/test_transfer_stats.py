@@ -41,7 +41,7 @@ def test_rank_correlations_against_scipy_row_by_row() -> None:
     rng = np.random.default_rng(1)
     x = rng.integers(0, 6, size=(50, 9)).astype(float)  # many ties
     y = x + rng.integers(-3, 4, size=(50, 9))
-    taus, rhos = ts.kendall_tau(x, y), ts.spearman_rho(x, y)
+    taus, rhos = np.asarray(ts.kendall_tau(x, y)), np.asarray(ts.spearman_rho(x, y))
     for i in range(len(x)):
         assert taus[i] == pytest.approx(stats.kendalltau(x[i], y[i]).statistic, abs=1e-12)
         assert rhos[i] == pytest.approx(stats.spearmanr(x[i], y[i]).statistic, abs=1e-12)
@@ -79,10 +79,11 @@ def test_worst_for_diverged() -> None:
 def test_noise_free_rankings_transfer_exactly() -> None:
     low = np.repeat(np.arange(6.0)[:, None], 3, axis=1)
     high = 10 * low + 1
-    for stat in ("kendall_tau", "spearman_rho"):
-        iv = ts.transfer(low, high, stat, n_boot=200)  # type: ignore[arg-type]
+    stats: tuple[ts.Statistic, ...] = ("kendall_tau", "spearman_rho")
+    for stat in stats:
+        iv = ts.transfer(low, high, stat, n_boot=200)
         assert (iv.estimate, iv.low, iv.high) == (1.0, 1.0, 1.0)
-        reliability, half = ts.split_half(high, stat, n_boot=200)  # type: ignore[arg-type]
+        reliability, half = ts.split_half(high, stat, n_boot=200)
         assert half == 1.0 and reliability.estimate == 1.0 and reliability.low == 1.0
     reversed_iv = ts.transfer(low, -high, n_boot=200)
     assert reversed_iv.estimate == -1.0
@@ -138,7 +139,11 @@ def test_regret() -> None:
 
 
 def _coverage(
-    relation_sd: float, seeds: int, noise_sd: float, method: str, n_sim: int = 150
+    relation_sd: float,
+    seeds: int,
+    noise_sd: float,
+    method: ts.IntervalMethod,
+    n_sim: int = 150,
 ) -> tuple[float, float]:
     """True tau, and how often the 90% interval of ``method`` covered it over ``n_sim``
     simulated experiments: 12 configurations with known means at each fidelity (the
@@ -152,7 +157,7 @@ def _coverage(
     for _ in range(n_sim):
         low = mu_low[:, None] + rng.normal(0.0, noise_sd, (12, seeds))
         high = mu_high[:, None] + rng.normal(0.0, noise_sd, (12, seeds))
-        iv = ts.transfer(low, high, n_boot=300, level=0.9, method=method, rng=rng)  # type: ignore[arg-type]
+        iv = ts.transfer(low, high, n_boot=300, level=0.9, method=method, rng=rng)
         covered += iv.low <= true_tau <= iv.high
     return true_tau, covered / n_sim
 
