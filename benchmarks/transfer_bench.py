@@ -28,7 +28,7 @@ again, so the script resumes where it stopped. The summary goes to the same path
 ``.json`` and is printed as Markdown.
 
     nice -n 19 .venv/bin/python benchmarks/transfer_bench.py --design cpu-reduced \\
-        --seeds 3 --threads 1 --out benchmarks/results/transfer-cpu.csv
+        --seeds 3 --threads 1 --out benchmarks/results/transfer-cpu-reduced.csv
     .venv/bin/python benchmarks/transfer_bench.py --design full --device cuda \\
         --seeds 3 --out transfer-full.csv        # a GPU machine
     .venv/bin/python benchmarks/transfer_bench.py --summary-only --out ...   # no training
@@ -313,8 +313,9 @@ def summarise(
         "direction": direction,
         "bootstrap": {
             "n_boot": n_boot,
-            "transfer": "basic (reflected), seeds resampled within configuration at each "
-            "fidelity, deviations inflated by sqrt(S/(S-1))",
+            "transfer": "hull of the basic (reflected) and percentile intervals; seeds "
+            "resampled within configuration at each fidelity, deviations inflated by "
+            "sqrt(S/(S-1))",
             "split_half": "random disjoint halves per configuration, each resampled within "
             "itself; Spearman-Brown on the Pearson scale of a bivariate normal",
             "regret": "percentile, seed bootstrap at both fidelities",
