@@ -425,10 +425,16 @@ def open_storage(
             storage = _rdb_storage(url, engine_kwargs, heartbeat_interval, max_retry, retry)
         except ImportError as exc:
             raise StorageError(f"no database driver for this storage URL: {exc}") from None
-        except (IntegrityError, ProgrammingError):
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
             # Workers that start together on an empty database race to create Optuna's
-            # tables; the loser's CREATE fails on what the winner made. Try again: the
-            # tables are there now.
+            # tables; the loser's CREATE fails on what the winner made (PostgreSQL: an
+            # IntegrityError or ProgrammingError; SQLite: "table ... already exists"). Try
+            # again: the tables are there now. Any other OperationalError cannot open.
+            if isinstance(exc, OperationalError) and "already exists" not in str(exc):
+                detail = error_line(str(exc) or type(exc).__name__, secret_of=url)
+                raise StorageError(
+                    f"cannot open the Optuna storage {_shown_url(url)}: {detail}"
+                ) from None
             if attempt == _CREATE_ATTEMPTS:
                 raise StorageError(
                     "cannot create the Optuna tables (concurrent creation?)"
