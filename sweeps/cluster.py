@@ -18,8 +18,11 @@ defaults) runs on the cluster's default partition; the command line's options
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sweeps.errors import SpecError, problems_from_validation
 
 __all__ = ["SBATCH_RESERVED", "SlurmSpec"]
 
@@ -111,3 +114,15 @@ class SlurmSpec(BaseModel):
         if problems:
             raise ValueError("; ".join(problems))
         return value
+
+    def overridden(self, source: str, **changes: Any) -> SlurmSpec:
+        """These settings with ``changes`` (None values: unchanged; ``sbatch`` options are
+        added to the spec's), checked; `SpecError` from ``source`` (e.g. the command line's
+        options) lists what is wrong."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if "sbatch" in given:
+            given["sbatch"] = {**self.sbatch, **given["sbatch"]}
+        try:
+            return SlurmSpec.model_validate({**self.model_dump(), **given})
+        except ValidationError as exc:
+            raise SpecError(source, problems_from_validation(exc, SlurmSpec, "slurm")) from None

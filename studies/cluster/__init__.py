@@ -4,7 +4,8 @@ take their work from the shared storage, steered by a launcher that stays attach
 checks.py (what a cluster needs: a shared storage, addresses the nodes reach), phase.py
 (the launcher's word to its jobs, in the storage), queue.py (jobs through submitit: Slurm,
 or local processes), worker.py (what a job runs), progress.py (the one display, read from
-the storage), launcher.py (the launcher). Its names load on first use (see loss.lazy).
+the storage), launcher.py (the launcher), start.py (the checks before a Slurm launch).
+Its names load on first use (see loss.lazy).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
         SlurmQueue,
         SubmittedJob,
     )
+    from studies.cluster.start import (
+        check_addresses,
+        jobs_folder,
+        refuse_sqlite,
+        slurm_queue,
+    )
     from studies.cluster.worker import (
         JobWorker,
     )
@@ -48,6 +55,7 @@ __getattr__, __dir__, __all__ = lazy_face(
             "run_cluster_confirmation",
         ),
         "studies.cluster.queue": ("JobQueue", "LocalQueue", "SlurmQueue", "SubmittedJob"),
+        "studies.cluster.start": ("check_addresses", "jobs_folder", "refuse_sqlite", "slurm_queue"),
         "studies.cluster.worker": ("JobWorker",),
     },
 )

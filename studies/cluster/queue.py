@@ -24,11 +24,13 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from studies.cluster.checks import ClusterError, nodes_are_here
-from studies.cluster.worker import JobWorker
-from sweeps import SlurmSpec
+
+if TYPE_CHECKING:
+    from studies.cluster.worker import JobWorker
+    from sweeps import SlurmSpec
 
 __all__ = [
     "ENDED_STATES",
@@ -58,8 +60,6 @@ ENDED_STATES = frozenset(
         "TIMEOUT",
     }
 )
-# Seconds a cancelled local job has to stop before it is killed.
-LOCAL_KILL_AFTER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -225,29 +225,24 @@ class SlurmQueue(JobQueue):
 
 
 class LocalQueue(JobQueue):
-    """The same jobs as processes of this machine (submitit's LocalExecutor). A job gets
-    the time-limit warning (SIGUSR2) ``signal_delay_s`` before ``time_limit_min``."""
+    """The same jobs as processes of this machine (submitit's LocalExecutor: a controller
+    process per job, the worker its child). A job gets the time-limit warning (SIGUSR2)
+    ``signal_delay_s`` before ``time_limit_min``. The jobs inherit this process's
+    environment (``OMP_NUM_THREADS`` included; torch's threads are the worker's settings).
+    """
 
     kind = "local"
 
     def __init__(
-        self,
-        folder: Path,
-        *,
-        time_limit_min: float = 24 * 60.0,
-        signal_delay_s: int = 90,
-        threads: int = 1,
+        self, folder: Path, *, time_limit_min: float = 24 * 60.0, signal_delay_s: int = 90
     ) -> None:
         super().__init__(folder)
         import submitit
 
         self._local = submitit.LocalExecutor(folder=folder, max_num_timeout=0)
-        self._local.update_parameters(
-            timeout_min=time_limit_min,
-            signal_delay_s=signal_delay_s,
-            setup=[f"export OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads}"],
-        )
-        self._cancelled: dict[str, float] = {}
+        # No `setup` lines: they would put a shell between the job's process and its
+        # controller, and a signal to the job would stop the shell alone.
+        self._local.update_parameters(timeout_min=time_limit_min, signal_delay_s=signal_delay_s)
 
     def _executor(self) -> Any:
         return self._local
@@ -269,12 +264,13 @@ class LocalQueue(JobQueue):
                 with suppress(ProcessLookupError):
                     process.send_signal(signal.SIGTERM)
 
-    def kill(self, jobs: Sequence[SubmittedJob]) -> None:
-        """SIGKILL to the worker process of each of ``jobs`` (a lost node, for tests)."""
+    def signal_workers(self, jobs: Sequence[SubmittedJob], signum: int) -> None:
+        """Send ``signum`` to the worker process of each of ``jobs`` (not its controller):
+        a time-limit warning (SIGUSR2) or a lost node (SIGKILL), for tests."""
         for job in jobs:
             for pid in _children(job.handle._process.pid):
                 with suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signum)
 
 
 def _children(pid: int) -> list[int]:

@@ -46,10 +46,19 @@ if TYPE_CHECKING:
 
     from studies.run import Objective
 
-__all__ = ["JobReplicateRunner", "JobWorker", "NoTicket", "TicketStudy", "job_id"]
+__all__ = [
+    "JobReplicateRunner",
+    "JobWorker",
+    "NoTicket",
+    "TicketStudy",
+    "job_id",
+    "sampler_index",
+]
 
 # Seconds between two looks at the storage when a worker has nothing to do.
 POLL_S = 2.0
+# See `sampler_index`: more workers than this share seeds only across restarts.
+SAMPLER_STRIDE = 1009
 
 
 class NoTicket(Exception):
@@ -82,6 +91,14 @@ class JobReplicateRunner(ReplicateRunner):
 
         trial.set_user_attr(attrs.JOB, self.job)
         return super().__call__(trial)
+
+
+def sampler_index(index: int, taken: int) -> int:
+    """The sampler seed's index of worker ``index`` in a job that starts when the study
+    holds ``taken`` trials: the worker's own on a fresh study (worker 0: the spec's seed),
+    else one of its own for this start, so that a job submitted again (or requeued) does
+    not draw the same values as the job before it."""
+    return index if taken == 0 else index + SAMPLER_STRIDE * taken
 
 
 def job_id() -> str:
@@ -192,10 +209,11 @@ def _work(settings: WorkerSettings, job: str, poll_s: float) -> str:
     storage = open_storage(settings.storage, heartbeat_interval=settings.heartbeat)
     study_id = storage.get_study_id_from_name(name)
     spec = parse_spec(storage.get_study_user_attrs(study_id)[attrs.SPEC], f"study {name}")
+    taken = len(storage.get_all_trials(study_id, deepcopy=False))
     study = TicketStudy(
         study_name=name,
         storage=storage,
-        sampler=build_sampler(spec, worker=index),
+        sampler=build_sampler(spec, worker=sampler_index(index, taken)),
         pruner=build_pruner(spec),
     )
     tracker = Tracker(settings.tracking)
@@ -259,6 +277,13 @@ def _search_trial(study: TicketStudy, objective: Objective, job: str) -> bool:
         optimize(study, tagged, n_trials=1, catch=TRIAL_FAILURES, gc_after_trial=True)
     except NoTicket:
         return False
+    except ValueError as exc:
+        # Optuna's tell found the trial already FAIL: another process took it for dead (its
+        # heartbeats were late: a slow database) and queued its values again. The job goes
+        # on; the run of this trial ended as it ended.
+        if not str(exc).startswith("Cannot tell a FAIL trial"):
+            raise
+        print(f"a trial of this job was failed by another process: {exc}", file=sys.stderr)
     return True
 
 

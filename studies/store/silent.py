@@ -10,7 +10,8 @@ and queued again like any other trial whose worker died.
 
 A trial writes its first heartbeat as it starts (Optuna's heartbeat thread beats at once),
 so one silent for the grace period (twice the heartbeat interval) has no live worker.
-Optuna 5.0 (pinned) stores trial datetimes as naive UTC.
+Optuna 5.0 (pinned) stores trial datetimes as naive UTC, in the model's column
+``_datetime_start_utc`` (its ``datetime_start`` is the local-time property).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def silent_trial_ids(
             trial.study_id == study_id,
             trial.state == TrialState.RUNNING,
             beat.trial_heartbeat_id.is_(None),
-            trial.datetime_start < sqlalchemy.literal(cutoff),
+            trial._datetime_start_utc < cutoff,
         )
         .order_by(trial.trial_id)
     )
