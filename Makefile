@@ -104,9 +104,10 @@ pytest: $(DEV_STAMP)
 test: lint typecheck pytest
 
 # The edit loop: every test but those marked (from their fixtures, tests/conftest.py) as
-# using an MLflow server, a `salsweep` child process, PostgreSQL, Chromium or docker-compose.
+# using an MLflow server, a `salsweep` child process, PostgreSQL, Chromium, docker-compose or
+# Slurm.
 # Not a substitute for `make test`.
-FAST_MARKERS := not (server or cli_process or postgres or browser or compose)
+FAST_MARKERS := not (server or cli_process or postgres or browser or compose or slurm)
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q --durations=10 -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 

@@ -83,7 +83,7 @@ fi
 mkdir -p /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
 
 if ! pgrep -x slurmctld >/dev/null; then
-  /usr/sbin/slurmctld
+  /usr/sbin/slurmctld -c  # -c: no jobs of an earlier run of this machine come back
 fi
 if ! pgrep -x slurmd >/dev/null; then
   /usr/sbin/slurmd -N localhost
