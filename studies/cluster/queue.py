@@ -187,6 +187,7 @@ class SlurmQueue(JobQueue):
         import submitit
 
         self._slurm = submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
+        self._ended_once: set[str] = set()
         try:
             self._slurm.update_parameters(**slurm_parameters(slurm, study))
         except ValueError as exc:
@@ -204,10 +205,20 @@ class SlurmQueue(JobQueue):
             if "invalid job id" in done.stderr.lower():
                 return set()  # every one of them has left slurmctld's memory: ended
             raise ClusterError(f"squeue failed: {' '.join(done.stderr.split())[:300]}")
-        alive = set()
+        states: dict[str, str] = {}
         for line in done.stdout.splitlines():
-            job, _, state = line.strip().partition("|")
-            if job and state.split()[0] not in ENDED_STATES:
+            job, _, listed = line.strip().partition("|")
+            if job and listed:
+                states[job] = listed.split()[0]
+        alive = set()
+        for job in (j.job_id for j in jobs):
+            state = states.get(job)
+            if state is not None and state not in ENDED_STATES:
+                alive.add(job)
+            elif state is not None and job not in self._ended_once:
+                # Ended, as far as this look goes: a preempted job that the cluster
+                # requeues passes through PREEMPTED. Ended if the next look agrees.
+                self._ended_once.add(job)
                 alive.add(job)
         return alive
 
