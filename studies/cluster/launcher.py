@@ -69,6 +69,7 @@ from studies.run import (
 from studies.run.replicates import ReplicateJob
 from studies.store import companion_study, stored_spec
 from studies.tracking import Tracker
+from studies.tracking.layout import TRIAL_TAG
 from studies.workers.settings import WorkerSettings
 from sweeps import ConfirmSpec, SweepSpec
 
@@ -361,6 +362,7 @@ class _Launcher:
                 f"({self.resubmits} used)"
             )
             return
+        self._close_runs_of({job.job_id})
         slot.resubmitted += 1
         self.say_line(
             f"worker {slot.index}: job {job.job_id} {why} before the sweep's end: "
@@ -390,7 +392,9 @@ class _Launcher:
         if alive:
             self.say_line(f"job(s) {', '.join(sorted(alive))} still listed after the cancel")
         with contextlib.suppress(Exception):
-            self._fail_orphans({j.job_id for j in self.totals.jobs})
+            ids = {j.job_id for j in self.totals.jobs}
+            self._fail_orphans(ids)
+            self._close_runs_of(ids)
             self._look()
 
     def _fail_orphans(self, job_ids: set[str]) -> None:
@@ -402,6 +406,26 @@ class _Launcher:
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             orphans = [t for t in running if str(t.user_attrs.get(attrs.JOB)) in job_ids]
             fail_trials(study, orphans, self.tracker.client)
+
+    def _close_runs_of(self, job_ids: set[str]) -> None:
+        """Close the MLflow runs that the stopped jobs ``job_ids`` left RUNNING for trials
+        now FAIL: a stop signal that lands as a trial opens its run (before the run's
+        journal takes it over) leaves the run open; a search trial's run is found by its
+        tag when the trial never recorded it."""
+        client = self.tracker.client
+        experiment = self.settings.experiment_id
+        for study in (self.study, companion_study(self.study)):
+            if study is None:
+                continue
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                if str(trial.user_attrs.get(attrs.JOB)) not in job_ids:
+                    continue
+                with contextlib.suppress(Exception):  # the server away: `studies sync`
+                    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
+                    if run_id is None and study is self.study:
+                        run_id = client.find_run(experiment, TRIAL_TAG, str(trial.number))
+                    if run_id:
+                        client.close_orphan(str(run_id))
 
 
 def _last_line(text: str) -> str:
