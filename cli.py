@@ -143,7 +143,9 @@ class _RichObserver:
 
     def log(self, line: str) -> None:
         """A line a worker wrote to its standard error."""
-        self.progress.console.print(f"{self.prefix}{line}", markup=False, highlight=False)
+        self.progress.console.print(
+            f"{self.prefix}{line}", markup=False, highlight=False, soft_wrap=True
+        )
 
     def sweep_started(self, ui_url: str) -> None:
         # soft_wrap: a URL cut across lines cannot be clicked or copied.
