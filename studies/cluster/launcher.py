@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ from studies.run import (
     SweepTarget,
     baseline_search_job,
     close_dead_trials,
+    close_runs,
     confirmation_jobs,
     enqueue_jobs,
     fail_trials,
@@ -94,6 +96,8 @@ END_WAIT_S = 180.0
 STOP_WAIT_S = 90.0
 
 NextRound = Callable[[optuna.Study], Sequence[ReplicateJob]]
+_RUNNING = (TrialState.RUNNING,)
+_FAIL = (TrialState.FAIL,)
 
 
 def first_round(spec: SweepSpec, confirm: ConfirmSpec) -> NextRound:
@@ -253,10 +257,19 @@ class _Launcher:
             self.progress.replicates_of(companion.get_trials(deepcopy=False))
 
     def _close_dead(self) -> None:
-        close_dead_trials(self.study, self.tracker)
-        companion = companion_study(self.study)
-        if companion is not None:
-            close_dead_trials(companion, self.tracker)
+        """Fail the trials whose worker died (a stale heartbeat, or none past the grace
+        period: Optuna queues each once again) and close the MLflow runs of those alone
+        (`close_dead_trials` reads every failed trial's run: once per launch, not every
+        few seconds)."""
+        for study in (self.study, companion_study(self.study)):
+            if study is None or not study.get_trials(deepcopy=False, states=_RUNNING):
+                continue
+            before = {t._trial_id for t in study.get_trials(deepcopy=False, states=_FAIL)}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            failed = study.get_trials(deepcopy=False, states=_FAIL)
+            close_runs([t for t in failed if t._trial_id not in before], self.tracker.client)
 
     # -------------------------------------------------------------- the phases
 

@@ -4,7 +4,8 @@ a real SQLite study and the session's MLflow server. No cluster needed: these al
 (the real Slurm's are in test_slurm.py).
 
 - two jobs share one study and one parent run: the budget exact, the baseline once, the
-  confirmation complete, one display labelled per worker, each job's logs named;
+  confirmation complete (in two rounds, through the launcher's ``next_round``), one
+  display labelled per worker, each job's logs named;
 - what clusters do to jobs: a job warned of its time limit (SIGUSR2) fails its trial,
   closes its run and is submitted again; a job killed outright (SIGKILL) leaves its trial
   to the heartbeat, which fails it and runs its values again in the next job; the budget
@@ -26,6 +27,7 @@ from optuna.trial import TrialState
 from studies import SweepTarget, attrs, load_study
 from studies.cluster import ClusterRun, LocalQueue, jobs_folder, run_cluster
 from studies.confirmation.confirmed import load_confirmation
+from studies.run import confirmation_jobs
 from studies.store import as_record, companion_study
 from studies.tracking.server import ServerInfo
 from tests.studies.cluster.cluster_helpers import Recorder, hold_jobs, wait_until
@@ -40,6 +42,14 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
     storage = f"sqlite:///{home / 'optuna.db'}"
     queue = LocalQueue(jobs_folder(home, name))
     recorder = Recorder()
+    rounds: list[int] = []
+
+    def two_rounds(study: optuna.Study) -> list[Any]:
+        # The confirmation in rounds (a race would decide each from the last): one seed
+        # per configuration, then a second; asked a third time, nothing new: the end.
+        rounds.append(len(study.get_trials()))
+        return confirmation_jobs(study, spec, 1, 1 if len(rounds) == 1 else 2)
+
     outcome = run_cluster(
         spec,
         name,
@@ -47,7 +57,9 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
         ClusterRun(queue, workers=2),
         observer=recorder,  # type: ignore[arg-type]
         worker_observer=recorder.for_worker,  # type: ignore[arg-type]
+        next_round=two_rounds,
     )
+    assert rounds == [4, 4, 4]  # each round asked once the search was over
 
     study = load_study(name, storage)
     trials = study.get_trials()
