@@ -59,7 +59,6 @@ from studies.run import (
     SweepTarget,
     baseline_search_job,
     close_dead_trials,
-    close_runs,
     confirmation_jobs,
     enqueue_jobs,
     fail_trials,
@@ -180,6 +179,9 @@ class _Launcher:
         self._looked_at_queue = 0.0
         self._looked_for_dead = 0.0
         self._end_at: float | None = None
+        # (study name, trial number) of the failed trials whose runs are closed (or were
+        # failed before this launch: an earlier launch saw to them).
+        self._closed: set[tuple[str, int]] = set()
 
     # -------------------------------------------------------------- run
 
@@ -187,6 +189,10 @@ class _Launcher:
         try:
             self._say(self.phase)
             self._look()
+            for study in (self.study, companion_study(self.study)):
+                if study is not None:
+                    failed = study.get_trials(deepcopy=False, states=_FAIL)
+                    self._closed |= {(study.study_name, t.number) for t in failed}
             # Decide once before submitting: the first trials are queued before any job
             # starts, and a sweep with nothing left to do submits nothing.
             if self.phase == "search":
@@ -258,18 +264,15 @@ class _Launcher:
 
     def _close_dead(self) -> None:
         """Fail the trials whose worker died (a stale heartbeat, or none past the grace
-        period: Optuna queues each once again) and close the MLflow runs of those alone
-        (`close_dead_trials` reads every failed trial's run: once per launch, not every
-        few seconds)."""
+        period: Optuna queues each once again), and close the runs of the trials failed
+        since the last look (`close_dead_trials` reads every failed trial's run: fit for
+        once per launch, not every few seconds)."""
         for study in (self.study, companion_study(self.study)):
-            if study is None or not study.get_trials(deepcopy=False, states=_RUNNING):
-                continue
-            before = {t._trial_id for t in study.get_trials(deepcopy=False, states=_FAIL)}
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-            failed = study.get_trials(deepcopy=False, states=_FAIL)
-            close_runs([t for t in failed if t._trial_id not in before], self.tracker.client)
+            if study is not None and study.get_trials(deepcopy=False, states=_RUNNING):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+        self._close_failed_runs()
 
     # -------------------------------------------------------------- the phases
 
@@ -375,7 +378,6 @@ class _Launcher:
                 f"({self.resubmits} used)"
             )
             return
-        self._close_runs_of({job.job_id})
         slot.resubmitted += 1
         self.say_line(
             f"worker {slot.index}: job {job.job_id} {why} before the sweep's end: "
@@ -405,9 +407,8 @@ class _Launcher:
         if alive:
             self.say_line(f"job(s) {', '.join(sorted(alive))} still listed after the cancel")
         with contextlib.suppress(Exception):
-            ids = {j.job_id for j in self.totals.jobs}
-            self._fail_orphans(ids)
-            self._close_runs_of(ids)
+            self._fail_orphans({j.job_id for j in self.totals.jobs})
+            self._close_failed_runs()
             self._look()
 
     def _fail_orphans(self, job_ids: set[str]) -> None:
@@ -420,23 +421,27 @@ class _Launcher:
             orphans = [t for t in running if str(t.user_attrs.get(attrs.JOB)) in job_ids]
             fail_trials(study, orphans, self.tracker.client)
 
-    def _close_runs_of(self, job_ids: set[str]) -> None:
-        """Close the MLflow runs that the stopped jobs ``job_ids`` left RUNNING for trials
-        now FAIL: a stop signal that lands as a trial opens its run (before the run's
-        journal takes it over) leaves the run open; a search trial's run is found by its
-        tag when the trial never recorded it."""
+    def _close_failed_runs(self) -> None:
+        """Close the MLflow runs left RUNNING by the trials that failed since the last look
+        (a worker stopped or killed, a trial failed by its heartbeat). A worker stopped by
+        a signal closes its run itself, except when the signal lands as the trial opens its
+        run: then the run is found here, by the trial's record or, for a search trial that
+        never recorded it, by its tag."""
         client = self.tracker.client
-        experiment = self.settings.experiment_id
         for study in (self.study, companion_study(self.study)):
             if study is None:
                 continue
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-                if str(trial.user_attrs.get(attrs.JOB)) not in job_ids:
+            for trial in study.get_trials(deepcopy=False, states=_FAIL):
+                key = (study.study_name, trial.number)
+                if key in self._closed:
                     continue
+                self._closed.add(key)
                 with contextlib.suppress(Exception):  # the server away: `studies sync`
                     run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
                     if run_id is None and study is self.study:
-                        run_id = client.find_run(experiment, TRIAL_TAG, str(trial.number))
+                        run_id = client.find_run(
+                            self.settings.experiment_id, TRIAL_TAG, str(trial.number)
+                        )
                     if run_id:
                         client.close_orphan(str(run_id))
 

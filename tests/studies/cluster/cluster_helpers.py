@@ -24,9 +24,14 @@ if _HOLD and (os.environ.get("SUBMITIT_LOCAL_JOB_ID") or os.environ.get("SLURM_J
     import torch
 
     def _hold(module, _inputs, _output):
-        if type(module).__name__ == "DepthNet" and module.training:
-            while os.path.exists(_HOLD):
-                time.sleep(0.05)
+        if type(module).__name__ == "DepthNet" and module.training and os.path.exists(_HOLD):
+            held = f"{_HOLD}.{os.getpid()}.held"
+            open(held, "w").close()  # the test sees that the trial is training
+            try:
+                while os.path.exists(_HOLD):
+                    time.sleep(0.05)
+            finally:  # stopped by a signal too (not when killed)
+                os.remove(held)
         return None
 
     torch.nn.modules.module.register_module_forward_hook(_hold)
@@ -35,7 +40,8 @@ if _HOLD and (os.environ.get("SUBMITIT_LOCAL_JOB_ID") or os.environ.get("SLURM_J
 
 def hold_jobs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Install the hook for the jobs this test submits; returns the hold file (created:
-    every job's first training step waits until the test removes it)."""
+    every job's first training step waits until the test removes it, `held` counts the
+    jobs waiting so)."""
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(HOLD_HOOK)
@@ -79,3 +85,8 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 240.0) -> A
             return found
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
+
+
+def held(hold: Path) -> int:
+    """How many jobs are held in a trial's training now (see `hold_jobs`)."""
+    return len(list(hold.parent.glob(f"{hold.name}.*.held")))

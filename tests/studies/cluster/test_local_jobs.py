@@ -30,7 +30,7 @@ from studies.confirmation.confirmed import load_confirmation
 from studies.run import confirmation_jobs
 from studies.store import as_record, companion_study
 from studies.tracking.server import ServerInfo
-from tests.studies.cluster.cluster_helpers import Recorder, hold_jobs, wait_until
+from tests.studies.cluster.cluster_helpers import Recorder, held, hold_jobs, wait_until
 from tests.studies.sweep_helpers import tiny_spec
 
 
@@ -148,14 +148,15 @@ def test_jobs_stopped_at_their_time_limit_or_killed_are_replaced(
     # 1. The time-limit warning (SIGUSR2) in the middle of a trial (the study exists once
     # a job is submitted: reading it earlier would race the launcher to create it).
     wait_until(lambda: submitted, "the first job")
-    warned = wait_until(running_trial, "the first job's trial")
+    wait_until(lambda: held(hold) == 1, "the first job's trial training")
+    warned = running_trial()
+    assert warned is not None
     queue.signal_workers(submitted[-1:], signal.SIGUSR2)
     wait_until(lambda: len(submitted) == 2, "the job submitted again")
     # 2. SIGKILL (a lost node) in the middle of the next job's trial.
-    killed = wait_until(
-        lambda: (t := running_trial()) is not None and t.number != warned.number and t,
-        "the second job's trial",
-    )
+    wait_until(lambda: held(hold) == 1, "the second job's trial training")
+    killed = running_trial()
+    assert killed is not None and killed.number != warned.number
     queue.signal_workers(submitted[-1:], signal.SIGKILL)
     wait_until(lambda: len(submitted) == 3, "the job submitted again after the kill")
     hold.unlink()  # the third job trains

@@ -36,7 +36,7 @@ from studies.store import companion_study
 from studies.tracking.server import ServerInfo
 from sweeps import SlurmSpec
 from tests.process_helpers import SalsweepProcess
-from tests.studies.cluster.cluster_helpers import Recorder, hold_jobs, wait_until
+from tests.studies.cluster.cluster_helpers import Recorder, held, hold_jobs, wait_until
 from tests.studies.sweep_helpers import tiny_spec
 
 
@@ -138,16 +138,10 @@ def test_ctrl_c_cancels_every_job_and_resume_finishes(
         text=True,
     )
     try:
-
-        def both_running() -> set[str]:
-            try:
-                running = load_study(name, postgres_url).get_trials(states=(TrialState.RUNNING,))
-            except KeyError:
-                return set()
-            jobs = {str(t.user_attrs[attrs.JOB]) for t in running if attrs.JOB in t.user_attrs}
-            return jobs if len(jobs) == 2 else set()
-
-        ids = wait_until(both_running, "a trial running in each job")
+        wait_until(lambda: held(hold) == 2, "a trial training in each job")
+        running = load_study(name, postgres_url).get_trials(states=(TrialState.RUNNING,))
+        ids = {str(t.user_attrs[attrs.JOB]) for t in running}
+        assert len(ids) == 2
         launcher.send_signal(signal.SIGINT)  # Ctrl-C
         output, _ = launcher.communicate(timeout=240)
     finally:
@@ -208,11 +202,8 @@ def test_a_requeued_job_fails_its_trial_and_runs_again(
     try:
         wait_until(lambda: any(": slurm job " in line for line in recorder.lines), "the job")
 
-        def running() -> Any:
-            trials = load_study(name, postgres_url).get_trials(states=(TrialState.RUNNING,))
-            return next((t for t in trials if attrs.JOB in t.user_attrs), None)
-
-        trial = wait_until(running, "the job's trial")
+        wait_until(lambda: held(hold) == 1, "the job's trial training")
+        (trial,) = load_study(name, postgres_url).get_trials(states=(TrialState.RUNNING,))
         job_id = str(trial.user_attrs[attrs.JOB])
         subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60)  # preempted
 
