@@ -70,7 +70,9 @@ def slurm_job(folder: Path, partition: str | None) -> dict[str, float]:
     executor.update_parameters(**params, setup=["export OMP_NUM_THREADS=1"])
     launched = time.time()
     job = executor.submit(probe)
-    times = job.result()  # polls the job's result file
+    while not job.paths.result_pickle.exists():  # (submitit's own wait asks sacct too)
+        time.sleep(0.05)
+    times = job.result()
     return {"start": times["started"] - launched, "ready": times["ready"] - launched}
 
 
@@ -86,10 +88,10 @@ def main() -> None:
         for i in range(args.rounds):
             results["local"].append(local_worker(root))
             results["slurm"].append(slurm_job(Path(tmp) / f"round-{i}", args.partition))
+            local, slurm = results["local"][-1], results["slurm"][-1]
             print(
-                f"round {i + 1}: local start {results['local'][-1]['start']:.2f} s ready "
-                f"{results['local'][-1]['ready']:.2f} s | slurm start "
-                f"{results['slurm'][-1]['start']:.2f} s ready {results['slurm'][-1]['ready']:.2f} s",
+                f"round {i + 1}: local start {local['start']:.2f} s ready {local['ready']:.2f} s"
+                f" | slurm start {slurm['start']:.2f} s ready {slurm['ready']:.2f} s",
                 flush=True,
             )
     load = os.getloadavg()
