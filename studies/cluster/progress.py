@@ -108,8 +108,8 @@ class Progress:
             if seen.ended or trial.state == TrialState.WAITING:
                 continue
             job = trial.user_attrs.get(attrs.JOB)
-            if job is None and trial.state == TrialState.RUNNING:
-                continue  # taken a moment ago: its job is recorded next
+            if trial.state == TrialState.RUNNING and (job is None or not trial.params):
+                continue  # taken a moment ago: its job and values are recorded next
             observer = self.observer_for(None if job is None else str(job))
             if not seen.started:
                 seen.started = True

@@ -144,7 +144,9 @@ def test_progress_tells_each_change_once_to_the_job_s_worker() -> None:
     progress.search(before)  # the first look: what ended before this launch is not news
     assert heard["7"].calls == []
     running = _trial(1, TrialState.RUNNING, job="8")
-    progress.search([*before, running, _trial(2, TrialState.RUNNING)])  # 2: no job yet
+    taken = _trial(3, TrialState.RUNNING, job="8")
+    taken.params, taken.distributions = {}, {}  # its values not drawn yet: said later
+    progress.search([*before, running, _trial(2, TrialState.RUNNING), taken])  # 2: no job yet
     assert heard["8"].calls == [
         ("trial_started", 1, {"x": 0.3}, 3),
         ("epoch_finished", 1, 1, {"val/x": 0.7}),
