@@ -5,7 +5,8 @@ a real SQLite study and the session's MLflow server. No cluster needed: these al
 
 - two jobs share one study and one parent run: the budget exact, the baseline once, the
   confirmation complete (in two rounds, through the launcher's ``next_round``), one
-  display labelled per worker, each job's logs named;
+  display labelled per worker, each job's logs named; then ``studies confirm`` with a
+  third seed, as a job;
 - what clusters do to jobs: a job warned of its time limit (SIGUSR2) fails its trial,
   closes its run and is submitted again; a job killed outright (SIGKILL) leaves its trial
   to the heartbeat, which fails it and runs its values again in the next job; the budget
@@ -25,7 +26,13 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from studies import SweepTarget, attrs, load_study
-from studies.cluster import ClusterRun, LocalQueue, jobs_folder, run_cluster
+from studies.cluster import (
+    ClusterRun,
+    LocalQueue,
+    jobs_folder,
+    run_cluster,
+    run_cluster_confirmation,
+)
 from studies.confirmation.confirmed import load_confirmation
 from studies.run import confirmation_jobs
 from studies.store import as_record, companion_study
@@ -97,6 +104,18 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
     )
     assert len(children) == 4 + 5
     assert {r.info.status for r in children} == {"FINISHED"}
+
+    # `studies confirm --executor ...`: a third seed each, run by a job.
+    more = run_cluster_confirmation(
+        name,
+        SweepTarget(storage, mlflow_server.url, home),
+        ClusterRun(queue, workers=1),
+        seeds=3,
+        observer=recorder,  # type: ignore[arg-type]
+    )
+    assert more.replicates == 2
+    confirmation = load_confirmation(as_record(load_study(name, storage)))
+    assert confirmation is not None and all(c.estimate.n == 3 for c in confirmation.configs)
 
 
 @pytest.mark.slow
