@@ -97,19 +97,23 @@ typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
 # The 20 slowest tests are listed at the end of every run (CI's log shows where time goes).
+# Tests run in TEST_WORKERS processes (pytest-xdist; `auto`: one per core, `0`: in this
+# process); the tests on the session's sweep stay in one of them (tests/conftest.py).
 PYTEST_ARGS ?=
+TEST_WORKERS ?= auto
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
 pytest: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q --durations=20 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) --durations=20 $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
 # The edit loop: every test but those marked (from their fixtures, tests/conftest.py) as
-# using an MLflow server, a `salsweep` child process, PostgreSQL, Chromium, docker-compose or
-# Slurm.
-# Not a substitute for `make test`.
-FAST_MARKERS := not (server or cli_process or postgres or browser or compose or slurm)
+# using an MLflow server, a `salsweep` or Python child process, PostgreSQL, Chromium,
+# docker-compose or Slurm, and those marked `slow` by hand (simulations of thousands of
+# races, fuzzing). Not a substitute for `make test`.
+FAST_MARKERS := not (server or cli_process or child_process or postgres or browser or compose or slurm or slow)
 test-fast: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q --durations=10 -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(XDIST) --durations=10 -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/loss_bench.py

@@ -781,20 +781,21 @@ def _state_counts(states: Iterable[str]) -> str:
 
 
 def _print_confirmation(study: StudyRecord, confirmation: Confirmation | None) -> None:
-    """The confirmation table and its one-sentence verdict (nothing without one)."""
+    """The race's table and its verdict, a sentence a line (nothing without one)."""
     from rich.text import Text
 
-    from studies import TABLE_HEADER, table_rows, verdict_sentence
+    from studies import table_title, terminal_table, verdict_lines
 
     if confirmation is None:
         out.print(f"unconfirmed: no confirmation yet (salsweep studies confirm {study.study_name})")
         return
-    title = f"confirmation: {confirmation.metric} on the test split, 95% intervals"
-    table = Table(*TABLE_HEADER, title=title)
-    for row in table_rows(confirmation):
+    header, rows = terminal_table(confirmation)
+    table = Table(*header, title=table_title(confirmation))
+    for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # brackets are not markup
     out.print(table)
-    out.print(verdict_sentence(confirmation), markup=False, highlight=False)
+    for line in verdict_lines(confirmation):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @studies.command("show")
@@ -833,7 +834,9 @@ def _print_replicates(name: str, study: StudyRecord) -> None:
 
     assert study.companion is not None
     title = f"{name}: the runs outside the search of study {study.study_name}"
-    table = Table("trial", "config", "seed", "role", "state", "value", "metric", title=title)
+    table = Table(
+        "trial", "config", "seed", "role", "state", "value", "metric", "test", title=title
+    )
     table.add_column("MLflow run", no_wrap=True)  # whole, to copy
     rows = replicate_rows(study.companion)
     for row in rows:
@@ -846,6 +849,7 @@ def _print_replicates(name: str, study: StudyRecord) -> None:
             _state(row.state),
             Text(value),
             row.metric or "-",
+            figure(row.test_value),
             row.mlflow_run_id or "-",
         )
     out.print(table)
@@ -864,15 +868,37 @@ def _print_replicates(name: str, study: StudyRecord) -> None:
 @click.argument("name", callback=_study_name)
 @click.option(
     "--top-k",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=100),
     default=None,
-    help="Configurations to confirm (default: the spec's confirm.top_k, else 3).",
+    help="Candidates of the race: the best distinct search trials (default: the spec's "
+    "confirm.top_k, else 3).",
 )
 @click.option(
-    "--seeds",
-    type=click.IntRange(min=2),
+    "--initial-seeds",
+    type=click.IntRange(min=3, max=100),
     default=None,
-    help="Training seeds per configuration (default: the spec's confirm.seeds, else 3).",
+    help="Seeds every contender runs before the first look (default: the spec's "
+    "confirm.initial_seeds, else 4).",
+)
+@click.option(
+    "--max-seeds",
+    type=click.IntRange(min=3, max=100),
+    default=None,
+    help="The most seeds a contender runs (default: the spec's confirm.max_seeds, else 16).",
+)
+@click.option(
+    "--indifference-zone",
+    type=click.FloatRange(min=0.0, min_open=True, max=1.0),
+    default=None,
+    help="Differences below this (metric units) do not matter (default: the spec's "
+    "confirm.indifference_zone, else 0.005).",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(min=0.0, max=0.5, min_open=True, max_open=True),
+    default=None,
+    help="Probability of any false claim over the race (default: the spec's confirm.alpha, "
+    "else 0.05).",
 )
 @click.option(
     "--workers",
@@ -888,20 +914,33 @@ def _print_replicates(name: str, study: StudyRecord) -> None:
 def studies_confirm(
     name: str,
     top_k: int | None,
-    seeds: int | None,
+    initial_seeds: int | None,
+    max_seeds: int | None,
+    indifference_zone: float | None,
+    alpha: float | None,
     workers: int,
     executor: _Executor,
     storage: str | None,
     tracking_uri: str | None,
     home: Path,
 ) -> None:
-    """Train the top configurations of study NAME and its baseline with more seeds.
+    """Race the top configurations of study NAME and its baseline on paired replicates.
 
-    Runs only the replicates not done yet: a second call adds nothing, an interrupted one
-    continues.
+    Every contender runs the initial seeds, then one more seed a round while its comparison
+    with the winner is open, up to the maximum; the winner is chosen on validation, the
+    test split only reports. The design is fixed when the race starts: options given to a
+    race under way must match it. Runs only the replicates not done yet: a second call adds
+    nothing, an interrupted one continues.
     """
     if executor.kind == "slurm":
-        _confirm_on_cluster(name, top_k, seeds, workers, executor, storage, tracking_uri, home)
+        design = {
+            "top_k": top_k,
+            "initial_seeds": initial_seeds,
+            "max_seeds": max_seeds,
+            "indifference_zone": indifference_zone,
+            "alpha": alpha,
+        }
+        _confirm_on_cluster(name, design, workers, executor, storage, tracking_uri, home)
         return
     from studies import (
         SweepTarget,
@@ -924,18 +963,22 @@ def studies_confirm(
             name,
             target,
             top_k=top_k,
-            seeds=seeds,
+            initial_seeds=initial_seeds,
+            max_seeds=max_seeds,
+            indifference_zone=indifference_zone,
+            alpha=alpha,
             observer=_RichObserver(progress, 0, spec.objective.metric),
         )
     _print_study(outcome.record, outcome.confirmation)
+    if outcome.confirmation_skipped:
+        err.print(f"the race goes on elsewhere: {outcome.confirmation_skipped}")
     _print_mlflow_logs(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
 
 
 def _confirm_on_cluster(
     name: str,
-    top_k: int | None,
-    seeds: int | None,
+    design: dict[str, Any],
     workers: int,
     executor: _Executor,
     storage: str | None,
@@ -957,8 +1000,7 @@ def _confirm_on_cluster(
             name,
             target,
             cluster,
-            top_k=top_k,
-            seeds=seeds,
+            design=design,
             observer=observer,
             worker_observer=observer.for_worker,
         )
@@ -1130,9 +1172,9 @@ def server_status_cmd(home: Path) -> None:
 # ---------------------------------------------------------------------------- train, loss
 
 
-# Per epoch of `salsweep train`: the metrics an objective is usually made of (aligned,
-# median-scaled and raw abs_rel).
-_TRAIN_SHOWN = ("val/abs_rel_align", "val/abs_rel_med", "val/abs_rel")
+# Per epoch of `salsweep train`: the metrics an objective is usually made of (aligned in
+# inverse depth and in depth, median-scaled and raw abs_rel).
+_TRAIN_SHOWN = ("val/abs_rel_align", "val/abs_rel_align_depth", "val/abs_rel_med", "val/abs_rel")
 
 
 @cli.command("train")

@@ -7,7 +7,7 @@ dir holds one finished study written straight into its Optuna SQLite file, as a 
 ``sweeps/default.yaml`` leaves it but without training or a tracking server: its spec and
 objective as study attributes, ``--trials`` search trials (COMPLETE, one PRUNED) with their
 per-epoch reports, config and MLflow run id, and the companion study with the SSI
-baseline's search run and a confirmation of the top 3 configurations and the baseline (3
+baseline's search run and a confirmation of the top 3 configurations and the baseline (4
 seeds each). No MLflow server runs, so ``server status`` exits 1.
 
 Besides the time, one more run of each command in a fresh interpreter lists which heavy
@@ -126,14 +126,41 @@ def write_study(home: Path, n_trials: int) -> None:
             values[i] = value
     companion = companion_study(study, create=True)
     assert companion is not None
-    companion.set_user_attr("metric", "test/abs_rel_align")
+    companion.set_user_attr("metric", spec.objective.metric)
+    companion.set_user_attr("search_metric", spec.objective.metric)
+    companion.set_user_attr("test_metric", "test/abs_rel_align")
     top = sorted(values, key=values.__getitem__)[:3]
+    # A race of the 3 best and the baseline, 4 seeds each (its first round).
+    companion.set_user_attr(
+        "race",
+        {
+            "design": {
+                "top_k": 3,
+                "initial_seeds": 4,
+                "max_seeds": 16,
+                "indifference_zone": 0.005,
+                "alpha": 0.05,
+            },
+            "candidates": [trial_key(n) for n in top],
+            "baseline": BASELINE_KEY,
+        },
+    )
     runs = [(BASELINE_KEY, 0, ROLE_SEARCH_BASELINE, 0.33)]
     for key, base in [(BASELINE_KEY, 0.33)] + [(trial_key(n), values[n]) for n in top]:
-        runs += [(key, seed, ROLE_CONFIRMATION, base + 0.004 * seed) for seed in (1, 2, 3)]
+        runs += [(key, seed, ROLE_CONFIRMATION, base + 0.004 * seed) for seed in (1, 2, 3, 4)]
     for key, seed, role, value in runs:
         number = int(key.split("-")[1]) if key != BASELINE_KEY else None
         params = {"loss.method": "ssi"} if number is None else study.trials[number].params
+        race = (
+            {}
+            if role != ROLE_CONFIRMATION
+            else {
+                "seed_index": seed - 1,
+                "data_seed": seed,
+                "test_value": value + 0.01,
+                "test_metric": "test/abs_rel_align",
+            }
+        )
         companion.add_trial(
             optuna.trial.create_trial(
                 value=value,
@@ -144,6 +171,8 @@ def write_study(home: Path, n_trials: int) -> None:
                     "params": params,
                     "method": "ssi" if number is None else "scale-adaptive",
                     "mlflow_run_id": f"{key}-{seed}-{role}",
+                    "metric": spec.objective.metric,
+                    **race,
                 },
             )
         )

@@ -51,7 +51,7 @@ budget: {n_trials: 4}
 sampler: {type: tpe, seed: 0}
 pruner: {type: none}
 baseline: true
-confirm: {top_k: 2, seeds: 2}
+confirm: {top_k: 2, initial_seeds: 3, max_seeds: 3}
 """
 
 

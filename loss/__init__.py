@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from loss.names import (
     GRADIENT_NORMALIZATIONS,
+    GRADIENT_WINDOWS,
     LOSS_METHODS,
     SCALE_ADAPTIVE_METHODS,
     SSI_METHODS,
     GradientNormalization,
+    GradientWindow,
     LossMethod,
     check_method,
     is_sparse_method,
@@ -67,10 +69,12 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "GRADIENT_NORMALIZATIONS",
+    "GRADIENT_WINDOWS",
     "LOSS_METHODS",
     "SCALE_ADAPTIVE_METHODS",
     "SSI_METHODS",
     "GradientNormalization",
+    "GradientWindow",
     "LossFunction",
     "LossMethod",
     "LossOutput",

@@ -15,6 +15,7 @@ from typing import Literal, get_args
 
 __all__ = [
     "GRADIENT_NORMALIZATIONS",
+    "GRADIENT_WINDOWS",
     "LOSS_METHODS",
     "PACKNET_PREFIX",
     "SCALE_ADAPTIVE_METHODS",
@@ -22,6 +23,7 @@ __all__ = [
     "SSI_METHODS",
     "SSI_PARAMS",
     "GradientNormalization",
+    "GradientWindow",
     "LossMethod",
     "check_method",
     "is_sparse_method",
@@ -38,10 +40,17 @@ LossMethod = Literal["scale-adaptive", "sparse-scale-adaptive", "ssi", "sparse-s
 #: How the scale-adaptive loss divides each scale's Sobel sum (see ScaleAdaptiveLoss).
 GradientNormalization = Literal["per-scale", "full-resolution"]
 
+#: Which 3x3 windows the scale-adaptive gradient term sees (see ScaleAdaptiveLoss):
+#: "zero-filled" (the seed's: every window of the residual zeroed at invalid pixels) or
+#: "valid" (only windows whose nine pixels are valid; coarse scales average valid pixels).
+GradientWindow = Literal["zero-filled", "valid"]
+
 #: Every valid method name, in declaration order.
 LOSS_METHODS: tuple[LossMethod, ...] = get_args(LossMethod)
 #: Every valid ``gradient_normalization`` value; the first is the default.
 GRADIENT_NORMALIZATIONS: tuple[GradientNormalization, ...] = get_args(GradientNormalization)
+#: Every valid ``gradient_window`` value; the first is the default.
+GRADIENT_WINDOWS: tuple[GradientWindow, ...] = get_args(GradientWindow)
 
 _SPARSE_PREFIX = "sparse-"
 _SSI_FAMILY = "ssi"
@@ -63,6 +72,7 @@ SCALE_ADAPTIVE_PARAMS: tuple[str, ...] = (
     "use_absolute",
     "use_inv_depth",
     "gradient_normalization",
+    "gradient_window",
     "min_depth",
     "max_depth",
 )

@@ -20,12 +20,14 @@ from torch.autograd.function import once_differentiable
 __all__ = [
     "downscale",
     "inv2depth",
+    "masked_downscale",
     "masked_sum",
     "normalise",
     "safe_divide",
     "select",
     "sobel_l1",
     "sobel_l1_conv",
+    "valid_window_sobel_l1",
 ]
 
 
@@ -198,3 +200,56 @@ def sobel_l1(r: torch.Tensor) -> torch.Tensor:
         return sobel_l1_conv(r)
     out: torch.Tensor = _SobelL1.apply(r)
     return out
+
+
+# --- the gradient term over valid windows only (gradient_window "valid") --------------------
+
+
+def masked_downscale(
+    r: torch.Tensor, weight: torch.Tensor | None, k: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Scale k of a residual that only knows its valid pixels: each ``f x f`` block
+    (``f = 2^(k-1)``, floor of the size as :func:`downscale`) becomes the mean of its valid
+    pixels, and is valid when it holds at least one.
+
+    r: [B,1,H,W], 0 at invalid pixels; weight: [B,1,H,W] 0/1 valid pixels in r's dtype, or
+    None for every pixel. Returns ``(r_k, weight_k)``: [B,1,H//f,W//f] each (``weight_k``
+    None when ``weight`` is). ``avg_pool(r m) / avg_pool(m)``: an area mean, so a coarse
+    pixel sees every valid pixel of its block (bilinear resizing by 1/f reads 2x2 of them).
+    """
+    if k == 1:
+        return r, weight
+    factor = 2 ** (k - 1)
+    pooled = F.avg_pool2d(r, factor)
+    if weight is None:
+        return pooled, None
+    share = F.avg_pool2d(weight, factor)  # fraction of the block that is valid
+    # r is 0 at invalid pixels, so an empty block has pooled = 0: safe_divide keeps it 0.
+    return safe_divide(pooled, share), (share > 0).to(r.dtype)
+
+
+def valid_window_sobel_l1(
+    r: torch.Tensor, weight: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B,1,h,w] -> ``(sum, count)``: ``sum(|Sobel_x r| + |Sobel_y r|)`` over the pixels
+    whose whole 3x3 window is valid, and the number of such pixels (both [] tensors).
+
+    No padding: a window that reaches past the image border or touches an invalid pixel
+    is left out, so that a residual zero-filled at missing pixels (scan lines) shows no
+    edge that is not in the data. ``weight``: 0/1 valid pixels in r's dtype, or None for
+    every pixel. Away from the border and on an all-valid map this is :func:`sobel_l1`.
+    """
+    batch, _, height, width = r.shape
+    if height < 3 or width < 3:
+        zero = r.new_zeros(())
+        return zero * r.sum(), zero  # keeps the graph: the gradient is 0, not missing
+    magnitude = (
+        _smooth_diff(r, smooth_dim=2, diff_dim=3).abs()
+        + _smooth_diff(r, smooth_dim=3, diff_dim=2).abs()
+    )
+    if weight is None:
+        count = r.new_full((), float(batch * (height - 2) * (width - 2)))
+        return magnitude.sum(), count
+    # A window is valid when its smallest weight is 1: minus the max pool of minus weight.
+    window = -F.max_pool2d(-weight, kernel_size=3, stride=1)
+    return (magnitude * window).sum(), window.sum()

@@ -16,6 +16,29 @@
     N_k     = pixels at scale k (dense: B h_k w_k) or, sparse, sum m * h_k w_k / (H W)
               (the valid fraction carried to scale k); N_1 = B H W or sum m.
 
+That is ``gradient_window`` "zero-filled" (the default, the seed's). With "valid" the
+gradient term only sees valid neighbourhoods:
+
+    r_k     = per 2^(k-1) x 2^(k-1) block, the mean of r over its valid pixels; m_k = the
+              block holds one (avg_pool(r m) / avg_pool(m), valid where avg_pool(m) > 0)
+    S_k     = sum(|Sobel_x r_k| + |Sobel_y r_k|) over the pixels whose whole 3x3 window
+              is valid in m_k (no padding: windows past the border are left out too)
+    V_k     = the number of such windows (over the batch)
+    g_k     = S_k / V_k                                   "per-scale"
+    g_k     = S_k / V_k * h_k w_k / (H W)                 "full-resolution"
+              (a scale without a valid window adds 0)
+
+Why: on sparse ground truth (LiDAR scan lines, one pixel in eight on a row) the zero-filled
+residual has an edge at every measured pixel: Sobel there is about 16 |r| per isolated
+pixel, so ``L_sg`` is about 16 times the relative term and ``lambda_sg`` re-weights that term
+instead of weighing gradients (docs/BENCHMARKS.md, "Sparse ground truth"). With "valid" a
+constant residual on the scan lines gives 0. The full-resolution scale of single scan
+lines has no valid 3x3 window at all; the gradient then comes from the coarse scales,
+where blocks gather points of several lines. On dense data with every pixel valid the two
+agree away from the image border at scales 1 and 2 (a 2x2 block mean is the bilinear
+half-size resize for even sizes); from scale 3 on, "valid" averages the whole block where
+the bilinear resize reads 2x2 of its pixels.
+
 Units (``loss.units``): the inputs are inverse depth in 1/m; the depth range
 ``[min_depth, max_depth]`` (m, default 1 and 80) puts the working domain ``d`` in
 ``[min_depth/max_depth, 1]``, so the absolute term is unit-free and ``lambda_sg`` means
@@ -59,18 +82,22 @@ import torch
 
 from loss.names import (
     GRADIENT_NORMALIZATIONS,
+    GRADIENT_WINDOWS,
     GradientNormalization,
+    GradientWindow,
     LossMethod,
     loss_metric_names,
 )
 from loss.ops import (
     downscale,
     inv2depth,
+    masked_downscale,
     masked_sum,
     normalise,
     safe_divide,
     select,
     sobel_l1,
+    valid_window_sobel_l1,
 )
 from loss.output import LossOutput
 from loss.units import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH, input_scale
@@ -105,6 +132,11 @@ class ScaleAdaptiveLoss:
         gradient_normalization: ``"per-scale"`` (the seed's: mean over scales of each
             scale's Sobel sum over its own count N_k) or ``"full-resolution"`` (the
             authors' code: sum over scales of the Sobel sums over N_1); module docstring.
+        gradient_window: ``"zero-filled"`` (the seed's: Sobel with replicate padding on
+            the residual zeroed at invalid pixels, bilinear resizing) or ``"valid"``
+            (Sobel only where the whole 3x3 window is valid, each scale a mean over those
+            windows, coarse scales the mean of the valid pixels of each block); module
+            docstring.
         sparse: method ``sparse-scale-adaptive``: only pixels with ``gt_inv > 0`` count,
             and ``N_k`` follows the valid count instead of the pixel count.
 
@@ -119,6 +151,7 @@ class ScaleAdaptiveLoss:
     use_absolute: bool = True
     use_inv_depth: bool = False
     gradient_normalization: GradientNormalization = "per-scale"
+    gradient_window: GradientWindow = "zero-filled"
     min_depth: float = DEFAULT_MIN_DEPTH
     max_depth: float = DEFAULT_MAX_DEPTH
     sparse: bool = False
@@ -131,6 +164,7 @@ class ScaleAdaptiveLoss:
         check_bool("use_absolute", self.use_absolute)
         check_bool("use_inv_depth", self.use_inv_depth)
         check_choice("gradient_normalization", self.gradient_normalization, GRADIENT_NORMALIZATIONS)
+        check_choice("gradient_window", self.gradient_window, GRADIENT_WINDOWS)
         min_depth, max_depth = check_depth_range(self.min_depth, self.max_depth)
         object.__setattr__(self, "min_depth", min_depth)
         object.__setattr__(self, "max_depth", max_depth)
@@ -221,6 +255,11 @@ class ScaleAdaptiveLoss:
         full_resolution = self.gradient_normalization == "full-resolution"
         scale_terms = []
         for k in range(1, self.num_scales + 1):
+            if self.gradient_window == "valid":
+                term = self._valid_window_term(residual, weight, k, full_resolution)
+                metrics[f"gradient/scale_{k}"] = term
+                scale_terms.append(term)
+                continue
             r_k = downscale(residual, k)
             h_k, w_k = r_k.shape[2], r_k.shape[3]
             if full_resolution:
@@ -242,3 +281,16 @@ class ScaleAdaptiveLoss:
         metrics["loss_sa"] = loss_sa
         metrics["loss_sg"] = loss_sg
         return LossOutput(total, {name: value.detach() for name, value in metrics.items()})
+
+    @staticmethod
+    def _valid_window_term(
+        residual: torch.Tensor, weight: torch.Tensor | None, k: int, full_resolution: bool
+    ) -> torch.Tensor:
+        """g_k of ``gradient_window`` "valid" (module docstring): residual [B,1,H,W], 0 at
+        invalid pixels; weight [B,1,H,W] 0/1 or None (every pixel valid)."""
+        r_k, weight_k = masked_downscale(residual, weight, k)
+        total, windows = valid_window_sobel_l1(r_k, weight_k)
+        if full_resolution:
+            height, width = residual.shape[2], residual.shape[3]
+            windows = windows * (height * width / (r_k.shape[2] * r_k.shape[3]))
+        return safe_divide(total, windows)

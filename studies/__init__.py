@@ -35,8 +35,10 @@ if TYPE_CHECKING:
         format_estimate,
         save_study_plots,
         table_rows,
+        table_title,
+        terminal_table,
         trial_rows,
-        verdict_sentence,
+        verdict_lines,
         write_export,
     )
     from studies.run import (
@@ -103,8 +105,10 @@ __getattr__, __dir__, __all__ = lazy_face(
             "format_estimate",
             "save_study_plots",
             "table_rows",
+            "table_title",
+            "terminal_table",
             "trial_rows",
-            "verdict_sentence",
+            "verdict_lines",
             "write_export",
         ),
         "studies.run": (

@@ -8,12 +8,14 @@ these names, so a key is spelled once.
 from __future__ import annotations
 
 __all__ = [
+    "ABOUT",
     "BASELINE_KEY",
     "BUDGET",
     "COMPANION_METRIC",
     "CONFIG",
     "CONFIG_KEY",
     "CONFIRM_SUFFIX",
+    "DATA_SEED",
     "DIRECTION",
     "DUPLICATE_OF",
     "FAIL_REASON",
@@ -24,16 +26,21 @@ __all__ = [
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_PARENT_RUN_ID",
     "MLFLOW_RUN_ID",
+    "MLFLOW_TRACKING_URI",
     "NON_FINITE",
     "OBJECTIVE_METRIC",
     "PARAMS",
     "PARAM_PREFIX",
+    "RACE",
     "ROLE",
     "ROLE_CONFIRMATION",
     "ROLE_SEARCH_BASELINE",
     "SEARCH_METRIC",
     "SEED",
+    "SEED_INDEX",
     "SPEC",
+    "TEST_METRIC",
+    "TEST_VALUE",
     "WORKER",
     "companion_name",
     "config_label",
@@ -49,6 +56,9 @@ OBJECTIVE_METRIC = "objective_metric"
 DIRECTION = "direction"
 MLFLOW_EXPERIMENT_ID = "mlflow_experiment_id"
 MLFLOW_PARENT_RUN_ID = "mlflow_parent_run_id"
+# The MLflow server the sweep logs to, credentials hidden (studies.urls.redact_url): the
+# MLflow addresses an export writes (a run's page) point there.
+MLFLOW_TRACKING_URI = "mlflow_tracking_uri"
 # The trial budget as the last launch (or a resume given --n-trials) set it; a plain
 # resume runs up to it, not up to the spec's.
 BUDGET = "n_trials"
@@ -68,6 +78,15 @@ JOB = "job"  # the cluster job (Slurm job id) whose worker ran it (--executor sl
 # ---- on the companion study ``NAME:confirm`` and its trials (studies.run.replicates, verdict)
 CONFIG_KEY = "config_key"  # "baseline" or "trial-<n>"
 SEED = "seed"  # the replicate's training seed
+# A confirmation replicate's seed index s (0, 1, ...): training seed = the search's + 1 + s,
+# data seed = the base's + 1 + s; replicate s of every contender shares both (paired).
+SEED_INDEX = "seed_index"
+DATA_SEED = "data_seed"  # the replicate's data seed (its scenes); absent for a command
+# A confirmation replicate's value is its validation score (the objective metric at the
+# selected epoch, as the search scores a trial: it decides the race); its test-split
+# counterpart at the same epoch is TEST_VALUE (NaN when the run has none), named TEST_METRIC.
+TEST_VALUE = "test_value"
+TEST_METRIC = "test_metric"
 ROLE = "role"  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
 PARAMS = "params"  # the searched values (the baseline: its loss method)
 METHOD = "method"  # the loss method
@@ -75,7 +94,15 @@ NON_FINITE = "non_finite"  # a replicate that diverged (its value counts as NaN)
 # A copy of a job that racing launches queued twice: the number of the trial that runs it.
 DUPLICATE_OF = "duplicate_of"
 COMPANION_METRIC = "metric"  # the metric a replicate (and the companion study) scores
+# On the companion study: what its trials are and what their values are not (the best
+# configuration), for a reader of the study outside salsweep (optuna-dashboard shows it
+# under "Study User Attributes", beside its "Best Trial").
+ABOUT = "about"
 SEARCH_METRIC = "search_metric"  # on the companion study: the search's objective metric
+# On the companion study: the race as it started, fixed from then on (studies.run.race_rounds):
+# {"design": {top_k, initial_seeds, max_seeds, indifference_zone, alpha}, "candidates":
+# ["trial-3", ...], "baseline": "baseline" or None}.
+RACE = "race"
 # Readable fields for optuna-dashboard: the configuration's label ("trial 7", "baseline
 # (ssi)"), and one scalar per searched value (PARAM_PREFIX + its dotted path).
 LABEL = "label"

@@ -20,6 +20,15 @@ The runs page of MLflow 3.17's UI (its JS bundle, read for this) takes from the 
 Child runs fold under their parent only while the table is ordered by start time and
 unfiltered: ordered by a metric it lists every run flat, so a view sorted by the objective
 shows the trials without a click (the parent run, without the metric, comes last).
+
+The same view holds the Chart tab's layout (:func:`charts_view_state`): ``compareRunSections``
+(``{uuid, name, display, isReordered, deleted, isGenerated}``), ``compareRunCharts`` (cards
+as the bundle's chart classes build them: ``type`` LINE or BAR, ``uuid``,
+``metricSectionId``, ``metricKey``, a LINE's ``selectedMetricKeys`` ...) and
+``isAccordionReordered``. The UI keeps the given cards and sections in their order and adds
+a card for every other metric, in a section named by its prefix (``val``, ``train``) after
+them (its ``updateChartAndSectionConfigs``); without ``isAccordionReordered`` it would sort
+the sections by name. Without any cards it draws one per metric, alphabetically.
 """
 
 from __future__ import annotations
@@ -33,7 +42,9 @@ from typing import Any
 __all__ = [
     "SHARED_VIEW_TAG_PREFIX",
     "TRAINING_LAYOUT",
+    "ChartCard",
     "Column",
+    "charts_view_state",
     "error_line",
     "port_in_use",
     "redact_text",
@@ -213,3 +224,70 @@ def _column_width(name: str) -> int:
     """Pixels for a column headed ``name`` (13 px font, sort icon and padding) holding a
     float."""
     return min(MAX_COLUMN_PX, max(MIN_COLUMN_PX, 7 * len(name) + 40))
+
+
+#: A card of the Chart tab: (section title, metric keys drawn). One key: its value per run
+#: as bars (a metric logged once, such as ``optuna.value``) or a line per run over the
+#: steps; several keys: one line each per run, on one chart. The UI titles a card by its
+#: keys (``train/total_loss vs val/total_loss``): a title given in the view is not shown.
+ChartCard = tuple[str, Sequence[str]]
+
+
+def _uuid(prefix: str, name: str) -> str:
+    """A stable id for a section or card of the view (the UI only compares them)."""
+    return f"salsweep-{prefix}-" + re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+
+
+def charts_view_state(cards: Sequence[ChartCard], *, bars: Sequence[str] = ()) -> dict[str, Any]:
+    """The Chart tab's part of a shared view: the ``cards`` first, in their sections, in
+    the given order (the sections in order of first use); every other metric gets the
+    UI's own card after them. A card whose one metric is in ``bars`` is a bar chart (a
+    value per run, e.g. ``optuna.value``), any other a line chart over the steps."""
+    sections: dict[str, str] = {}
+    charts: list[dict[str, Any]] = []
+    for section, keys in cards:
+        section_id = sections.setdefault(section, _uuid("section", section))
+        common = {
+            "uuid": _uuid("chart", " ".join(keys)),
+            "runsCountToCompare": 10,
+            "metricSectionId": section_id,
+            "deleted": False,
+            "isGenerated": False,
+            "metricKey": keys[0],
+        }
+        if len(keys) == 1 and keys[0] in bars:
+            charts.append({**common, "type": "BAR"})
+            continue
+        charts.append(
+            {
+                **common,
+                "type": "LINE",
+                "selectedMetricKeys": list(keys),
+                "lineSmoothness": 0,
+                "xAxisScaleType": "linear",
+                "scaleType": "linear",
+                "range": {},
+                "xAxisKey": "step",
+                "selectedXAxisMetricKey": "",
+                "yAxisKey": "metric",
+                "yAxisExpressions": [],
+                "ignoreOutliers": False,
+                "useGlobalXaxisKey": True,
+                "useGlobalLineSmoothing": True,
+            }
+        )
+    return {
+        "compareRunSections": [
+            {
+                "uuid": uuid,
+                "name": name,
+                "display": True,
+                "isReordered": True,
+                "deleted": False,
+                "isGenerated": False,
+            }
+            for name, uuid in sections.items()
+        ],
+        "compareRunCharts": charts,
+        "isAccordionReordered": True,
+    }

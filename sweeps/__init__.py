@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from sweeps.command import (
         CommandSpec,
     )
+    from sweeps.confirmation import (
+        ConfirmSpec,
+    )
     from sweeps.dotted import (
         DottedKeyError,
     )
@@ -45,7 +48,6 @@ if TYPE_CHECKING:
     )
     from sweeps.settings import (
         Budget,
-        ConfirmSpec,
         ObjectiveSpec,
         PrunerSpec,
         SamplerSpec,
@@ -82,9 +84,9 @@ __getattr__, __dir__, __all__ = lazy_face(
             "load_spec",
             "parse_spec",
         ),
+        "sweeps.confirmation": ("ConfirmSpec",),
         "sweeps.settings": (
             "Budget",
-            "ConfirmSpec",
             "ObjectiveSpec",
             "PrunerSpec",
             "SamplerSpec",

@@ -34,6 +34,7 @@ from trainer.config import TrainConfig
 from trainer.validation import shown
 
 __all__ = [
+    "CONFIRMATION_OWNED",
     "MAX_GRID_POINTS",
     "MAX_STEP_VALUES",
     "SA_ONLY_PARAMS",
@@ -45,6 +46,7 @@ __all__ = [
     "objective_problems",
     "pruner_problems",
     "range_problems",
+    "seed_problems",
     "value_problems",
 ]
 
@@ -59,6 +61,14 @@ MAX_STEP_VALUES = 1_000_000
 # The grid sampler lists every point of the product up front; a grid it could not finish
 # within the largest budget (Budget.n_trials <= 100_000) is a mistake.
 MAX_GRID_POINTS = 100_000
+# Settings the confirmation owns, with what it does with them: a search over them would
+# pick a lucky seed or a lucky set of validation scenes, not a configuration.
+CONFIRMATION_OWNED = {
+    "seed": "the training seed: the search trains every trial with one seed and the "
+    "confirmation retrains the best configurations with the seeds after it",
+    "data.seed": "the scene seed: every trial is scored on the same validation scenes, "
+    "and the confirmation decides which scenes its replicates see",
+}
 # Metrics where larger is better (threshold accuracies); the rest of the trainer's are errors.
 _HIGHER_IS_BETTER = ("a1", "a2", "a3")
 _LOWER_IS_BETTER = ("abs_rel", "sq_rel", "rmse", "rmse_log", "total_loss", "loss_sa", "loss_sg")
@@ -174,6 +184,20 @@ def combination_problems(base: TrainConfig, search: Mapping[str, SearchParam]) -
     if len(bad) > 3:
         out.append(SpecProblem("search", f"... and {len(bad) - 3} more invalid combinations"))
     return out
+
+
+def seed_problems(search: Mapping[str, SearchParam]) -> list[SpecProblem]:
+    """Searching the training seed or the scene seed: the confirmation owns both (a fixed
+    value is fine: it is the search's seed, as ``SweepSpec.training_seed`` reads it)."""
+    return [
+        SpecProblem(
+            join_path("search", path),
+            f"cannot be searched: the confirmation owns {why}; fix it (a plain value, or "
+            "base) instead",
+        )
+        for path, why in CONFIRMATION_OWNED.items()
+        if path in search and is_searched(search[path])
+    ]
 
 
 def method_of(base: TrainConfig, search: Mapping[str, SearchParam]) -> str | None:
@@ -306,7 +330,8 @@ def pruner_problems(
 
 def objective_problems(objective: ObjectiveSpec) -> list[SpecProblem]:
     """A known metric optimised in the wrong direction."""
-    name = objective.metric.rsplit("/", 1)[-1].removesuffix("_med").removesuffix("_align")
+    name = objective.metric.rsplit("/", 1)[-1].removesuffix("_med")
+    name = name.removesuffix("_align_depth").removesuffix("_align")
     if name in _HIGHER_IS_BETTER and objective.direction == "minimize":
         return [
             SpecProblem(

@@ -14,10 +14,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sweeps.cluster import SlurmSpec
 from sweeps.command import CommandSpec
 from sweeps.command_checks import command_sweep_problems, resolve_paths
+from sweeps.confirmation import RETIRED_SEEDS, ConfirmSpec
 from sweeps.errors import SpecError, SpecProblem, join_path, problems_from_validation, unknown_key
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam
 from sweeps.paths import PathError, check_value, field_kind, resolve_field
-from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from sweeps.spec import SweepSpec, semantic_problems
 from trainer.config import TrainConfig
 from trainer.io import YamlFileError, read_yaml
@@ -81,6 +82,11 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
     parts["baseline"] = _field("baseline", data.get("baseline", False), problems)
     # `confirm: null` (or no key) = no confirmation; `confirm: {}` = the defaults.
     confirm = data.get("confirm")
+    if isinstance(confirm, dict) and "seeds" in confirm:
+        # The fixed-seed confirmation's key: refused under its own path, naming the race's
+        # keys, and the rest of the section checked as well.
+        problems.append(SpecProblem("confirm.seeds", RETIRED_SEEDS.removeprefix("seeds: ")))
+        confirm = {k: v for k, v in confirm.items() if k != "seeds"}
     parts["confirm"] = (
         None if confirm is None else _section("confirm", ConfirmSpec, confirm, problems)
     )

@@ -1,4 +1,5 @@
-"""The parts of a sweep spec around the search space: budget, objective, sampler, pruner."""
+"""The parts of a sweep spec around the search space: budget, objective, sampler, pruner
+(the confirmation's: sweeps.confirmation)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["Budget", "ConfirmSpec", "ObjectiveSpec", "PrunerSpec", "SamplerSpec"]
+__all__ = ["Budget", "ObjectiveSpec", "PrunerSpec", "SamplerSpec"]
 
 
 class _Frozen(BaseModel):
@@ -38,8 +39,10 @@ class ObjectiveSpec(_Frozen):
     """What a trial is scored by."""
 
     # The default scores every trial after a per-image least-squares scale and shift in
-    # inverse depth (MiDaS' protocol), so scale-adaptive trials and the SSI baseline are
-    # judged on the same footing; raw val/abs_rel (metres) is for metric-depth work.
+    # inverse depth (MiDaS' protocol): no metric scale is asked of the SSI baseline, but
+    # the fit forgives what losses in inverse depth get wrong; val/abs_rel_align_depth is
+    # the same fit in depth (README, "The objective"); raw val/abs_rel (metres) is for
+    # metric-depth work.
     metric: str = Field(
         "val/abs_rel_align",
         min_length=1,
@@ -48,7 +51,8 @@ class ObjectiveSpec(_Frozen):
         # KITTI_raw-eigen_val_files-velodyne-abs_rel_pp_gt (MLflow takes them as they are).
         pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*$",
         description="Per-epoch metric of the trainer, e.g. val/abs_rel_align (scale and shift "
-        "aligned), val/abs_rel_med (median-scaled), val/abs_rel (raw, metric depth), val/a1; "
+        "aligned in inverse depth), val/abs_rel_align_depth (the same in depth), "
+        "val/abs_rel_med (median-scaled), val/abs_rel (raw, metric depth), val/a1; "
         "with command: a name your program reports.",
     )
     direction: Literal["minimize", "maximize"] = Field(
@@ -69,25 +73,6 @@ class ObjectiveSpec(_Frozen):
                 "test split)"
             )
         return self
-
-
-class ConfirmSpec(_Frozen):
-    """After the search: the top configurations and the baseline trained again with more
-    training seeds, scored on the test split (the search's seed and split are not reused)."""
-
-    top_k: int = Field(
-        3,
-        ge=1,
-        le=100,
-        description="Distinct configurations to confirm: the best complete search trials.",
-    )
-    seeds: int = Field(
-        3,
-        ge=2,
-        le=100,
-        description="Training seeds per configuration (base seed + 1 .. + seeds); at least 2 "
-        "for an interval.",
-    )
 
 
 class SamplerSpec(_Frozen):

@@ -22,11 +22,12 @@ from sweeps import checks
 from sweeps.cluster import SlurmSpec
 from sweeps.command import CommandSpec
 from sweeps.command_checks import command_sweep_problems
+from sweeps.confirmation import ConfirmSpec
 from sweeps.errors import SpecError, SpecProblem, problems_from_validation
 from sweeps.metric_checks import metric_problems
 from sweeps.params import Choices, FloatRange, IntRange, SearchParam, is_searched
 from sweeps.paths import apply_values
-from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from trainer.config import LossMethod, TrainConfig
 from trainer.validation import shown
 
@@ -104,6 +105,7 @@ def semantic_problems(
         out += checks.objective_problems(objective)
     if search is None:
         return out
+    out += checks.seed_problems(search)
     if search_complete and not any(is_searched(p) for p in search.values()):
         out.append(SpecProblem("search", "needs at least one searched setting (range or choices)"))
     bad_ranges = set()
@@ -187,8 +189,9 @@ class SweepSpec(BaseModel):
     )
     confirm: ConfirmSpec | None = Field(
         None,
-        description="After the search, train the top configurations and the baseline with "
-        "more seeds and report intervals; null or absent = no confirmation.",
+        description="After the search, race the top configurations and the baseline on "
+        "paired replicates (the winner chosen on validation, the test split reported) "
+        "with a stated error rate; null or absent = no confirmation.",
     )
     command: CommandSpec | None = Field(
         None,
@@ -264,6 +267,14 @@ class SweepSpec(BaseModel):
             return self.command.seed
         seed = self.fixed().get("seed", self.base.seed)
         return int(seed)
+
+    def data_seed(self) -> int | None:
+        """The search's data seed (the base's ``data.seed``, or a fixed ``data.seed`` of
+        ``search``); None for a command (its program owns its data). Confirmation replicate
+        s uses ``data_seed() + 1 + s``."""
+        if self.command is not None:
+            return None
+        return int(self.fixed().get("data.seed", self.base.data.seed))
 
     def baseline_config(self) -> TrainConfig:
         """The base config (fixed values applied) with the SSI counterpart of its loss."""

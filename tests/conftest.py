@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.process_helpers import SalsweepProcess
+from tests.process_helpers import PythonChild, SalsweepProcess
 from tests.tiers import FIXTURE_MARKERS
 
 # One intra-op thread for torch in the tests and every process they start (set before any
@@ -45,18 +45,23 @@ POSTGRES_HOST = "127.0.0.1"
 POSTGRES_PORT = 5432
 POSTGRES_USERS = ("root", "postgres")  # trust auth: no password
 POSTGRES_MAINTENANCE_DB = "test"
+SESSION_SWEEP = "sweep"  # the session sweep's fixture (tests/studies/conftest.py)
 
 
 # ---------------------------------------------------------------------------- tiers
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test by the fixtures it uses (FIXTURE_MARKERS)."""
+    """Mark every test by the fixtures it uses (FIXTURE_MARKERS); under pytest-xdist
+    (``make test`` runs ``-n auto --dist loadgroup``), put the tests on the session's sweep
+    (tests/studies/conftest.py) in one group, so that one worker runs that sweep, not each."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for fixture, marker in FIXTURE_MARKERS.items():
             if fixture in used:
                 item.add_marker(marker)
+        if SESSION_SWEEP in used:
+            item.add_marker(pytest.mark.xdist_group(SESSION_SWEEP))
 
 
 def require_system(component: str, available: bool, reason: str) -> None:
@@ -218,6 +223,13 @@ def salsweep_process() -> SalsweepProcess:
     for tests about the process boundary (signals, process groups, workers, limits of a
     real process). Every other test runs the CLI in-process with click's ``CliRunner``."""
     return SalsweepProcess()
+
+
+@pytest.fixture(scope="session")
+def python_child() -> PythonChild:
+    """A fresh Python interpreter as a child process (tests.process_helpers.PythonChild);
+    the test is marked ``child_process`` (tests.tiers)."""
+    return PythonChild()
 
 
 # ---------------------------------------------------------------------------- PostgreSQL

@@ -60,7 +60,8 @@ def test_train_runs_a_config(tmp_path: Path) -> None:
     epoch_lines = [line for line in output.splitlines() if line.startswith("epoch 2/2:")]
     assert len(epoch_lines) == 1, output
     # The metrics an objective is made of, each with a value, every epoch.
-    for key in ("train/total_loss", "val/abs_rel_align", "val/abs_rel_med", "val/abs_rel"):
+    shown = ("val/abs_rel_align", "val/abs_rel_align_depth", "val/abs_rel_med", "val/abs_rel")
+    for key in ("train/total_loss", *shown):
         value = float(re.search(rf"{key}=(\S+)", epoch_lines[0]).group(1))  # type: ignore[union-attr]
         assert math.isfinite(value) and value > 0, key
     # The kept epoch's weights on the test split, at the end.
@@ -79,7 +80,7 @@ def test_train_bad_config_lists_every_problem(tmp_path: Path) -> None:
     # The same messages as a bad sweep spec's (trainer.validation formats both).
     assert (
         "loss.lambda_sgg: unknown key (did you mean 'lambda_sg'? valid keys: epsilon, "
-        "gradient_normalization, lambda_sg," in output
+        "gradient_normalization, gradient_window, lambda_sg," in output
     )
     assert "loss.num_scales: Input should be greater than or equal to 1 (got 0)" in output
     assert "epochs: Input should be a valid integer, unable to parse string as an integer " in (
@@ -264,7 +265,7 @@ def _confirmed_study(home: Path) -> None:
 
     from studies.home import default_storage_url
     from studies.store.storage import open_storage
-    from tests.studies.confirm_helpers import add_replicate, add_search_baseline
+    from tests.studies.confirm_helpers import add_replicate, add_search_baseline, set_race
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=open_storage(default_storage_url(home)))
@@ -280,9 +281,13 @@ def _confirmed_study(home: Path) -> None:
             )
         )
     add_search_baseline(study, 0.45, seed=0)
-    for seed, (mine, base) in enumerate(((0.00012345, 0.00023456), (0.00013579, 0.00024681)), 1):
-        add_replicate(study, "trial-0", seed, mine, params={"loss.lambda_sg": 0.123456789})
-        add_replicate(study, "baseline", seed, base)
+    set_race(study, ["trial-0"], initial_seeds=3, max_seeds=3)
+    values = ((0.00012345, 0.00023456), (0.00013579, 0.00024681), (0.00012962, 0.00024068))
+    for seed, (mine, base) in enumerate(values, 1):
+        test = 0.0002 + seed * 0.00001
+        lam = {"loss.lambda_sg": 0.123456789}
+        add_replicate(study, "trial-0", seed, mine, test=test, params=lam)
+        add_replicate(study, "baseline", seed, base, test=2 * test)
 
 
 def test_studies_list_and_show_know_the_companion_study(tmp_path: Path) -> None:
@@ -293,7 +298,7 @@ def test_studies_list_and_show_know_the_companion_study(tmp_path: Path) -> None:
     rows = [line.split("│")[1:-1] for line in output.splitlines() if line.startswith("│")]
     assert [[cell.strip() for cell in row][:6] for row in rows] == [
         ["s", "2", "1", "1", "0", "0.12346"],  # 5 significant digits
-        ["s:confirm", "5", "5", "0", "0", "-"],  # no best across configurations
+        ["s:confirm", "7", "7", "0", "0", "-"],  # no best across configurations
     ]
     assert "NAME:confirm: the SSI baseline's and the confirmation's runs of study NAME" in output
 
@@ -313,7 +318,8 @@ def test_studies_list_and_show_know_the_companion_study(tmp_path: Path) -> None:
         "search baseline",
         "COMPLETE",
         "0.45",
-        "-",
+        "val/abs_rel_align",
+        "-",  # the search baseline has no test score
         "baseline-0-search-baseline",
     ]
     assert rows[1] == [
@@ -323,12 +329,13 @@ def test_studies_list_and_show_know_the_companion_study(tmp_path: Path) -> None:
         "confirmation",
         "COMPLETE",
         "0.00012345",
-        "test/abs_rel_align",
+        "val/abs_rel_align",  # the value decides: validation; the test score beside it
+        "0.00021",
         "trial-0-1-confirmation",
     ]
     # ... then the confirmation itself, at 4 significant digits: tiny values keep theirs.
-    assert "0.0001296 ± 0.0000784 [0.0000512, 0.0002080]" in text
-    assert "trial 0 (winner)" in text and "The winner, trial 0" in text
+    assert "0.0001296 ± 0.0000153 [0.0001143, 0.0001449]" in text
+    assert "trial 0 (winner)" in text and "Winner: trial 0, val/abs_rel_align" in text
 
     code, output = run("studies", "show", "s", "--home", str(home))
     assert code == 0, output
@@ -345,3 +352,16 @@ def test_show_a_companion_that_is_not_there(tmp_path: Path) -> None:
     code, output = run("studies", "show", "nope:confirm", "--home", str(home))
     assert code == 1
     assert "no study named 'nope:confirm'" in output and "Traceback" not in output
+
+
+def test_a_pruned_trials_progress_line_reads_stopped_early_not_failed() -> None:
+    """The progress line of a pruned trial, from the reason the objective prunes with
+    (studies.run.objective: ``pruned at epoch N (metric=value)``)."""
+    from cli import _ending
+
+    line = _ending("PRUNED", None, "pruned at epoch 1 (val/abs_rel_align=0.4261)")
+    assert line == "PRUNED at epoch 1 (val/abs_rel_align=0.4261): stopped early by the pruner"
+    assert "fail" not in line.lower()
+    # A command trial's reason (studies.command.runner) reads the same way.
+    assert _ending("PRUNED", None, "pruned at step 3").endswith(": stopped early by the pruner")
+    assert _ending("FAIL", None, "non-finite loss") == "FAIL (non-finite loss)"

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
@@ -21,6 +19,7 @@ from studies.run.search_space import suggest_config
 from studies.store.catalog import quiet_optuna_logs
 from studies.store.storage import open_storage
 from sweeps import SPEC_DIR, load_spec
+from tests.process_helpers import PythonChild
 
 ROOT = Path(__file__).resolve().parents[1]
 # torch and MLflow take seconds to import; matplotlib and alembic (Optuna's schema
@@ -49,15 +48,8 @@ print(json.dumps(report))
 """
 
 
-def _in_fresh_process(code: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _in_fresh_process(python_child: PythonChild, code: str, *args: str) -> str:
+    done = python_child.run("-c", code, *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -83,7 +75,9 @@ def _write_study(url: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize
-def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> None:
+def test_read_only_commands_import_neither_torch_nor_mlflow(
+    tmp_path: Path, python_child: PythonChild
+) -> None:
     home = tmp_path / "home"
     _write_study(default_storage_url(home))
     invalid = tmp_path / "invalid.yaml"
@@ -110,7 +104,9 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
         (["sweep", "schema"], 0, OPTUNA),
     ]
     code = RUN_COMMANDS.format(heavy=HEAVY + OPTUNA + PYDANTIC)
-    report = json.loads(_in_fresh_process(code, json.dumps([args for args, _, _ in commands])))
+    report = json.loads(
+        _in_fresh_process(python_child, code, json.dumps([args for args, _, _ in commands]))
+    )
 
     for (args, expected, absent), ran in zip(commands, report, strict=True):
         assert ran["code"] == expected, (args, ran["output"])
@@ -129,7 +125,7 @@ def test_read_only_commands_import_neither_torch_nor_mlflow(tmp_path: Path) -> N
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # ask/tell without optimize
 def test_reading_postgresql_imports_neither_torch_nor_mlflow_nor_optuna(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, python_child: PythonChild
 ) -> None:
     """Another database is read with SQLAlchemy's core engine, without Optuna."""
     _write_study(postgres_url)
@@ -140,7 +136,7 @@ def test_reading_postgresql_imports_neither_torch_nor_mlflow_nor_optuna(
         ["studies", "export", "s", "-o", str(tmp_path / "best.yaml"), *s],
     ]
     code = RUN_COMMANDS.format(heavy=(*HEAVY, "optuna"))
-    report = json.loads(_in_fresh_process(code, json.dumps(commands)))
+    report = json.loads(_in_fresh_process(python_child, code, json.dumps(commands)))
     for args, ran in zip(commands, report, strict=True):
         assert ran["code"] == 0, (args, ran["output"])
         assert ran["heavy"] == [], (args, ran["heavy"])
@@ -174,9 +170,11 @@ print(",".join(sorted(m for m in {modules!r} if m in sys.modules)))
         ),
     ],
 )
-def test_packages_load_heavy_parts_on_use(imports: str, absent: tuple[str, ...]) -> None:
+def test_packages_load_heavy_parts_on_use(
+    imports: str, absent: tuple[str, ...], python_child: PythonChild
+) -> None:
     code = PACKAGE_IMPORTS.format(imports=imports, modules=absent)
-    assert _in_fresh_process(code).strip() == ""
+    assert _in_fresh_process(python_child, code).strip() == ""
 
 
 @pytest.mark.parametrize("package", ["loss", "trainer", "sweeps", "studies"])

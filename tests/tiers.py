@@ -24,4 +24,6 @@ FIXTURE_MARKERS: dict[str, str] = {
     "slurm_cluster": "slurm",
     # `salsweep` as a child process (7-9 s of imports each).
     "salsweep_process": "cli_process",
+    # A fresh Python interpreter that imports the project (seconds of imports each).
+    "python_child": "child_process",
 }

@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from loss.names import LOSS_METHODS, GradientNormalization, LossMethod, method_params
+from loss.names import (
+    LOSS_METHODS,
+    GradientNormalization,
+    GradientWindow,
+    LossMethod,
+    method_params,
+)
 from loss.units import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH
 
 __all__ = [
@@ -78,6 +84,12 @@ class LossConfig(_Frozen):
         "per-scale",
         description="L_sg: per-scale = mean over scales of each scale's mean (the seed's); "
         "full-resolution = sum of scales over the full-resolution count (G2-MonoDepth's code).",
+    )
+    gradient_window: GradientWindow = Field(
+        "zero-filled",
+        description="L_sg's 3x3 windows: zero-filled = every window of the residual zeroed at "
+        "missing pixels (the seed's); valid = only windows of valid pixels, coarse scales "
+        "averaging valid pixels (for sparse ground truth).",
     )
     min_depth: float = Field(
         DEFAULT_MIN_DEPTH,

@@ -220,9 +220,10 @@ def fit(
       ``train/total_loss``, ``train/loss_sa``, ``train/loss_sg``, ``train/gradient/scale_k``
       ...), of :func:`batch_loss` (the loss's depth range makes them unit-free);
     - ``val/<depth metric>`` for ``abs_rel, sq_rel, rmse, rmse_log, a1, a2, a3``: raw
-      (``val/abs_rel``), median-scaled (``val/abs_rel_med``) and least-squares scale and
-      shift aligned in inverse depth (``val/abs_rel_align``), see :mod:`trainer.metrics`;
-      ``val/num_images`` and ``val/total_loss``;
+      (``val/abs_rel``), median-scaled (``val/abs_rel_med``), least-squares scale and
+      shift aligned in inverse depth (``val/abs_rel_align``) and in depth
+      (``val/abs_rel_align_depth``), see :mod:`trainer.metrics`; ``val/num_images`` and
+      ``val/total_loss``;
     - ``lr``, ``epoch_time_s``, ``samples_per_s``, ``peak_memory_mb``.
 
     ``select`` picks the epoch whose weights are kept (``best.pt`` under

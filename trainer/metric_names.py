@@ -28,10 +28,15 @@ __all__ = [
 
 METRIC_NAMES: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
-Alignment = Literal["none", "median", "scale_shift"]
+Alignment = Literal["none", "median", "scale_shift", "scale_shift_depth"]
 
 # Each alignment and the suffix of its metric names.
-ALIGNMENTS: dict[Alignment, str] = {"none": "", "median": "_med", "scale_shift": "_align"}
+ALIGNMENTS: dict[Alignment, str] = {
+    "none": "",
+    "median": "_med",
+    "scale_shift": "_align",
+    "scale_shift_depth": "_align_depth",
+}
 
 # What `fit` adds to each epoch beside the loss's terms and the depth metrics: the
 # training throughput (`_train_epoch`), the learning rate, the epoch's time and memory.
@@ -40,7 +45,7 @@ RUN_METRICS: tuple[str, ...] = ("samples_per_s", "lr", "epoch_time_s", "peak_mem
 
 def metric_keys() -> tuple[str, ...]:
     """Every key of ``DepthMetricAccumulator.compute()``: ``abs_rel`` .. ``a3``, the same
-    with ``_med`` and with ``_align``, then ``num_images``."""
+    with ``_med``, with ``_align`` and with ``_align_depth``, then ``num_images``."""
     keys = [name + suffix for suffix in ALIGNMENTS.values() for name in METRIC_NAMES]
     return (*keys, "num_images")
 

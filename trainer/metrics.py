@@ -4,7 +4,7 @@ aligned (``compute_depth_metrics`` and the MiDaS/DPT evaluation).
 Per image: the predicted depth is resized to the ground truth's size (bilinear,
 ``align_corners=True`` as packnet-sfm's ``scale_depth``); valid pixels are those with
 ``min_depth < gt < max_depth``, inside the Garg crop when asked. The prediction is then
-aligned to the ground truth in one of three ways (:data:`ALIGNMENTS`):
+aligned to the ground truth in one of four ways (:data:`ALIGNMENTS`):
 
 - ``none``: as predicted (metric depth);
 - ``median`` (suffix ``_med``): multiplied by ``median(gt) / median(pred)`` over the valid
@@ -13,7 +13,18 @@ aligned to the ground truth in one of three ways (:data:`ALIGNMENTS`):
   depth: ``(s, t) = argmin sum (s / pred + t - 1 / gt)^2`` over the valid pixels (least
   squares, with ``s >= 0``: an inverted map fits as flat, ``s = 0``, instead of scoring
   like the right one), the aligned inverse depth ``s / pred + t`` clamped below at
-  ``1 / max_depth`` (DPT caps non-positive disparity this way) and inverted back to depth.
+  ``1 / max_depth`` (DPT caps non-positive disparity this way) and inverted back to depth;
+- ``scale_shift_depth`` (suffix ``_align_depth``): the same fit in depth,
+  ``(s, t) = argmin sum (s pred + t - gt)^2`` over the valid pixels, ``s >= 0``; the
+  aligned depth ``s pred + t`` is clamped to ``[min_depth, max_depth]`` below.
+
+Which alignment forgives what: the inverse-depth fit scores an error affine in inverse
+depth (``1/pred = a/gt + b``, what an inverse-domain loss such as SSI leaves) as 0, but a
+prediction exact up to a shift of 1 m in depth as 0.039 abs_rel (3 m: 0.092) on the
+default spec's validation scenes; the depth fit scores any depth-affine error as 0 and
+``1/pred = 0.5/gt + 0.02`` as 0.199. Neither is neutral between losses that work in depth
+and in inverse depth, so both are reported (docs/BENCHMARKS.md, "The objective's
+alignment"; README, "The objective").
 
 Then the prediction is clamped to ``[min_depth, max_depth]`` and
 
@@ -24,7 +35,8 @@ Then the prediction is clamped to ``[min_depth, max_depth]`` and
 Medians are ``torch.median``'s: the lower of the two middle values for an even count
 (as in packnet-sfm; numpy would average them). The least-squares fit uses centred sums;
 where the prediction is constant over the valid pixels the fit is ``s = 0`` and ``t`` the
-mean of ``1 / gt`` (the aligned prediction is the same for every least-squares solution).
+mean of ``1 / gt`` (or of ``gt`` in depth; the aligned prediction is the same for every
+least-squares solution).
 
 Differences from packnet-sfm, on purpose: the batch average is over images that have
 valid pixels (packnet-sfm skips such images but still divides by the batch size), and
@@ -109,32 +121,59 @@ def _median_scaled(px: _Pixels) -> torch.Tensor:
     return px.pred * (gt_median / pred_median)
 
 
+class _Fit(NamedTuple):
+    """A per-image least-squares line ``y = scale (x - x_mean) + y_mean``: [B,1] each."""
+
+    scale: torch.Tensor
+    x_mean: torch.Tensor
+    y_mean: torch.Tensor
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """[B,N] the fitted line at ``x`` (every pixel, not only the fitted ones)."""
+        return self.scale * (x - self.x_mean) + self.y_mean  # = s x + t
+
+
+def _least_squares(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> _Fit:
+    """``(s, t) = argmin sum_mask (s x + t - y)^2`` per image, ``s`` held >= 0; ``x`` and
+    ``y`` [B,N] finite where ``mask`` [B,N] (bool) holds (elsewhere they never enter)."""
+    weight = mask.to(torch.float64)
+    one = torch.ones_like(x)
+    x, y = torch.where(mask, x, one), torch.where(mask, y, one)
+    count = weight.sum(dim=1, keepdim=True).clamp(min=1.0)
+    x_mean = (weight * x).sum(dim=1, keepdim=True) / count
+    xc = x - x_mean
+    y_mean = (weight * y).sum(dim=1, keepdim=True) / count
+    sxx = (weight * xc * xc).sum(dim=1, keepdim=True)
+    sxy = (weight * xc * (y - y_mean)).sum(dim=1, keepdim=True)
+    # A spread at rounding level is no spread: a constant prediction fits as mean(y).
+    spread = sxx > (4 * torch.finfo(torch.float64).eps) ** 2 * (weight * x**2).sum(
+        dim=1, keepdim=True
+    )
+    # The scale is held non-negative: an inverted map (near drawn far) must not score as
+    # well as the right one, so a negative fit becomes the best flat map, mean(y).
+    scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0).clamp(min=0.0)
+    return _Fit(scale, x_mean, y_mean)
+
+
 def _scale_shift_aligned(px: _Pixels, max_depth: float) -> torch.Tensor:
     """[B,N] depth ``1 / max(s / pred + t, 1 / max_depth)`` with ``(s, t)`` the per-image
     least-squares fit of ``1 / pred`` to ``1 / gt`` over the valid pixels."""
-    weight = px.mask.to(torch.float64)
-    count = weight.sum(dim=1, keepdim=True).clamp(min=1.0)
     # Invalid pixels (and a non-positive prediction there) never enter the sums.
     one = torch.ones_like(px.gt)
     pred_inv = 1.0 / torch.where(px.mask, px.pred, one)
     gt_inv = 1.0 / torch.where(px.mask, px.gt, one)
-    pred_mean = (weight * pred_inv).sum(dim=1, keepdim=True) / count
-    pc = pred_inv - pred_mean
-    gt_mean = (weight * gt_inv).sum(dim=1, keepdim=True) / count
-    sxx = (weight * pc * pc).sum(dim=1, keepdim=True)
-    sxy = (weight * pc * (gt_inv - gt_mean)).sum(dim=1, keepdim=True)
-    # A spread at rounding level is no spread: a constant prediction fits as mean(1/gt).
-    spread = sxx > (4 * torch.finfo(torch.float64).eps) ** 2 * (weight * pred_inv**2).sum(
-        dim=1, keepdim=True
-    )
-    # The scale is held non-negative: an inverted map (near drawn far) must not score as
-    # well as the right one, so a negative fit becomes the best flat map, mean(1/gt).
-    scale = torch.where(spread, sxy / torch.where(spread, sxx, 1.0), 0.0).clamp(min=0.0)
+    fit = _least_squares(pred_inv, gt_inv, px.mask)
     # The fit applied to every pixel with a positive prediction (a preview shows the whole
-    # image, trainer.previews); on the valid pixels this is ``scale * pc + gt_mean``.
+    # image, trainer.previews); NaN where the prediction is not positive.
     every_inv = 1.0 / torch.where(px.pred > 0, px.pred, math.nan)
-    aligned_inv = scale * (every_inv - pred_mean) + gt_mean  # = s pred_inv + t
-    return 1.0 / aligned_inv.clamp(min=1.0 / max_depth)
+    return 1.0 / fit.apply(every_inv).clamp(min=1.0 / max_depth)
+
+
+def _scale_shift_depth_aligned(px: _Pixels) -> torch.Tensor:
+    """[B,N] depth ``s pred + t`` with ``(s, t)`` the per-image least-squares fit of
+    ``pred`` to ``gt`` over the valid pixels, applied to every pixel (a preview shows the
+    whole image); clamped to the range by the metrics."""
+    return _least_squares(px.pred, px.gt, px.mask).apply(px.pred)
 
 
 def _metric_values(
@@ -176,6 +215,8 @@ def _aligned(px: _Pixels, alignment: Alignment, max_depth: float) -> torch.Tenso
         return _median_scaled(px)
     if alignment == "scale_shift":
         return _scale_shift_aligned(px, max_depth)
+    if alignment == "scale_shift_depth":
+        return _scale_shift_depth_aligned(px)
     raise ValueError(f"unknown alignment {alignment!r}; valid: {', '.join(ALIGNMENTS)}")
 
 
@@ -196,9 +237,9 @@ def depth_metrics_per_image(
             ``(min_depth, max_depth)``) = no measurement.
         min_depth, max_depth: evaluated depth range (m).
         garg_crop: only evaluate inside the Garg crop.
-        alignment: ``none``, ``median`` (scale by ``median(gt) / median(pred)``) or
-            ``scale_shift`` (least-squares scale and shift in inverse depth); see the
-            module docstring.
+        alignment: ``none``, ``median`` (scale by ``median(gt) / median(pred)``),
+            ``scale_shift`` (least-squares scale and shift in inverse depth) or
+            ``scale_shift_depth`` (the same in depth); see the module docstring.
 
     Returns:
         values: [B,7] float64, columns in ``METRIC_NAMES`` order; rows of images without
@@ -255,7 +296,8 @@ class DepthMetricAccumulator:
 
     ``compute()`` returns the seven ``METRIC_NAMES``, the same with a ``_med`` suffix
     (median-scaled), the same with an ``_align`` suffix (least-squares scale and shift in
-    inverse depth) and ``num_images`` (images with at least one valid pixel), in the order
+    inverse depth), the same with an ``_align_depth`` suffix (least-squares scale and
+    shift in depth) and ``num_images`` (images with at least one valid pixel), in the order
     of :func:`metric_keys`. Images without a valid pixel are skipped. When no image had
     one, every metric is NaN: the numbers are undefined, and raising would end a trial (or
     a whole sweep) over a validation split that merely lacks ground truth in range, where
@@ -292,7 +334,8 @@ class DepthMetricAccumulator:
         self._count += int(valid.sum())
 
     def compute(self) -> dict[str, float]:
-        """Averages so far: ``{name: v, name_med: v, name_align: v, "num_images": n}``."""
+        """Averages so far: ``{name: v, name_med: v, name_align: v, name_align_depth: v,
+        "num_images": n}``."""
         result: dict[str, float] = {}
         for sums, suffix in zip(self._sums.tolist(), ALIGNMENTS.values(), strict=True):
             for name, total in zip(METRIC_NAMES, sums, strict=True):

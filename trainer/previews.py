@@ -13,7 +13,8 @@ that all previews of a sweep (every trial, every epoch) can be compared by eye:
   the ground-truth and error panels, as are non-finite predictions.
 
 With an ``alignment`` (the one of the objective's metric: ``val/abs_rel_align`` aligns
-scale and shift in inverse depth, ``_med`` scales by the medians), the prediction and error
+scale and shift in inverse depth, ``val/abs_rel_align_depth`` in depth, ``_med`` scales by
+the medians), the prediction and error
 panels show the prediction as that metric scores it, aligned to this image's ground truth
 by trainer.metrics (:func:`trainer.metrics.aligned_depth`), and their labels say so: an
 objective that ignores scale is judged on what it sees.
@@ -76,6 +77,10 @@ _ALIGNED_NAMES: dict[Alignment, tuple[str, str]] = {
     ),
     "scale_shift": (
         "prediction, scale and shift aligned to the ground truth in inverse depth (m)",
+        "|aligned prediction - ground truth| (m)",
+    ),
+    "scale_shift_depth": (
+        "prediction, scale and shift aligned to the ground truth in depth (m)",
         "|aligned prediction - ground truth| (m)",
     ),
 }

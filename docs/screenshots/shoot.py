@@ -6,7 +6,7 @@ page. See docs/screenshots/README.md.
     .venv/bin/python docs/screenshots/shoot.py OUT_DIR [--port 5077] [--prefix after-]
 
 Runs a tiny sweep (4 trials, the SSI baseline, a confirmation of 2 configurations and the
-baseline on 2 seeds) in a temporary data dir with its own server, about 2 minutes on 2
+baseline on 3 seeds) in a temporary data dir with its own server, about 2 minutes on 2
 cores. Needs Debian's chromium and chromium-driver.
 """
 
@@ -47,7 +47,7 @@ budget: {n_trials: 4}
 sampler: {type: tpe, seed: 0}
 pruner: {type: none}
 baseline: true
-confirm: {top_k: 2, seeds: 2}
+confirm: {top_k: 2, initial_seeds: 3, max_seeds: 3}
 """
 FLAGS = (
     "--headless",

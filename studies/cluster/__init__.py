@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from studies.cluster.launcher import (
         ClusterRun,
         NextRound,
-        first_round,
+        race_rounds,
         run_cluster,
         run_cluster_confirmation,
     )
@@ -50,7 +50,7 @@ __getattr__, __dir__, __all__ = lazy_face(
         "studies.cluster.launcher": (
             "ClusterRun",
             "NextRound",
-            "first_round",
+            "race_rounds",
             "run_cluster",
             "run_cluster_confirmation",
         ),

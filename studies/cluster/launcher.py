@@ -36,9 +36,10 @@ import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -59,15 +60,18 @@ from studies.run import (
     SweepTarget,
     baseline_search_job,
     close_dead_trials,
-    confirmation_jobs,
     enqueue_jobs,
     fail_trials,
+    next_confirmation_jobs,
     open_sweep,
     parent_run,
+    start_race,
     top_trials,
     trial_budget,
 )
+from studies.run.race_rounds import NOTHING_TO_CONFIRM
 from studies.run.replicates import ReplicateJob
+from studies.run.signals import check_stop
 from studies.store import companion_study, stored_spec
 from studies.tracking import Tracker
 from studies.tracking.layout import TRIAL_TAG
@@ -77,8 +81,8 @@ from sweeps import ConfirmSpec, SweepSpec
 __all__ = [
     "ClusterRun",
     "NextRound",
-    "first_round",
     "grant",
+    "race_rounds",
     "run_cluster",
     "run_cluster_confirmation",
 ]
@@ -99,14 +103,16 @@ _RUNNING = (TrialState.RUNNING,)
 _FAIL = (TrialState.FAIL,)
 
 
-def first_round(spec: SweepSpec, confirm: ConfirmSpec) -> NextRound:
-    """The confirmation as one round: the top ``confirm.top_k`` configurations and the
-    baseline with ``confirm.seeds`` seeds each (studies.run.replicates). Asked again, it
-    names the same jobs, which are queued only where they failed: the sweep ends once all
-    are done."""
+def race_rounds(spec: SweepSpec, confirm: ConfirmSpec) -> NextRound:
+    """The confirmation's race (studies.run.race_rounds), round by round: the first call
+    starts it (its design and candidates fixed on the companion study, or the race a
+    launch started before), each call returns the jobs of its next round, read from the
+    stored replicates; none once it is decided."""
 
     def next_round(study: optuna.Study) -> Sequence[ReplicateJob]:
-        return confirmation_jobs(study, spec, confirm.top_k, confirm.seeds)
+        if start_race(study, spec, confirm) is None:
+            return []
+        return next_confirmation_jobs(study, spec)
 
     return next_round
 
@@ -204,6 +210,7 @@ class _Launcher:
             for slot in self.slots:
                 self._submit(slot)
             while not self._finished():
+                check_stop()  # a stop signal whose exception was lost (studies.run.signals)
                 self._step()
                 time.sleep(POLL_S)
         except BaseException:
@@ -301,7 +308,7 @@ class _Launcher:
             self._say("end")
             return
         if not top_trials(self.study, 1):
-            self.totals.confirmation_skipped = "no complete search trial to confirm"
+            self.totals.confirmation_skipped = NOTHING_TO_CONFIRM
             self._say("end")
             return
         self._say("confirm")
@@ -523,14 +530,14 @@ def run_cluster(
     next_round: NextRound | None = None,
 ) -> SweepOutcome:
     """`studies.run_sweep` with the trials and replicates run by worker jobs (see the
-    module). ``next_round``: the confirmation's rounds (default: `first_round` of the
+    module). ``next_round``: the confirmation's rounds (default: `race_rounds` of the
     spec's ``confirm``; none without one)."""
     opened = open_sweep(spec, name, target, create=create, observer=observer)
     study, tracker, objective = opened.study, opened.tracker, opened.objective
     budget = trial_budget(study, spec, n_trials, create=create)
     settings = _settings(target, name, objective.runs.experiment_id, objective.runs.parent_run_id)
     if next_round is None and spec.confirm is not None:
-        next_round = first_round(spec, spec.confirm)
+        next_round = race_rounds(spec, spec.confirm)
     launcher: _Launcher | None = None
     with parent_run(opened, observer) as closing:
         if spec.baseline:
@@ -562,26 +569,30 @@ def run_cluster_confirmation(
     target: SweepTarget,
     cluster: ClusterRun,
     *,
-    top_k: int | None = None,
-    seeds: int | None = None,
+    design: Mapping[str, Any] | None = None,
     observer: SweepObserver | None = None,
     worker_observer: Callable[[int], SweepObserver | None] | None = None,
     next_round: NextRound | None = None,
 ) -> SweepOutcome:
-    """`studies.confirm_sweep` with the replicates run by worker jobs."""
+    """`studies.confirm_sweep` with the replicates run by worker jobs: the race of study
+    ``name`` with ``design`` (the ``confirm`` keys given: top_k, initial_seeds, max_seeds,
+    indifference_zone, alpha; the others the spec's, else the defaults), or the race it
+    started. Raises `ConfirmError` with no complete search trial, or for a bad design."""
     study_dir(target.home, name)  # a name that is a path: refused before anything is read
     spec = stored_spec(name, target.storage_url)
-    defaults = spec.confirm or ConfirmSpec()
-    confirm = ConfirmSpec(
-        top_k=defaults.top_k if top_k is None else top_k,
-        seeds=defaults.seeds if seeds is None else seeds,
-    )
+    defaults = (spec.confirm or ConfirmSpec()).model_dump()
+    given = {k: v for k, v in (design or {}).items() if v is not None}
+    try:
+        confirm = ConfirmSpec.model_validate({**defaults, **given})
+    except ValueError as exc:  # pydantic's ValidationError: a bad combination of options
+        raise ConfirmError(f"study {name!r}: {' '.join(str(exc).split())}") from None
     opened = open_sweep(spec, name, target, create=False, observer=observer, confirming=True)
     study, tracker, objective = opened.study, opened.tracker, opened.objective
     settings = _settings(target, name, objective.runs.experiment_id, objective.runs.parent_run_id)
     with parent_run(opened, observer) as closing:
         if not top_trials(study, 1):
             raise ConfirmError(f"study {name!r} has no complete search trial to confirm yet")
+        rounds = next_round or race_rounds(spec, confirm)
         launcher = _launcher(
             study,
             tracker,
@@ -590,7 +601,7 @@ def run_cluster_confirmation(
             0,
             "confirm",
             spec,
-            next_round or first_round(spec, confirm),
+            rounds,
             observer,
             worker_observer,
         )

@@ -246,10 +246,12 @@ def _loop(
 ) -> str:
     """Work until the launcher says ``end`` (or is gone); returns why the worker stops."""
     from studies.cluster.phase import read_word
+    from studies.run.signals import check_stop
 
     if index == 0 and baseline:
         _replicates(study, runner)  # the baseline the launcher queued, before the search
     while True:
+        check_stop()  # a stop signal whose exception was lost (studies.run.signals)
         word = read_word(storage, study_id)
         if word is None:
             return "the study has no launcher's word: nothing to do"

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
         Confirmation,
         ConfirmedConfig,
         ConfirmError,
+        RaceSetup,
         load_confirmation,
+        race_state,
         search_baseline_trial,
     )
     from studies.confirmation.fixed import (
@@ -52,7 +54,9 @@ __getattr__, __dir__, __all__ = lazy_face(
             "ConfirmError",
             "Confirmation",
             "ConfirmedConfig",
+            "RaceSetup",
             "load_confirmation",
+            "race_state",
             "search_baseline_trial",
         ),
         "studies.confirmation.fixed": (

@@ -14,14 +14,18 @@ if TYPE_CHECKING:
     from studies.report.confirmation import (
         TABLE_HEADER,
         confirmation_csv,
-        confirmation_figure,
         confirmation_markdown,
         confirmation_metrics,
         export_header_lines,
         format_estimate,
-        save_confirmation_plot,
         table_rows,
-        verdict_sentence,
+        table_title,
+        terminal_table,
+        verdict_lines,
+    )
+    from studies.report.confirmation_plot import (
+        confirmation_figure,
+        save_confirmation_plot,
     )
     from studies.report.export import (
         ExportError,
@@ -49,14 +53,18 @@ __getattr__, __dir__, __all__ = lazy_face(
         "studies.report.confirmation": (
             "TABLE_HEADER",
             "confirmation_csv",
-            "confirmation_figure",
             "confirmation_markdown",
             "confirmation_metrics",
             "export_header_lines",
             "format_estimate",
-            "save_confirmation_plot",
             "table_rows",
-            "verdict_sentence",
+            "table_title",
+            "terminal_table",
+            "verdict_lines",
+        ),
+        "studies.report.confirmation_plot": (
+            "confirmation_figure",
+            "save_confirmation_plot",
         ),
         "studies.report.export": (
             "ExportError",

@@ -3,7 +3,9 @@ and metrics of the parent run (columns of the sweep's view, studies.tracking.cli
 the confirmation as the parent run's description.
 
 Each figure is written as `salsweep studies show` prints it (studies.report.confirmation's
-``format_estimate``), so the table and the terminal read the same.
+``format_estimate`` and ``divergence``), so the table and the terminal read the same: the
+validation mean (the race chose on it), the test mean (reported only), the seeds and the
+divergence rate.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from studies.report.confirmation import (
     confirmation_csv,
     confirmation_markdown,
     confirmation_metrics,
+    divergence,
     format_estimate,
-    save_confirmation_plot,
 )
+from studies.report.confirmation_plot import save_confirmation_plot
 from studies.tracking.layout import BASELINE_TAG, NOTE_TAG, RUNNER_UP_TAG, WINNER_TAG
 from studies.urls import run_page_url
 
@@ -52,13 +55,13 @@ def _roles(c: Confirmation) -> list[tuple[str, str, ConfirmedConfig]]:
 
 
 def verdict_figure(config: ConfirmedConfig) -> str:
-    """``trial 3: 0.1406 ± 0.0040 [0.1366, 0.1446], 5 seeds`` (``, 4 seeds (+1 NaN)``
-    when replicates diverged)."""
-    e = config.estimate
-    seeds = f"{e.n} seed{'s' if e.n != 1 else ''}"
-    if e.n_excluded:
-        seeds += f" (+{e.n_excluded} NaN)"
-    return f"{config.label}: {format_estimate(e)}, {seeds}"
+    """``trial 3: 0.1406 ± 0.0040 [0.1366, 0.1446] on validation, test 0.1502 ± 0.0051
+    [0.1451, 0.1553], 5 seeds, diverged 0 of 5 (0%)``."""
+    seeds = f"{config.seeds} seed{'s' if config.seeds != 1 else ''}"
+    return (
+        f"{config.label}: {format_estimate(config.validation_estimate)} on validation, test "
+        f"{format_estimate(config.test_estimate)}, {seeds}, diverged {divergence(config)}"
+    )
 
 
 def replicate_links(c: Confirmation, run_page: Callable[[str], str]) -> str:
@@ -89,16 +92,19 @@ def verdict_tags(c: Confirmation, run_page: Callable[[str], str] | None = None) 
 
 
 def verdict_metrics(c: Confirmation) -> dict[str, float]:
-    """``confirm/<role>_mean``, ``_ci_low``, ``_ci_high`` and ``_seeds`` of the winner,
-    runner-up and baseline (NaN where undefined), for charts and sorting; a superset of
-    studies.report.confirmation's ``confirmation_metrics``."""
+    """``confirm/<role>_mean``, ``_ci_low``, ``_ci_high`` (validation), ``_test_mean``,
+    ``_seeds`` and ``_diverged_rate`` of the winner, runner-up and baseline (NaN where
+    undefined), for charts and sorting; a superset of studies.report.confirmation's
+    ``confirmation_metrics``."""
     out: dict[str, float] = {}
     for _, prefix, config in _roles(c):
-        e = config.estimate
+        e = config.validation_estimate
         out[f"{prefix}_mean"] = e.mean if e.n else math.nan
         out[f"{prefix}_ci_low"] = e.low
         out[f"{prefix}_ci_high"] = e.high
-        out[f"{prefix}_seeds"] = float(e.n)
+        out[f"{prefix}_test_mean"] = config.test_estimate.mean
+        out[f"{prefix}_seeds"] = float(config.seeds)
+        out[f"{prefix}_diverged_rate"] = config.contender.divergence_rate
     return out
 
 

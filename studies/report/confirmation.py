@@ -1,6 +1,12 @@
-"""The confirmation in words, tables and a plot: what the CLI prints, what the parent run
-keeps (``confirmation.md``, ``confirmation.csv``, ``confirmation.png``) and what an export
-says in its header."""
+"""The confirmation's race in words and tables: what the CLI prints, what the parent run
+keeps (``confirmation.md``, ``confirmation.csv``; its plot: studies.report.confirmation_plot)
+and what an export says in its header.
+
+Everywhere the same: the winner was chosen on validation, the test split only reports;
+each contender's mean has its divergence rate beside it; the sentences
+(studies.confirmation.words) name the test, the seeds, the Holm adjustment, the intervals
+and the split.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,41 @@ import csv
 import io
 import json
 import math
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from studies.confirmation import Confirmation, ConfirmedConfig, Estimate, Outcome
+from studies.confirmation import Confirmation, ConfirmedConfig, Estimate
+from studies.confirmation.sequential import Comparison, Difference
 from studies.report.numbers import decimals_for, fixed, settings
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
 
 __all__ = [
     "TABLE_HEADER",
     "confirmation_csv",
-    "confirmation_figure",
     "confirmation_markdown",
     "confirmation_metrics",
+    "divergence",
     "export_header_lines",
     "format_difference",
     "format_estimate",
     "format_params",
-    "save_confirmation_plot",
+    "format_race_difference",
+    "outcome_words",
     "table_rows",
-    "verdict_sentence",
+    "table_title",
+    "terminal_table",
+    "verdict_lines",
 ]
 
-TABLE_HEADER = ("config", "params", "seeds", "mean ± 95% CI", "vs baseline ± 95% CI")
+TABLE_HEADER = (
+    "config",
+    "params",
+    "seeds",
+    "diverged",
+    "validation: mean ± 95% CI",
+    "test: mean ± 95% CI",
+    "winner - this: validation",
+    "winner - this: test",
+    "outcome",
+)
 
 
 def _interval(e: Estimate, scale: float | None = None) -> str:
@@ -66,158 +81,197 @@ def format_difference(d: Estimate, scale: float | None = None) -> str:
     return f"{sign}{_interval(d, scale)}, {pairs}"
 
 
+def format_race_difference(d: Difference, scale: float | None = None) -> str:
+    """The race's ``winner - other`` with its simultaneous interval: ``-0.0190 [-0.0302,
+    -0.0078], 4 pairs`` (``-0.0190, 1 pair`` without an interval), at the precision of
+    ``scale`` (the values compared) or 3 significant digits of its own when smaller."""
+    if d.n == 0:
+        return "no shared seed"
+    own = decimals_for(d.mean, d.low, d.high)
+    places = own if scale is None else max(decimals_for(scale), own - 1)
+    sign = "+" if d.mean >= 0 else ""
+    pairs = f"{d.n} pair{'s' if d.n != 1 else ''}"
+    if not (math.isfinite(d.low) and math.isfinite(d.high)):
+        return f"{sign}{fixed(d.mean, places)}, {pairs}"
+    return (
+        f"{sign}{fixed(d.mean, places)} [{fixed(d.low, places)}, {fixed(d.high, places)}], {pairs}"
+    )
+
+
 def format_params(params: dict[str, Any]) -> str:
     """``lambda_sg=0.3, num_scales=2`` (the last part of each dotted name)."""
     return settings(params)
 
 
-def _seeds(c: ConfirmedConfig) -> str:
-    e = c.estimate
-    return f"{e.n} (+{e.n_excluded} NaN)" if e.n_excluded else str(e.n)
+def divergence(config: ConfirmedConfig) -> str:
+    """``1 of 6 (17%)``; ``0 of 6 (0%)``; ``no seed``."""
+    seeds, diverged = config.seeds, config.diverged
+    if not seeds:
+        return "no seed"
+    return f"{diverged} of {seeds} ({100.0 * diverged / seeds:.0f}%)"
 
 
-def table_rows(c: Confirmation) -> list[tuple[str, str, str, str, str]]:
-    """One row per configuration, best mean first, under `TABLE_HEADER`."""
-    rows = []
+def outcome_words(c: Comparison | None) -> str:
+    """The winner against this contender, in a word or two: ``winner``, ``better`` (the
+    winner is), ``WORSE``, ``equivalent``, ``unresolved (futile)`` ..."""
+    if c is None:
+        return "winner"
+    if c.outcome == "better":
+        return "winner better"
+    if c.outcome == "worse":
+        return "winner WORSE"
+    if c.outcome == "equivalent":
+        return "equivalent"
+    return f"unresolved ({c.reason})" if c.reason else "unresolved"
+
+
+def _seeds(config: ConfirmedConfig) -> str:
+    return f"{config.seeds}, racing" if config.contender.in_race else str(config.seeds)
+
+
+def table_title(c: Confirmation) -> str:
+    """What the table is: the race, the split that chose and the one that reports."""
+    level = f"{100.0 * (1.0 - c.state.design.alpha):g}%"
+    return (
+        f"confirmation: sequential race on {c.metric} (validation chose; {c.test_metric} "
+        f"on the test split reports); differences paired over shared seeds, simultaneous "
+        f"{level} intervals"
+    )
+
+
+def table_rows(c: Confirmation) -> list[tuple[str, ...]]:
+    """One row per contender, the winner first, under `TABLE_HEADER`."""
+    rows: list[tuple[str, ...]] = []
+    winner = c.winner
+    scale = winner.validation_estimate.mean if winner is not None else None
+    test_scale = winner.test_estimate.mean if winner is not None else None
     for config in c.configs:
-        label = config.label + (" (winner)" if config.key == c.verdict.winner else "")
-        if config.is_baseline:
-            diff = "-"
-        elif config.vs_baseline is None:
-            diff = "no baseline"
-        else:
-            diff = format_difference(config.vs_baseline, config.estimate.mean)
+        is_winner = winner is not None and config.key == winner.key
+        comparison = config.comparison
         rows.append(
             (
-                label,
+                config.label + (" (winner)" if is_winner else ""),
                 format_params(config.params),
                 _seeds(config),
-                format_estimate(config.estimate),
-                diff,
+                divergence(config),
+                format_estimate(config.validation_estimate),
+                format_estimate(config.test_estimate),
+                "-" if comparison is None else format_race_difference(comparison.validation, scale),
+                "-" if comparison is None else format_race_difference(comparison.test, test_scale),
+                outcome_words(comparison) if winner is not None else "-",
             )
         )
     return rows
 
 
-def _against(
-    other: str, d: Estimate | None, outcome: Outcome | None, scale: float | None = None
-) -> str:
-    if d is None or outcome is None:
-        return ""
-    shown = f"(difference {format_difference(d, scale)})"
-    if outcome == "better":
-        return f"beats {other} beyond noise {shown}"
-    if outcome == "worse":
-        return f"is beaten by {other} beyond noise {shown}"
-    if outcome == "indistinguishable":
-        return f"is not distinguishable from {other} {shown}"
-    return f"cannot be compared with {other}: {d.n} shared seed{'s' if d.n != 1 else ''}"
+# The columns a terminal shows (160 characters wide when not a terminal): the differences
+# with their intervals are in the sentences printed under the table, the params in the
+# trials table above it.
+_TERMINAL = (0, 2, 3, 4, 5, 8)
 
 
-def verdict_sentence(c: Confirmation) -> str:
-    """One sentence: the winner, and whether it beats the baseline and the runner-up
-    beyond noise, on how many seeds."""
-    v = c.verdict
-    winner = c.winner
-    if winner is None:
-        return "No confirmed configuration has a finite value yet."
-    n = winner.estimate.n
-    head = (
-        f"The winner, {winner.label} ({c.metric} {format_estimate(winner.estimate)} "
-        f"on {n} seed{'s' if n != 1 else ''})"
-    )
-    parts = []
-    baseline = c.baseline
-    scale = winner.estimate.mean
-    if baseline is not None:
-        parts.append(_against(f"the {baseline.label}", v.vs_baseline, v.vs_baseline_outcome, scale))
-    runner = c.runner_up
-    if runner is not None:
-        parts.append(
-            _against(
-                f"the runner-up, {runner.label}", v.vs_runner_up, v.vs_runner_up_outcome, scale
-            )
-        )
-    parts = [p for p in parts if p]
-    if not parts:
-        return head + ", has no baseline and no runner-up to be compared with."
-    return f"{head}, {' and '.join(parts)}."
+def terminal_table(c: Confirmation) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The header and rows `salsweep studies show` prints: config, seeds, diverged, the
+    validation and test means with their intervals, and the outcome."""
+    header = tuple(TABLE_HEADER[i] for i in _TERMINAL)
+    return header, [tuple(row[i] for i in _TERMINAL) for row in table_rows(c)]
 
 
-_PLAIN: dict[Outcome, str] = {
-    "better": "the winner is better beyond noise",
-    "worse": "the winner is WORSE beyond noise",
-    "indistinguishable": "NOT distinguishable (the interval contains 0)",
-    "unknown": "cannot tell (fewer than 2 shared seeds)",
-}
+def verdict_lines(c: Confirmation) -> list[str]:
+    """The verdict, one sentence a line (studies.confirmation.words.race_sentences)."""
+    return c.sentences()
+
+
+def _seed_span(values: list[int]) -> str:
+    if not values:
+        return "none"
+    if values == list(range(values[0], values[0] + len(values))) and len(values) > 2:
+        return f"{values[0]}-{values[-1]}"
+    return ", ".join(str(v) for v in values)
 
 
 def export_header_lines(c: Confirmation) -> list[str]:
-    """Comment lines of an export of the confirmed winner: its mean, interval and seeds,
-    the baseline's and the runner-up's, and a plain caution when the winner is not
-    distinguishable from either."""
+    """Comment lines of an export of the race's winner: how it was chosen, its validation
+    and test figures with the seeds and the divergence rate, the baseline's and the
+    runner-up's comparisons, a plain caution where the race did not establish the winner
+    better, and the verdict's sentences."""
     winner = c.winner
     if winner is None:
-        return ["# confirmed: no finite value among the confirmation's replicates"]
-    v = c.verdict
-    seeds = ", ".join(str(s) for s in winner.values)
-    n, excluded = winner.estimate.n, winner.estimate.n_excluded
-    counted = f"{n} training seed{'s' if n != 1 else ''}"
-    if excluded:
-        counted += f" ({seeds}; {excluded} without a finite value, left out)"
-    else:
-        counted += f" ({seeds})"
+        return [
+            "# confirmed: no winner yet - the race has not had its first look "
+            f"({c.state.design.n0} seeds per contender; salsweep studies confirm "
+            f"{c.study_name} goes on)"
+        ]
+    state = c.state
+    indices = sorted(winner.validation)
+    seeds = f"training seeds {_seed_span([winner.training_seeds[i] for i in indices])}"
+    if winner.data_seeds:
+        seeds += f", data seeds {_seed_span([winner.data_seeds[i] for i in indices])}"
+    status = "decided" if state.done else "still running"
     lines = [
-        f"# confirmed: {c.metric} = {format_estimate(winner.estimate)} (mean ± 95% CI, test "
-        f"split) on {counted}"
+        f"# confirmed: the winner of a sequential paired t race on {c.metric}, chosen on "
+        f"validation; the test split only reports (race {status} after {state.looks} seeds)",
+        f"# winner: {winner.label}: {c.metric} = {format_estimate(winner.validation_estimate)} "
+        f"(mean ± 95% CI, validation) over {winner.seeds} seeds ({seeds}; paired with every "
+        f"contender), diverged {divergence(winner)}; {c.test_metric} = "
+        f"{format_estimate(winner.test_estimate)} (test split, reported only)",
     ]
-    unclear, beaten = [], []
-    others = [("baseline", c.baseline, v.vs_baseline, v.vs_baseline_outcome)]
-    others.append(("runner-up", c.runner_up, v.vs_runner_up, v.vs_runner_up_outcome))
-    for role, other, diff, outcome in others:
-        if other is None or diff is None or outcome is None:
+    cautions = []
+    for role, other in (("baseline", c.baseline), ("runner-up", c.runner_up)):
+        if other is None or other.comparison is None:
             continue
+        comparison = other.comparison
         name = (other.method or "ssi") if other.is_baseline else other.label
+        scale = winner.validation_estimate.mean
         lines.append(
-            f"# {role}: {name}: {c.metric} = {format_estimate(other.estimate)} on "
-            f"{other.estimate.n} seeds; winner - {role} = "
-            f"{format_difference(diff, winner.estimate.mean)}: "
-            f"{_PLAIN[outcome]}"
+            f"# {role}: {name}: {c.metric} = {format_estimate(other.validation_estimate)} over "
+            f"{other.seeds} seeds, diverged {divergence(other)}; winner - {role} on "
+            f"validation {format_race_difference(comparison.validation, scale)} (simultaneous "
+            f"{100.0 * (1.0 - state.design.alpha):g}%): {outcome_words(comparison)}; on test "
+            f"{format_race_difference(comparison.test, winner.test_estimate.mean)}"
         )
-        if outcome == "worse":
-            beaten.append(f"the {role} ({name})")
-        elif outcome != "better":
-            unclear.append(f"the {role} ({name})")
-    if beaten:
-        lines.append(f"# caution: {' and '.join(beaten)} beats the winner beyond noise")
-    if unclear:
-        lines.append(
-            f"# caution: the winner is not distinguishable from {' or '.join(unclear)} on "
-            "these seeds; more seeds (salsweep studies confirm --seeds) may tell them apart"
+        if comparison.outcome == "worse":
+            cautions.append(f"the {role} ({name}) is established better than the winner")
+        elif comparison.outcome == "unresolved":
+            cautions.append(
+                f"the race did not resolve the winner against the {role} ({name}): "
+                f"{comparison.reason or 'unresolved'}"
+            )
+    if not state.done:
+        cautions.append(
+            f"the race is still running: salsweep studies confirm {c.study_name} goes on"
         )
-    lines.append(f"# verdict: {verdict_sentence(c)}")
+    lines += [f"# caution: {caution}" for caution in cautions]
+    lines += [f"# verdict: {sentence}" for sentence in c.sentences()]
     return lines
 
 
 def confirmation_markdown(c: Confirmation) -> str:
     """The table and the verdict as Markdown."""
+    design = c.state.design
     lines = [
         f"# Confirmation of study {c.study_name}",
         "",
-        f"{c.metric} ({c.direction}) on the test split, one training run per seed; "
-        "95% t-intervals; differences are paired over shared seeds.",
+        f"A sequential paired t race on {c.metric} ({c.direction}): the winner chosen on "
+        f"validation, {c.test_metric} on the test split reported only. Replicate s of every "
+        f"contender shares its training seed and its scenes (data seed). Per contender: "
+        f"mean ± 95% t-interval of its finite scores, with its diverged replicates beside "
+        f"(the race counts each as the worst score of its seed plus {design.delta:g}); "
+        f"winner - this: paired over shared seeds, simultaneous "
+        f"{100.0 * (1.0 - design.alpha):g}% interval.",
         "",
         "| " + " | ".join(TABLE_HEADER) + " |",
         "|" + "---|" * len(TABLE_HEADER),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(c)]
-    lines += ["", verdict_sentence(c), ""]
+    lines += ["", *(f"- {sentence}" for sentence in c.sentences()), ""]
     return "\n".join(lines)
 
 
 def confirmation_csv(c: Confirmation) -> str:
-    """One row per configuration, in numbers; ``seed_<k>`` columns hold the replicates."""
-    seeds = sorted({s for config in c.configs for s in config.values})
+    """One row per contender, in numbers; ``val_<i>`` and ``test_<i>`` columns hold the
+    replicates of seed index i."""
+    indices = sorted({i for config in c.configs for i in config.validation})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -225,109 +279,87 @@ def confirmation_csv(c: Confirmation) -> str:
             "config",
             "params",
             "winner",
-            "n",
-            "n_nan",
-            "mean",
-            "sd",
-            "ci_low",
-            "ci_high",
-            "vs_baseline_mean",
-            "vs_baseline_ci_low",
-            "vs_baseline_ci_high",
-            "vs_baseline_n",
-            *(f"seed_{s}" for s in seeds),
+            "seeds",
+            "diverged",
+            "val_mean",
+            "val_sd",
+            "val_ci_low",
+            "val_ci_high",
+            "test_mean",
+            "test_sd",
+            "test_ci_low",
+            "test_ci_high",
+            "outcome",
+            "reason",
+            "vs_winner_n",
+            "vs_winner_val_mean",
+            "vs_winner_val_low",
+            "vs_winner_val_high",
+            "vs_winner_test_mean",
+            "vs_winner_test_low",
+            "vs_winner_test_high",
+            *(f"val_{i}" for i in indices),
+            *(f"test_{i}" for i in indices),
         ]
     )
     for config in c.configs:
-        e, d = config.estimate, config.vs_baseline
+        v, t, comparison = config.validation_estimate, config.test_estimate, config.comparison
+        if comparison is None:
+            against: list[Any] = ["", "", "", "", "", "", "", "", ""]
+        else:
+            val, test = comparison.validation, comparison.test
+            against = [
+                comparison.outcome,
+                comparison.reason or "",
+                val.n,
+                val.mean,
+                val.low,
+                val.high,
+                test.mean,
+                test.low,
+                test.high,
+            ]
         writer.writerow(
             [
                 config.key,
                 json.dumps(config.params, sort_keys=True),
-                config.key == c.verdict.winner,
-                e.n,
-                e.n_excluded,
-                e.mean,
-                e.sd,
-                e.low,
-                e.high,
-                *(["", "", "", ""] if d is None else [d.mean, d.low, d.high, d.n]),
-                *(config.values.get(s, "") for s in seeds),
+                config.key == c.state.winner,
+                config.seeds,
+                config.diverged,
+                v.mean,
+                v.sd,
+                v.low,
+                v.high,
+                t.mean,
+                t.sd,
+                t.low,
+                t.high,
+                *against,
+                *(config.validation.get(i, "") for i in indices),
+                *(config.test.get(i, "") for i in indices),
             ]
         )
     return buffer.getvalue()
 
 
 def confirmation_metrics(c: Confirmation) -> dict[str, float]:
-    """``confirm/winner_mean``, ``_ci_low``, ``_ci_high`` and ``confirm/baseline_mean`` (NaN
-    where undefined; the tracker logs NaN as NaN)."""
-    out: dict[str, float] = {}
+    """``confirm/winner_mean``, ``_ci_low``, ``_ci_high`` (validation), ``_test_mean``,
+    ``_diverged_rate``, ``confirm/baseline_mean`` and ``_test_mean``, and the race's
+    ``confirm/looks``, ``confirm/runs`` and ``confirm/done`` (NaN where undefined; the
+    tracker logs NaN as NaN)."""
+    out: dict[str, float] = {
+        "confirm/looks": float(c.state.looks),
+        "confirm/runs": float(c.state.runs),
+        "confirm/done": 1.0 if c.state.done else 0.0,
+    }
     winner, baseline = c.winner, c.baseline
     if winner is not None:
-        out["confirm/winner_mean"] = winner.estimate.mean
-        out["confirm/winner_ci_low"] = winner.estimate.low
-        out["confirm/winner_ci_high"] = winner.estimate.high
+        out["confirm/winner_mean"] = winner.validation_estimate.mean
+        out["confirm/winner_ci_low"] = winner.validation_estimate.low
+        out["confirm/winner_ci_high"] = winner.validation_estimate.high
+        out["confirm/winner_test_mean"] = winner.test_estimate.mean
+        out["confirm/winner_diverged_rate"] = winner.contender.divergence_rate
     if baseline is not None:
-        out["confirm/baseline_mean"] = baseline.estimate.mean
+        out["confirm/baseline_mean"] = baseline.validation_estimate.mean
+        out["confirm/baseline_test_mean"] = baseline.test_estimate.mean
     return out
-
-
-def save_confirmation_plot(c: Confirmation, path: Path) -> Path:
-    """Each configuration's per-seed values as points, its mean and 95% interval as a bar;
-    best mean on the left. Returns ``path`` (PNG)."""
-    import matplotlib.pyplot as plt
-
-    from studies.report.plots import save_figure
-
-    figure = confirmation_figure(c)
-    try:
-        return save_figure(figure, path)
-    finally:
-        plt.close(figure)
-
-
-def confirmation_figure(c: Confirmation) -> Figure:
-    """The figure `save_confirmation_plot` saves (the caller closes it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never a window
-    import matplotlib.pyplot as plt
-
-    # The default style whatever was drawn before (Optuna's plots switch to ggplot).
-    with plt.style.context("default"):
-        figure, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(c.configs) + 1.5), 4.0))
-        try:
-            _draw_confirmation(c, ax)
-            figure.tight_layout()
-        except BaseException:
-            plt.close(figure)
-            raise
-    return figure
-
-
-def _draw_confirmation(c: Confirmation, ax: Axes) -> None:
-    for x, config in enumerate(c.configs):
-        values = [v for v in config.values.values() if math.isfinite(v)]
-        offsets = [0.08 * (i - (len(values) - 1) / 2) for i in range(len(values))]
-        colour = "tab:grey" if config.is_baseline else "tab:blue"
-        if config.key == c.verdict.winner:
-            colour = "tab:green"
-        ax.scatter([x + o for o in offsets], values, s=18, color=colour, alpha=0.6, zorder=2)
-        e = config.estimate
-        if e.n:
-            err = e.half_width if e.has_interval else 0.0
-            ax.errorbar(
-                [x + 0.3],
-                [e.mean],
-                yerr=[[err], [err]],
-                fmt="o",
-                color=colour,
-                capsize=5,
-                zorder=3,
-            )
-    ax.set_xticks(range(len(c.configs)))
-    ax.set_xticklabels([config.label for config in c.configs], rotation=20, ha="right")
-    better = "lower" if c.direction == "minimize" else "higher"
-    ax.set_ylabel(f"{c.metric} ({better} is better)")
-    ax.set_title(f"study {c.study_name}\nper-seed values (points), mean and 95% CI (bar)")
-    ax.grid(axis="y", alpha=0.3)

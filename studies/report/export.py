@@ -1,8 +1,9 @@
 """Export the winner's configuration as YAML: runnable again, or in packnet-sfm's layout.
 
-The winner is the confirmed one (best mean over the confirmation's seeds, see
-studies.confirmation.confirmed) when the study has a confirmation; otherwise the best
-single-seed search trial, and the header says it is unconfirmed.
+The winner is the confirmation race's (chosen on the replicates' validation scores, see
+studies.confirmation.confirmed; the leader, said so, while the race still runs) when the
+study has a confirmation; otherwise the best single-seed search trial, and the header says
+it is unconfirmed.
 
 Contract with the objective (studies/objective.py, studies/sweep.py): a finished trial has
 the user attributes ``config`` (``TrainConfig.model_dump(mode="json")``) and
@@ -125,13 +126,19 @@ def _header(
     fmt: ExportFormat,
     filename: str,
     with_training: bool = False,
+    tracking_uri: str | None = None,
 ) -> list[str]:
     metric = str(study.user_attrs.get(attrs.OBJECTIVE_METRIC, "objective"))
     direction = study.direction
     spec = study.user_attrs.get(attrs.SPEC) or {}
     reduce = (spec.get("objective") or {}).get("reduce")
     how = f"{direction}, {reduce} epoch" if reduce else direction
-    what = "confirmed winner" if confirmation is not None else "best trial (unconfirmed)"
+    if confirmation is None:
+        what = "best trial (unconfirmed)"
+    elif confirmation.state.done:
+        what = "confirmed winner"
+    else:
+        what = "leader of a confirmation race still running"
     lines = [
         f"# salsweep: {what} of study {study.study_name!r} ({fmt} format)",
         f"# study: {study.study_name}",
@@ -146,10 +153,7 @@ def _header(
             f"luckiest seed (run `salsweep studies confirm {study.study_name}`)"
         )
         lines.append(f"# baseline: {_search_baseline(study, metric)}")
-    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
-    experiment = study.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
-    where = f" (experiment {experiment})" if experiment is not None else ""
-    lines.append(f"# mlflow run: {run_id or '-'}{where}")
+    lines.append(f"# mlflow run: {_mlflow_run(study, trial, tracking_uri)}")
     if fmt == "trainer":
         lines.append(f"# reproduce: salsweep train {filename}")
     else:
@@ -157,6 +161,26 @@ def _header(
 
         lines += packnet_header_lines(study.study_name, with_training=with_training)
     return lines
+
+
+def _mlflow_run(study: StudyRecord, trial: TrialRecord, tracking_uri: str | None) -> str:
+    """The trial's MLflow run for the header: its id, experiment and page in the model-training
+    layout (studies.urls.run_page_url, as every MLflow address salsweep writes) on
+    ``tracking_uri``, else on the server the sweep logged to (the study's
+    ``mlflow_tracking_uri``); the id alone when the server or the experiment is unknown."""
+    from studies.urls import run_page_url
+
+    run_id = trial.user_attrs.get(attrs.MLFLOW_RUN_ID)
+    experiment = study.user_attrs.get(attrs.MLFLOW_EXPERIMENT_ID)
+    if run_id is None:
+        return "-"
+    if experiment is None:
+        return str(run_id)
+    where = f"{run_id} (experiment {experiment})"
+    server = tracking_uri or study.user_attrs.get(attrs.MLFLOW_TRACKING_URI)
+    if not server:
+        return where
+    return f"{where} at {run_page_url(str(server), str(experiment), str(run_id))}"
 
 
 def _search_baseline(study: StudyRecord, metric: str) -> str:
@@ -177,14 +201,14 @@ def _search_baseline(study: StudyRecord, metric: str) -> str:
     return f"{where}: no value, {state}"
 
 
-def _packnet(config: TrainConfig, name: str, with_training: bool) -> str:
+def _packnet(config: TrainConfig, with_training: bool) -> str:
     """packnet-sfm's layout (studies/report/packnet.py) as YAML: the loss under model.loss,
-    the keys that read alike annotated."""
+    the keys that read alike annotated; no run name (a merge keeps the user's)."""
     import yaml
 
     from studies.report.packnet import annotate_packnet_yaml, packnet_config
 
-    body = packnet_config(config, name, with_training=with_training)
+    body = packnet_config(config, with_training=with_training)
     return annotate_packnet_yaml(yaml.safe_dump(body, sort_keys=False))
 
 
@@ -195,15 +219,19 @@ def export_best(
     filename: str = "best.yaml",
     confirmation: Confirmation | Unread | None = UNREAD,
     with_training: bool = False,
+    tracking_uri: str | None = None,
 ) -> str:
     """YAML text of the winner's configuration (see `exported_trial`) with a comment
-    header: the confirmation's mean, interval, seeds, the baseline's, and whether the
-    winner is distinguishable from the runner-up and the baseline (or "unconfirmed").
+    header: the race's winner with its validation and test figures, seeds and divergence
+    rate, its comparisons with the baseline and the runner-up, and the verdict's sentences
+    (or "unconfirmed").
 
     ``trainer``: the full TrainConfig (``salsweep train FILE`` runs it again); ``packnet``:
     packnet-sfm's layout, the loss only (``with_training``: also the proxy run's optimiser,
     epochs and batch size). ``filename`` only appears in the reproduce command.
     ``confirmation``: the record's, when the caller has it already (else read from it).
+    ``tracking_uri``: the MLflow server of the header's run address (default: the one the
+    sweep logged to, stored on the study; without it the header gives the run's id only).
     Raises `ExportError` when there is no complete search trial.
     """
     if with_training and fmt != "packnet":
@@ -214,13 +242,13 @@ def export_best(
         confirmation = load_confirmation(record)
     trial, confirmation = exported_trial(record, confirmation)
     config = _config(record, trial)
-    lines = _header(record, trial, confirmation, fmt, filename, with_training)
+    lines = _header(record, trial, confirmation, fmt, filename, with_training, tracking_uri)
     header = "\n".join(lines) + "\n"
     if fmt == "trainer":
         from trainer.io import dump_train_config
 
         return header + dump_train_config(config)
-    return header + _packnet(config, f"{record.study_name}-trial-{trial.number}", with_training)
+    return header + _packnet(config, with_training)
 
 
 def write_export(text: str, path: Path) -> None:

@@ -15,6 +15,10 @@ default nothing else. Where each setting goes (upstream TRI-ML/packnet-sfm,
   pose network) and supervises the single full-resolution output
   (``supervised_num_scales: 1``); the loss's ``num_scales`` is the gradient term's scales
   within that one output (the file says so beside both keys).
+- ``model.name: SemiSupModel``: the model that builds a supervised loss and, at weight
+  1.0, trains with ground truth only, as the sweep did (a self-supervised config merged
+  with the export fails loudly for want of ground truth instead of never calling the loss).
+- Not the run's ``name``: it names the user's checkpoint folder and wandb run, not the loss.
 - With ``with_training`` only: the proxy run's optimiser (``model.optimizer.depth.lr`` /
   ``weight_decay``), ``arch.max_epochs`` and ``datasets.train.batch_size``. They were
   tuned for salsweep's small proxy network and short schedule, not for the user's network:
@@ -111,11 +115,15 @@ PACKNET_FORK_DECLARATIONS: str = _declarations()
 
 
 def packnet_config(
-    config: TrainConfig, name: str, *, with_training: bool = False
+    config: TrainConfig, name: str | None = None, *, with_training: bool = False
 ) -> dict[str, Any]:
     """``config`` as a packnet-sfm run configuration (a nested dict for ``yaml.safe_dump``)
     that yacs merges into upstream's defaults plus :data:`PACKNET_FORK_DECLARATIONS`: the
-    loss; with ``with_training``, also the proxy run's optimiser, epochs and batch size."""
+    loss; with ``with_training``, also the proxy run's optimiser, epochs and batch size.
+
+    ``name``: the run's name (packnet-sfm's top-level ``name``, which names its checkpoint
+    folder and its wandb run), written only when given: the export gives none, so that a
+    merge keeps the user's run name (the header names the study and trial)."""
     loss = config.loss
     model: dict[str, Any] = {"name": MODEL_NAME}
     if with_training:
@@ -131,7 +139,8 @@ def packnet_config(
         "supervised_loss_weight": SUPERVISED_LOSS_WEIGHT,
         **loss.loss_params(),
     }
-    doc: dict[str, Any] = {"name": name, "model": model}
+    doc: dict[str, Any] = {} if name is None else {"name": name}
+    doc["model"] = model
     if with_training:
         doc["datasets"] = {"train": {"batch_size": config.batch_size}}
         doc["arch"] = {"max_epochs": config.epochs}
@@ -181,7 +190,7 @@ def packnet_header_lines(study_name: str, *, with_training: bool = False) -> lis
     return [
         holds,
         "# to use: merge it into your packnet-sfm run config (the YAML you pass to "
-        "scripts/train.py); your depth_net, data sets and schedule stay yours",
+        "scripts/train.py); your run name, depth_net, data sets and schedule stay yours",
         "# needs, once in your packnet-sfm copy: the loss registered at start-up, before the "
         'model is built (loss.packnet.register_packnet_loss; README, "Use the loss in your '
         'own trainer / in packnet-sfm"), and its keys declared in configs/default_config.py '

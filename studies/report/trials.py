@@ -68,8 +68,9 @@ class ReplicateRow:
     seed: int | None  # the training seed
     role: str  # "search baseline" or "confirmation"
     state: str  # COMPLETE, PRUNED, FAIL, RUNNING, WAITING
-    value: float | None  # NaN: diverged (counted as NaN by the verdict)
-    metric: str | None  # what the value is: the search's metric, or its test split's
+    value: float | None  # NaN: diverged (counted as the worst of its seed by the race)
+    metric: str | None  # what the value is: the search's metric (on validation)
+    test_value: float | None  # a race replicate's test-split score (reported only)
     duration: float | None  # seconds
     mlflow_run_id: str | None
     note: str  # why a run has no value (diverged, a duplicate, ...), else ""
@@ -81,7 +82,7 @@ _ROLES = {attrs.ROLE_SEARCH_BASELINE: "search baseline", attrs.ROLE_CONFIRMATION
 def replicate_rows(companion: StudyRecord) -> list[ReplicateRow]:
     """Every trial of ``companion`` (a companion study's record) by number."""
     search_metric = companion.user_attrs.get(attrs.SEARCH_METRIC)
-    test_metric = companion.user_attrs.get(attrs.COMPANION_METRIC)
+    replicate_metric = companion.user_attrs.get(attrs.COMPANION_METRIC)
     rows = []
     for t in companion.trials:
         stored = t.user_attrs
@@ -97,8 +98,9 @@ def replicate_rows(companion: StudyRecord) -> list[ReplicateRow]:
         elif key is None:
             note = "no job (the queue was empty)"
         metric = stored.get(attrs.COMPANION_METRIC) or (
-            search_metric if role == attrs.ROLE_SEARCH_BASELINE else test_metric
+            search_metric if role == attrs.ROLE_SEARCH_BASELINE else replicate_metric
         )
+        test_value = stored.get(attrs.TEST_VALUE)
         seed = stored.get(attrs.SEED)
         run_id = stored.get(attrs.MLFLOW_RUN_ID)
         rows.append(
@@ -111,6 +113,7 @@ def replicate_rows(companion: StudyRecord) -> list[ReplicateRow]:
                 state=t.state,
                 value=value,
                 metric=str(metric) if metric is not None else None,
+                test_value=float(test_value) if isinstance(test_value, int | float) else None,
                 duration=t.duration.total_seconds() if t.duration is not None else None,
                 mlflow_run_id=str(run_id) if run_id is not None else None,
                 note=note,

@@ -24,9 +24,14 @@ if TYPE_CHECKING:
     from studies.run.observer import (
         SweepObserver,
     )
+    from studies.run.race_rounds import (
+        current_race,
+        next_confirmation_jobs,
+        run_race,
+        start_race,
+    )
     from studies.run.replicates import (
         baseline_search_job,
-        confirmation_jobs,
         enqueue_jobs,
         run_jobs,
         top_trials,
@@ -81,9 +86,14 @@ __getattr__, __dir__, __all__ = lazy_face(
             "objective_value",
         ),
         "studies.run.observer": ("SweepObserver",),
+        "studies.run.race_rounds": (
+            "current_race",
+            "next_confirmation_jobs",
+            "run_race",
+            "start_race",
+        ),
         "studies.run.replicates": (
             "baseline_search_job",
-            "confirmation_jobs",
             "enqueue_jobs",
             "run_jobs",
             "top_trials",

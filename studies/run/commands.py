@@ -83,8 +83,8 @@ def command_train(
 ) -> Any:
     """``train`` of a command trial's `TrialPlan`: runs the spec's command for trial
     ``number`` with ``values`` (searched and fixed) and training ``seed`` in ``out_dir``;
-    ``score(history)`` turns the reported objective metric (one dict per report) into the
-    trial's value."""
+    ``score(history)`` turns the reports of the objective metric (one dict per report, with
+    the report's other metrics) into the trial's value."""
     command = runs.spec.command
     assert command is not None, "a command trial of a spec without a command"
     metric = runs.spec.objective.metric
@@ -136,7 +136,13 @@ def command_train(
             raise pruned[0] if pruned else optuna.TrialPruned(result.reason)
         if result.status != TrialStatus.COMPLETED:
             raise CommandFailed(f"{command.program()}: {result.reason}")
-        history = [{metric: value} for _step, value in result.values(metric)]
+        # Each report that has the objective, with the rest of its metrics (a confirmation
+        # replicate takes the test split's counterpart from the selected report).
+        history = [
+            {k: float(v) for k, v in r.metrics.items()}
+            for r in result.reports
+            if metric in r.metrics
+        ]
         try:
             return float(score(history))
         except ValueError as exc:

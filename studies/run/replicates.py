@@ -16,6 +16,8 @@ config; ``study.optimize`` on the companion study pops the queue, so that
 - Ctrl-C fails the running replicate (and closes its MLflow run), and the next call runs
   only what is missing: jobs with a COMPLETE (or diverged) trial are never run again, jobs
   still WAITING are run, jobs whose trial FAILED are queued again.
+
+Which replicates the confirmation needs, round by round, is studies.run.race_rounds'.
 """
 
 from __future__ import annotations
@@ -32,11 +34,9 @@ from optuna.trial import FrozenTrial, TrialState
 from studies import attrs
 from studies.attrs import (
     BASELINE_KEY,
-    ROLE_CONFIRMATION,
     ROLE_SEARCH_BASELINE,
     config_label,
     confirmation_metric,
-    trial_key,
 )
 from studies.run.commands import CommandFailed, command_params, command_train
 from studies.run.objective import close_dead_trials, epoch_selection, objective_value
@@ -51,7 +51,15 @@ from studies.run.runner import (
 )
 from studies.run.scored import logging_score
 from studies.store import companion_study
-from studies.tracking import LABEL_TAG, ROLE_TAG, STATE_TAG, STUDY_TAG, RunLog, Tracker
+from studies.tracking import (
+    CONFIRM_TEST_METRIC,
+    LABEL_TAG,
+    ROLE_TAG,
+    STATE_TAG,
+    STUDY_TAG,
+    RunLog,
+    Tracker,
+)
 from sweeps import SweepSpec
 from trainer import EpochSelection, NonFiniteLoss, TrainConfig, fit
 
@@ -64,9 +72,10 @@ __all__ = [
     "ReplicateJob",
     "ReplicateRunner",
     "baseline_search_job",
-    "confirmation_jobs",
+    "claimed_jobs",
     "enqueue_jobs",
     "run_jobs",
+    "selected_report",
     "top_trials",
 ]
 
@@ -85,6 +94,8 @@ class ReplicateJob:
     role: str  # ROLE_SEARCH_BASELINE or ROLE_CONFIRMATION
     config: TrainConfig | None
     params: dict[str, Any]  # the searched values (the baseline: its loss method)
+    index: int | None = None  # a confirmation replicate's seed index (studies.run.race_rounds)
+    data_seed: int | None = None  # its data seed (None: the config's, or a command's own)
 
     @property
     def id(self) -> _JobId:
@@ -100,6 +111,10 @@ class ReplicateJob:
             attrs.LABEL: config_label(self.key, method),
             **{f"{attrs.PARAM_PREFIX}{name}": value for name, value in self.params.items()},
         }
+        if self.index is not None:
+            stored[attrs.SEED_INDEX] = self.index
+        if self.data_seed is not None:
+            stored[attrs.DATA_SEED] = self.data_seed
         if self.config is not None:
             stored[attrs.METHOD] = self.config.loss.method
             stored[attrs.CONFIG] = self.config.model_dump(mode="json")
@@ -160,41 +175,17 @@ def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     return chosen
 
 
-def confirmation_jobs(
-    study: optuna.Study, spec: SweepSpec, top_k: int, seeds: int
-) -> list[ReplicateJob]:
-    """The top ``top_k`` configurations (and the baseline when the spec has one), each with
-    the training seeds ``s + 1 .. s + seeds`` after the search's seed ``s``."""
-    first = spec.training_seed() + 1
-    if spec.is_command():  # the program runs each trial's values with the job's seed
-        return [
-            ReplicateJob(trial_key(trial.number), seed, ROLE_CONFIRMATION, None, dict(trial.params))
-            for trial in top_trials(study, top_k)
-            for seed in range(first, first + seeds)
-        ]
-    configs: list[tuple[str, TrainConfig, dict[str, Any]]] = []
-    for trial in top_trials(study, top_k):
-        stored = trial.user_attrs.get(attrs.CONFIG)
-        config = TrainConfig.model_validate(stored) if stored else spec.config_for(trial.params)
-        configs.append((trial_key(trial.number), config, dict(trial.params)))
-    if spec.baseline:
-        config = spec.baseline_config()
-        configs.append((BASELINE_KEY, config, {"loss.method": config.loss.method}))
-    return [
-        ReplicateJob(key, seed, ROLE_CONFIRMATION, config.model_copy(update={"seed": seed}), params)
-        for key, config, params in configs
-        for seed in range(first, first + seeds)
-    ]
-
-
 @dataclass
 class ReplicateRunner:
     """The objective of the companion study: runs the job a popped trial carries.
 
     The search-baseline run is scored like a search trial (the objective on validation,
-    logged as ``optuna.value``); a confirmation replicate is tested with the weights of the
-    epoch the objective selects, and scored on the test split (not logged as
-    ``optuna.value``, which ranks the search's trials in the MLflow UI).
+    logged as ``optuna.value``). A confirmation replicate is scored the same way, on
+    validation at the epoch the objective selects (its trial's value: the race decides on
+    it; logged as ``confirm.value``, not ``optuna.value``, which ranks the search's trials
+    in the MLflow UI), and tested with that epoch's weights: the test-split counterpart is
+    kept beside it (user attribute ``test_value``, metric ``confirm.test_value``), reported
+    only.
     """
 
     runs: SweepRuns
@@ -292,10 +283,12 @@ class ReplicateRunner:
                 if not searching:
                     # Test metrics at the step of the epoch whose weights were tested.
                     run.log_epoch(result.best_epoch, result.test)
-                metric, value = self._score(result.history, result.test, searching)
+                value = self._validation(result.history)
             except _Diverged as exc:
                 _diverged(trial, ending, exc)
-            trial.set_user_attr(attrs.COMPANION_METRIC, metric)
+            trial.set_user_attr(attrs.COMPANION_METRIC, objective.metric)
+            if not searching:
+                self._record_test(trial, run, self._test(result.history, result.test))
             return value
 
         return train
@@ -304,13 +297,11 @@ class ReplicateRunner:
         self, trial: optuna.Trial, values: dict[str, Any], seed: int, out_dir: Path
     ) -> Callable[[EpochCallback, RunLog, RunEnding], float]:
         objective = self.spec.objective
+        tested: list[tuple[str, float]] = []
 
         def score(history: list[dict[str, float]]) -> float:
-            value = objective_value(
-                history, objective.metric, objective.direction, objective.reduce
-            )
-            if not math.isfinite(value):
-                raise _Diverged(f"{objective.metric} is not finite ({value})")
+            value = self._validation(history)
+            tested.append(self._test(history, {}))
             return value
 
         command = command_train(self.runs, trial.number, values, seed, out_dir, score)
@@ -322,31 +313,62 @@ class ReplicateRunner:
                 # A result, counted as NaN: the same seed would fail again, not re-run.
                 _diverged(trial, ending, exc)
             trial.set_user_attr(attrs.COMPANION_METRIC, objective.metric)
+            if tested:
+                self._record_test(trial, run, tested[-1])
             return value
 
         return train
 
-    def _score(
-        self, history: list[dict[str, float]], test: dict[str, float], searching: bool
-    ) -> tuple[str, float]:
-        """(metric, value): the objective on validation for the search-baseline run; its
-        test-split counterpart for a replicate (a metric with no test counterpart, e.g.
-        ``train/...``, is taken at the selected epoch)."""
+    def _validation(self, history: list[dict[str, float]]) -> float:
+        """The objective on validation at the selected epoch, as the search scores a trial
+        (a replicate's value: it decides the race)."""
         objective = self.spec.objective
-        metric = objective.metric if searching else confirmation_metric(objective.metric)
-        if metric in test:
-            value = float(test[metric])
-        elif metric == objective.metric:
-            try:
-                value = objective_value(history, metric, objective.direction, objective.reduce)
-            except ValueError as exc:
-                raise _Diverged(str(exc)) from None
-        else:
-            known = ", ".join(sorted(test)) or "none"
-            raise KeyError(f"the run reported no {metric!r} on the test split (it has: {known})")
+        try:
+            value = objective_value(
+                history, objective.metric, objective.direction, objective.reduce
+            )
+        except ValueError as exc:
+            raise _Diverged(str(exc)) from None
         if not math.isfinite(value):
-            raise _Diverged(f"{metric} is not finite ({value})")
-        return metric, value
+            raise _Diverged(f"{objective.metric} is not finite ({value})")
+        return value
+
+    def _test(self, history: list[dict[str, float]], test: dict[str, float]) -> tuple[str, float]:
+        """(metric, value): the objective's test-split counterpart at the selected epoch
+        (``test``: the trainer's test metrics of the selected weights; a command's own
+        report of it at the selected step); a metric with no test counterpart (e.g.
+        ``train/...``) is its own; NaN when the run reported none (it only reports)."""
+        objective = self.spec.objective
+        metric = confirmation_metric(objective.metric)
+        if metric in test:
+            return metric, float(test[metric])
+        if metric == objective.metric:
+            return metric, self._validation(history)
+        selected = selected_report(history, objective.metric, objective.direction, objective.reduce)
+        if selected is None:
+            return metric, math.nan
+        return metric, float(selected.get(metric, math.nan))
+
+    def _record_test(self, trial: optuna.Trial, run: RunLog, tested: tuple[str, float]) -> None:
+        metric, value = tested
+        trial.set_user_attr(attrs.TEST_METRIC, metric)
+        trial.set_user_attr(attrs.TEST_VALUE, value if math.isfinite(value) else None)
+        if math.isfinite(value):
+            run.log_epoch(0, {CONFIRM_TEST_METRIC: value})
+
+
+def selected_report(
+    history: list[dict[str, float]], metric: str, direction: str, reduce: str
+) -> dict[str, float] | None:
+    """The report (epoch) whose ``metric`` the objective takes (`objective_value`: the
+    best, the first of equals, or the last finite), or None without a finite one."""
+    finite = [h for h in history if math.isfinite(h.get(metric, math.nan))]
+    if not finite:
+        return None
+    if reduce == "last":
+        return finite[-1]
+    pick = min if direction == "minimize" else max
+    return pick(finite, key=lambda h: h[metric])
 
 
 class _Diverged(Exception):
@@ -388,7 +410,7 @@ def _first_claim(trial: optuna.Trial, job: _JobId) -> int | None:
     return None
 
 
-def _claimed(companion: optuna.Study) -> set[_JobId]:
+def claimed_jobs(companion: optuna.Study) -> set[_JobId]:
     """Jobs done (COMPLETE, or diverged), queued (WAITING) or running elsewhere (RUNNING)."""
     out = set()
     for trial in companion.get_trials(deepcopy=False):
@@ -411,10 +433,11 @@ def enqueue_jobs(
     they never race to queue one."""
     companion = companion_study(study, create=True)
     assert companion is not None
-    companion.set_user_attr(attrs.COMPANION_METRIC, confirmation_metric(spec.objective.metric))
+    companion.set_user_attr(attrs.COMPANION_METRIC, spec.objective.metric)
+    companion.set_user_attr(attrs.TEST_METRIC, confirmation_metric(spec.objective.metric))
     companion.set_user_attr(attrs.SEARCH_METRIC, spec.objective.metric)
     close_dead_trials(companion, tracker)
-    claimed = _claimed(companion)
+    claimed = claimed_jobs(companion)
     for job in jobs:
         if job.id not in claimed:
             companion.enqueue_trial({}, user_attrs=job.user_attrs())

@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial
 
 from studies import attrs
 from studies.run.observer import SweepObserver
-from studies.run.signals import hold_stop, release_stop
+from studies.run.signals import check_stop, hold_stop, release_stop
 from studies.tracking import (
     Client,
     ParamValue,
@@ -142,6 +142,7 @@ def run_trial(runs: SweepRuns, trial: optuna.Trial, plan: TrialPlan) -> float:
         trial.set_user_attr(attrs.MLFLOW_RUN_ID, run.run_id)
 
     def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+        check_stop()  # a stop signal whose exception was lost (studies.run.signals)
         if plan.log_epochs:
             run.log_epoch(epoch, metrics)
         plan.on_epoch(epoch, metrics)
@@ -183,6 +184,7 @@ def optimize(
 
     def release(_study: optuna.Study, _trial: optuna.trial.FrozenTrial) -> None:
         release_stop()
+        check_stop()  # a stop signal whose exception was lost (studies.run.signals)
 
     try:
         study.optimize(func, callbacks=[*callbacks, release], **kwargs)

@@ -1,8 +1,8 @@
-"""A confirmation replicate's score on its MLflow run: the value the verdict counts (the
-objective's test-split counterpart for the built-in trainer, e.g. ``test/abs_rel_align``;
-the objective as the program reports it for a command spec), logged under one name on
-every replicate, ``confirm.value``, a column of the sweep's runs view
-(studies.tracking.client). A replicate without a finite value (diverged) logs none.
+"""A confirmation replicate's score on its MLflow run: the value the race counts (the
+objective on validation at the selected epoch, as the search scores a trial), logged under
+one name on every replicate, ``confirm.value``, a column of the sweep's runs view
+(studies.tracking.client). A replicate without a finite value (diverged) logs none. Its
+test-split counterpart, reported only, is ``confirm.test_value`` (studies.run.replicates).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from studies.tracking import (
 from sweeps import SweepSpec, spec_to_yaml
 
 __all__ = [
+    "LOSS_CHART_METRICS",
     "ClosedStudy",
     "Closing",
     "OpenSweep",
@@ -59,6 +60,10 @@ __all__ = [
     "parent_run",
     "replicate_runner",
 ]
+
+# The built-in trainer's training and validation loss (every loss method reports both:
+# trainer.metric_names), drawn on one chart of the sweep's view.
+LOSS_CHART_METRICS = ("train/total_loss", "val/total_loss")
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,8 @@ def open_sweep(
         spec.objective.metric,
         ascending=spec.objective.direction == "minimize",
         confirming=confirming or spec.confirm is not None or companion_study(study) is not None,
+        # The built-in trainer's losses on one chart; a program's metrics are its own.
+        loss_metrics=() if spec.is_command() else LOSS_CHART_METRICS,
     )
     if observer is not None:
         observer.sweep_started(ui_url)
@@ -220,6 +227,7 @@ def _prepare(
         study.set_user_attr(attrs.DIRECTION, spec.objective.direction)
     study.set_user_attr(attrs.MLFLOW_EXPERIMENT_ID, experiment_id)
     study.set_user_attr(attrs.MLFLOW_PARENT_RUN_ID, parent.run_id)
+    study.set_user_attr(attrs.MLFLOW_TRACKING_URI, tracker.client.shown_uri)  # no password
     runs = SweepRuns(spec, tracker, experiment_id, parent.run_id, name, observer)
     objective = Objective(runs, trials_dir)
     return objective, parent
@@ -286,7 +294,12 @@ def _summarise(record: StudyRecord, confirmation: Confirmation | None, parent: R
             None if experiment_id is None else str(experiment_id),
         )
     try:
-        text = export_best(record, "trainer", confirmation=confirmation)
+        text = export_best(
+            record,
+            "trainer",
+            confirmation=confirmation,
+            tracking_uri=parent.courier.transport.tracking_uri,
+        )
     except ValueError:
         return  # no completed trial yet: nothing to export
     parent.log_text(text, "best_config.yaml")

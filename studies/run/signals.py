@@ -12,6 +12,13 @@ journalled and sent, then Optuna's tell): a stop signal that arrives in between 
 effect at `release_stop`, once Optuna has stored the trial. Without it, Ctrl-C in that
 window left a run FINISHED for a trial that Optuna then failed.
 
+`check_stop` raises the stop again at the points where training goes on (each epoch's
+end, each trial's end): Python drops an exception raised while it runs a garbage-collection
+callback or a ``__del__`` ("Exception ignored in ..."), and a signal that arrives there
+would otherwise be lost, the sweep running on to its end (seen in a whole-suite run: Ctrl-C
+during SQLAlchemy's ``_collection_gced``). Once a stop has really propagated, training does
+not reach those points again.
+
 Imports nothing heavy: the CLI installs the handlers before it loads torch or MLflow.
 """
 
@@ -25,6 +32,7 @@ __all__ = [
     "EXIT_SIGINT",
     "EXIT_SIGTERM",
     "Terminated",
+    "check_stop",
     "exit_code",
     "hold_stop",
     "install_stop_handlers",
@@ -94,6 +102,20 @@ def release_stop(*, raise_pending: bool = True) -> None:
     process still counts as stopping: later signals are ignored)."""
     if _HANDLER is not None and threading.current_thread() is threading.main_thread():
         _HANDLER.release(raise_pending=raise_pending)
+
+
+def check_stop() -> None:
+    """Raise the stop signal received earlier (its exception lost: see the module), unless
+    it is held; a no-op where no stop signal came, off the main thread, or where the
+    handlers are not installed. Call it only where training goes on, never in cleanup."""
+    handler = _HANDLER
+    if (
+        handler is not None
+        and handler.received is not None
+        and not handler.held
+        and threading.current_thread() is threading.main_thread()
+    ):
+        raise _stop_exception(handler.received)
 
 
 def install_stop_handlers() -> bool:

@@ -19,13 +19,8 @@ from studies.confirmation import ConfirmError
 from studies.home import study_dir
 from studies.run.objective import TRIAL_FAILURES, Objective, TrialFailure, close_dead_trials
 from studies.run.observer import SweepObserver
-from studies.run.replicates import (
-    ReplicateRunner,
-    baseline_search_job,
-    confirmation_jobs,
-    run_jobs,
-    top_trials,
-)
+from studies.run.race_rounds import NOTHING_TO_CONFIRM, run_race
+from studies.run.replicates import ReplicateRunner, baseline_search_job, run_jobs
 from studies.run.runner import optimize
 from studies.run.session import SweepOutcome, SweepTarget, open_sweep, parent_run, replicate_runner
 from studies.store import stored_spec
@@ -151,8 +146,8 @@ def run_sweep(
                     f"{running} search trial(s) still running in other workers: the last "
                     "worker confirms (or run `salsweep studies confirm`)"
                 )
-            elif not _confirm(study, spec, spec.confirm, runner):
-                skipped = "no complete search trial to confirm"
+            else:
+                skipped = _confirm(study, spec, spec.confirm, runner)
     return opened.outcome(
         closing, ran=objective.finished, replicates=runner.finished, confirmation_skipped=skipped
     )
@@ -181,12 +176,10 @@ def _search(study: optuna.Study, objective: Objective, budget: int, timeout: flo
 
 def _confirm(
     study: optuna.Study, spec: SweepSpec, confirm: ConfirmSpec, runner: ReplicateRunner
-) -> bool:
-    """Run the confirmation's missing replicates; False when no search trial is complete."""
-    if not top_trials(study, 1):
-        return False
-    run_jobs(study, confirmation_jobs(study, spec, confirm.top_k, confirm.seeds), runner)
-    return True
+) -> str | None:
+    """Run the race (studies.run.race_rounds) round by round until it is decided; why it
+    stopped undecided (no complete search trial, replicates running elsewhere), or None."""
+    return run_race(study, spec, confirm, runner)
 
 
 def confirm_sweep(
@@ -194,23 +187,43 @@ def confirm_sweep(
     target: SweepTarget,
     *,
     top_k: int | None = None,
-    seeds: int | None = None,
+    initial_seeds: int | None = None,
+    max_seeds: int | None = None,
+    indifference_zone: float | None = None,
+    alpha: float | None = None,
     observer: SweepObserver | None = None,
 ) -> SweepOutcome:
-    """Confirm the finished study ``name``: its top ``top_k`` configurations and the
-    baseline, each with ``seeds`` further training seeds (default: the spec's ``confirm``,
-    else 3 and 3). Runs only the replicates not done yet; logs the confirmation on the
-    parent run."""
+    """Confirm the finished study ``name``: race its top ``top_k`` configurations and the
+    baseline (the design: each option given, else the spec's ``confirm``, else its
+    defaults), or go on with the race it started. Runs only the replicates not done yet;
+    logs the verdict on the parent run. Raises `ConfirmError` with no complete search
+    trial, or for a design other than the one a started race has."""
     study_dir(target.home, name)  # a name that is a path: refused before anything is read
     spec = stored_spec(name, target.storage_url)
-    defaults = spec.confirm or ConfirmSpec()
-    confirm = ConfirmSpec(
-        top_k=defaults.top_k if top_k is None else top_k,
-        seeds=defaults.seeds if seeds is None else seeds,
-    )
+    defaults = (spec.confirm or ConfirmSpec()).model_dump()
+    given = {
+        "top_k": top_k,
+        "initial_seeds": initial_seeds,
+        "max_seeds": max_seeds,
+        "indifference_zone": indifference_zone,
+        "alpha": alpha,
+    }
+    try:
+        confirm = ConfirmSpec.model_validate(
+            {**defaults, **{k: v for k, v in given.items() if v is not None}}
+        )
+    except ValueError as exc:  # pydantic's ValidationError: a bad combination of options
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in _errors(exc))
+        raise ConfirmError(f"study {name!r}: {problems}") from None
     opened = open_sweep(spec, name, target, create=False, observer=observer, confirming=True)
     runner = replicate_runner(opened.objective)
     with parent_run(opened, observer) as closing:
-        if not _confirm(opened.study, spec, confirm, runner):
+        skipped = _confirm(opened.study, spec, confirm, runner)
+        if skipped == NOTHING_TO_CONFIRM:
             raise ConfirmError(f"study {name!r} has no complete search trial to confirm yet")
-    return opened.outcome(closing, ran=0, replicates=runner.finished)
+    return opened.outcome(closing, ran=0, replicates=runner.finished, confirmation_skipped=skipped)
+
+
+def _errors(exc: ValueError) -> list[dict[str, object]]:
+    errors = getattr(exc, "errors", None)
+    return list(errors()) if callable(errors) else [{"msg": str(exc)}]

@@ -13,6 +13,7 @@ Imports nothing heavy: Optuna only inside `as_record`, when given an Optuna stud
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 __all__ = [
+    "COMPANION_OBJECTIVE_NAME",
     "COMPLETE",
     "FAIL",
     "PRUNED",
@@ -37,6 +39,7 @@ __all__ = [
     "TrialRecord",
     "apply_late_run_ids",
     "as_record",
+    "companion_about",
     "companion_study",
     "with_late_run_ids",
 ]
@@ -175,15 +178,37 @@ def _trial(t: FrozenTrial) -> TrialRecord:
     )
 
 
+# The companion study's objective, as Optuna names it (``Study.set_metric_names``; what
+# optuna-dashboard shows over its values): one run's score, not a configuration's.
+COMPANION_OBJECTIVE_NAME = "one run's score (one seed; its metric: user attr metric)"
+
+
+def companion_about(study_name: str) -> str:
+    """The companion study's ``about`` (attrs.ABOUT): its trials, and why its best trial
+    is no verdict."""
+    return (
+        f"The runs of study {study_name} outside its search, one trial each: the SSI "
+        f"baseline's search run (role {attrs.ROLE_SEARCH_BASELINE}, scored on the "
+        f"validation split) and the confirmation's replicates (role {attrs.ROLE_CONFIRMATION}: "
+        "a configuration, user attr label, trained with one training seed, user attr seed, "
+        "scored on the test split). A trial's value is one run's score: the best trial of "
+        "this study is the luckiest single run, not the best configuration. The verdict "
+        "compares each configuration's mean over its seeds: salsweep studies show "
+        f"{study_name}, or the sweep's MLflow runs view."
+    )
+
+
 def companion_study(study: optuna.Study, *, create: bool = False) -> optuna.Study | None:
     """The companion study of ``study`` in the same storage; None when it does not exist
-    (``create``: made, with the same direction)."""
+    (``create``: made, with the same direction, or loaded; either way it gets its objective's
+    name, ``COMPANION_OBJECTIVE_NAME``, and its ``about``, which tools such as
+    optuna-dashboard show)."""
     import optuna
 
     storage = study._storage
     name = companion_name(study.study_name)
     if create:
-        return optuna.create_study(
+        companion = optuna.create_study(
             study_name=name,
             storage=storage,
             direction=study.direction,
@@ -191,6 +216,14 @@ def companion_study(study: optuna.Study, *, create: bool = False) -> optuna.Stud
             sampler=optuna.samplers.RandomSampler(seed=0),
             load_if_exists=True,
         )
+        if companion.metric_names != [COMPANION_OBJECTIVE_NAME]:
+            with warnings.catch_warnings():  # "experimental" (since Optuna 3.2), still in 5.0
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                companion.set_metric_names([COMPANION_OBJECTIVE_NAME])
+        about = companion_about(study.study_name)
+        if companion.user_attrs.get(attrs.ABOUT) != about:
+            companion.set_user_attr(attrs.ABOUT, about)
+        return companion
     try:
         return optuna.load_study(study_name=name, storage=storage)
     except KeyError:

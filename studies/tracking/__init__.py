@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     )
     from studies.tracking.layout import (
         CHILD_STATUS,
+        CONFIRM_TEST_METRIC,
         CONFIRM_VALUE_METRIC,
         LABEL_TAG,
         NOTE_TAG,
@@ -74,6 +75,7 @@ __getattr__, __dir__, __all__ = lazy_face(
         ),
         "studies.tracking.layout": (
             "CHILD_STATUS",
+            "CONFIRM_TEST_METRIC",
             "CONFIRM_VALUE_METRIC",
             "ChildState",
             "LABEL_TAG",

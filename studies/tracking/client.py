@@ -39,38 +39,29 @@ from mlflow.tracking import MlflowClient
 from studies.tracking.layout import (
     CHILD_STATUS,
     CLIENT_ENV_DEFAULTS,
-    CONFIRM_VALUE_METRIC,
-    LABEL_TAG,
     MAX_PARAMS_PER_BATCH,
-    METHOD_PARAM,
     PARENT_ROLE,
     PARENT_RUN_NAME,
     ROLE_TAG,
     SPEC_ARTIFACT,
-    STATE_TAG,
     STUDY_TAG,
     SWEEP_VIEW_KEY,
     VALUE_METRIC,
-    VERDICT_TAGS,
     ParamValue,
     RunEnd,
     TrackingError,
+    end_tags,
     now_ms,
 )
+from studies.tracking.view import sweep_view_state_of
 from studies.urls import (
     SHARED_VIEW_TAG_PREFIX,
-    Column,
     error_line,
     redact_url,
     runs_page_url,
-    runs_view_state,
 )
 
-__all__ = ["VERDICT_COLUMN_PX", "Client", "sweep_view_state_of"]
-
-# A verdict column's width: "trial 12: 0.1406 ± 0.0040 [0.1366, 0.1446], 5 seeds" at the
-# table's 13 px font.
-VERDICT_COLUMN_PX = 400
+__all__ = ["Client"]
 
 T = TypeVar("T")
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -84,21 +75,6 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 def _finite_or_nan(value: float) -> float:
     value = float(value)
     return value if math.isfinite(value) else math.nan
-
-
-def sweep_view_state_of(
-    searched: Sequence[str], metric: str, ascending: bool, *, confirming: bool = False
-) -> dict[str, object]:
-    """The shared view that :meth:`Client.share_sweep_view` stores (see there)."""
-    columns: list[Column] = [("tags", LABEL_TAG), ("params", METHOD_PARAM)]
-    columns += [("params", p) for p in searched]
-    columns += [("metrics", VALUE_METRIC), ("metrics", metric)]
-    widths: dict[str, int] = {}
-    if confirming:
-        columns.append(("metrics", CONFIRM_VALUE_METRIC))
-        columns += [("tags", tag) for tag in VERDICT_TAGS]
-        widths = dict.fromkeys(VERDICT_TAGS, VERDICT_COLUMN_PX)
-    return runs_view_state(columns, VALUE_METRIC, ascending, widths)
 
 
 def _health_url(tracking_uri: str) -> str:
@@ -269,19 +245,31 @@ class Client:
         ascending: bool,
         *,
         confirming: bool = False,
+        loss_metrics: Sequence[str] = (),
     ) -> str:
         """Store the sweep's view of its runs table on the experiment and return its URL.
 
-        The view shows as columns each run's configuration (``salsweep.label``) and loss
-        method (``loss.method``), the ``searched`` params (dotted TrainConfig paths, as
+        The view shows as columns each run's configuration (``salsweep.label``), how its
+        trial ended (``optuna.state``: COMPLETE, PRUNED, FAIL; a pruned trial's run ends
+        FINISHED, see `studies.tracking.layout.CHILD_STATUS`) and loss method
+        (``loss.method``), the ``searched`` params (dotted TrainConfig paths, as
         logged), the objective value ``optuna.value`` and the objective ``metric`` (its
         last epoch); every trial listed flat, best first: ordered by ``optuna.value``,
         ``ascending`` for a minimised objective. ``confirming`` (the sweep has or will
         have a confirmation) adds each replicate's score ``confirm.value`` and the
         verdict's figures on the parent run (``confirm.winner``, ``confirm.runner_up``,
         ``confirm.baseline``). Storing it again replaces it.
+
+        The view's Chart tab opens on the answer too (`studies.urls.charts_view_state`):
+        first the section "Objective" (``optuna.value`` per trial as bars, the objective
+        ``metric`` per epoch, and with ``confirming`` each replicate's ``confirm.value``),
+        then "Loss: train and validation", the ``loss_metrics`` on one chart (the built-in
+        trainer's ``train/total_loss`` and ``val/total_loss``), then the UI's own cards
+        for every other metric.
         """
-        state = sweep_view_state_of(searched, metric, ascending, confirming=confirming)
+        state = sweep_view_state_of(
+            searched, metric, ascending, confirming=confirming, loss_metrics=loss_metrics
+        )
         key, value = SHARED_VIEW_TAG_PREFIX + SWEEP_VIEW_KEY, json.dumps(state)
         with self._calling(f"store the runs view of experiment {experiment_id}"):
             try:
@@ -351,9 +339,11 @@ class Client:
         state: str | None = None,
         value: float | None = None,
     ) -> None:
-        """Tag ``optuna.state`` and metric ``optuna.value`` (when given), then the run's end."""
+        """The end's tags (``optuna.state``; a pruned trial's description, see
+        `studies.tracking.layout.end_tags`) and metric ``optuna.value`` (when given), then
+        the run's end."""
         metrics = [] if value is None else [Metric(VALUE_METRIC, float(value), end_time, 0)]
-        tags = [] if state is None else [RunTag(STATE_TAG, state)]
+        tags = [RunTag(key, value) for key, value in end_tags(state).items()]
         if metrics or tags:
             self._client.log_batch(run_id, metrics=metrics, tags=tags, synchronous=True)
         self._client.set_terminated(run_id, status=status, end_time=end_time)

@@ -26,6 +26,7 @@ __all__ = [
     "BASELINE_TAG",
     "CHILD_STATUS",
     "CLIENT_ENV_DEFAULTS",
+    "CONFIRM_TEST_METRIC",
     "CONFIRM_VALUE_METRIC",
     "LABEL_TAG",
     "MAX_METRICS_PER_BATCH",
@@ -34,6 +35,7 @@ __all__ = [
     "NOTE_TAG",
     "PARENT_ROLE",
     "PARENT_RUN_NAME",
+    "PRUNED_NOTE",
     "ROLE_TAG",
     "RUNNER_UP_TAG",
     "SPEC_ARTIFACT",
@@ -49,6 +51,7 @@ __all__ = [
     "RunEnd",
     "TrackingError",
     "child_tags",
+    "end_tags",
     "flatten_params",
     "now_ms",
     "without_unused_loss_params",
@@ -74,9 +77,11 @@ SWEEP_VIEW_KEY = "salsweep-sweep"
 LABEL_TAG = "salsweep.label"
 # The loss method, a param of every run of the built-in trainer: a column of the view.
 METHOD_PARAM = "loss.method"
-# A confirmation replicate's score as the verdict counts it (the objective's test-split
-# counterpart, e.g. test/abs_rel_align), under one name on every replicate: a column.
+# A confirmation replicate's score as the race counts it (the objective on validation at
+# the selected epoch), under one name on every replicate: a column; and its test-split
+# counterpart (e.g. test/abs_rel_align), reported only.
 CONFIRM_VALUE_METRIC = "confirm.value"
+CONFIRM_TEST_METRIC = "confirm.test_value"
 # The verdict's figures on the parent run: "<label>: <mean ± CI>, <n> seeds" per role.
 WINNER_TAG = "confirm.winner"
 RUNNER_UP_TAG = "confirm.runner_up"
@@ -99,12 +104,24 @@ CLIENT_ENV_DEFAULTS = {
 ParamValue = str | float | int | bool
 ChildState = Literal["COMPLETE", "PRUNED", "FAIL"]
 RunEnd = Literal["FINISHED", "KILLED", "FAILED"]
-# Optuna's trial state -> MLflow's run status.
+# Optuna's trial state -> MLflow's run status. A pruned trial's run ends FINISHED: the
+# pruner stopped it on purpose, and MLflow 3's UI draws KILLED exactly as FAILED (the same
+# red icon in the runs table, a red "Killed" on the run's page), so KILLED read as a
+# failure. What it was says its tag ``optuna.state`` (PRUNED, a column of the sweep's view)
+# and its description (PRUNED_NOTE); optuna-integration's MLflowCallback too ends every
+# trial's run normally with the trial's state as a tag. KILLED stays for a parent run whose
+# sweep was stopped (Ctrl-C, SIGTERM).
 CHILD_STATUS: dict[ChildState, RunEnd] = {
     "COMPLETE": "FINISHED",
-    "PRUNED": "KILLED",
+    "PRUNED": "FINISHED",
     "FAIL": "FAILED",
 }
+# A pruned trial's run description (its page, Markdown).
+PRUNED_NOTE = (
+    "**Pruned**: stopped early by the pruner, on purpose (its reports were worse than the "
+    "other trials' at the same epoch). Not a failure: it has no objective value "
+    "(`optuna.value`), and its run ends FINISHED with the tag `optuna.state` = PRUNED."
+)
 
 
 def flatten_params(data: object, prefix: str = "") -> dict[str, ParamValue]:
@@ -141,6 +158,17 @@ def now_ms() -> int:
 
 class TrackingError(UserError, RuntimeError):
     """The MLflow tracking server cannot be reached or refused a request."""
+
+
+def end_tags(state: str | None) -> dict[str, str]:
+    """The tags a trial's (or replicate's) run gets as it ends in Optuna state ``state``:
+    ``optuna.state``, and for a pruned trial the description that says what pruned means."""
+    if state is None:
+        return {}
+    tags = {STATE_TAG: state}
+    if state == "PRUNED":
+        tags[NOTE_TAG] = PRUNED_NOTE
+    return tags
 
 
 def child_tags(parent_run_id: str, study_name: str, trial_number: int) -> dict[str, str]:

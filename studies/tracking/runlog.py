@@ -121,9 +121,11 @@ class RunLog:
         self._append({"op": OP_ARTIFACT, "path": path, "artifact_path": artifact_path})
 
     def end(self, state: ChildState, value: float | None) -> None:
-        """Close a trial's (or replicate's) run: status FINISHED / KILLED / FAILED for
-        COMPLETE / PRUNED / FAIL, tag ``optuna.state``, metric ``optuna.value`` when
-        ``value`` is given; waits ``END_WAIT_S`` at most for it to be sent."""
+        """Close a trial's (or replicate's) run: status FINISHED for COMPLETE and PRUNED
+        (pruned on purpose: no failure; see `studies.tracking.layout.CHILD_STATUS`), FAILED
+        for FAIL; tag ``optuna.state`` (and a pruned trial's description), metric
+        ``optuna.value`` when ``value`` is given; waits ``END_WAIT_S`` at most for it to be
+        sent."""
         self._append(
             {
                 "op": OP_END,

@@ -16,8 +16,11 @@ them over pipes:
   exactly its budget, where workers counting on their own would each start one more when
   they finish together; a failed (diverged) trial frees its place for another;
 - when the search is over (budget, timeout, or as many diverged trials in a row as the
-  budget), the launcher queues the confirmation's replicates (studies.run.replicates) and every
-  worker runs them, claiming one job at a time from the companion study's queue;
+  budget), the launcher starts the confirmation's race and queues its first round
+  (studies.run.race_rounds); every worker runs them, claiming one job at a time from the
+  companion study's queue, and asks again when the queue is drained; once no worker runs a
+  replicate, the launcher reads the next round from the stored replicates and queues it,
+  until the race is decided;
 - the workers send their progress (the `SweepObserver` calls) as JSON lines; the launcher
   feeds one display with them.
 
@@ -60,15 +63,17 @@ from studies.run import (
     TrialFailure,
     baseline_search_job,
     close_dead_trials,
-    confirmation_jobs,
     enqueue_jobs,
     fail_trials,
+    next_confirmation_jobs,
     open_sweep,
     parent_run,
-    top_trials,
+    start_race,
     trial_budget,
     worker_id,
 )
+from studies.run.race_rounds import NOTHING_TO_CONFIRM
+from studies.run.signals import check_stop
 from studies.store import companion_study
 from studies.tracking import Tracker
 from studies.workers.plan import (
@@ -128,6 +133,8 @@ class _Worker:
     observer: SweepObserver | None
     waiting: bool = False  # asked what to do next, no answer yet
     ticket: bool = False  # runs a search trial the launcher granted
+    confirming: bool = False  # runs the race's queued replicates (answered "confirm")
+    round: int = 0  # the last round of the race it was answered "confirm" for
     said_done: bool = False
     eof: bool = False  # its messages are all read
     eof_at: float | None = None
@@ -190,6 +197,7 @@ class _Launcher:
             None if spec.budget.timeout is None else time.monotonic() + spec.budget.timeout
         )
         self.outstanding = 0  # search trials granted and not ended
+        self.round = 0  # rounds of the race queued by this launcher
         self._stopping = False  # the workers were told to stop
         self._stop_deadline = 0.0  # ... and are killed after this (monotonic seconds)
 
@@ -201,6 +209,7 @@ class _Launcher:
             for plan, proc in zip(self.plans, procs, strict=True):
                 self._adopt(plan, proc)
             while self._live():
+                check_stop()  # a stop signal whose exception was lost (studies.run.signals)
                 self._step(0.2)
                 if self.totals.failures and not self._stopping:
                     self._signal_all(signal.SIGTERM)  # a worker failed: stop the others
@@ -277,6 +286,7 @@ class _Launcher:
         if kind == "observe":
             self._observe(worker, str(message["call"]), list(message["args"]))
         elif kind == "next":
+            worker.confirming = False
             if worker.ticket:
                 worker.ticket = False
                 self.outstanding -= 1
@@ -339,6 +349,8 @@ class _Launcher:
         )
 
     def _dispatch(self) -> None:
+        if self.phase == "confirm":
+            self._advance_race()
         for worker in self.workers:
             if not worker.waiting or worker.exited:
                 continue
@@ -351,20 +363,45 @@ class _Launcher:
                 if self.outstanding > 0:
                     continue  # a running trial may fail and need a replacement
                 self._end_search()
-            self._reply(worker, "confirm" if self.phase == "confirm" else "exit")
+            if self.phase != "confirm":
+                self._reply(worker, "exit")
+            elif worker.round < self.round:
+                worker.round, worker.confirming = self.round, True
+                self._reply(worker, "confirm")
+            # else: it drained this round's queue; held until the round's last run ends
 
     def _end_search(self) -> None:
-        """The search is over: queue the confirmation (every job before any runs)."""
+        """The search is over: start the race (studies.run.race_rounds) and queue its first
+        round (every job before any runs)."""
         confirm = self.spec.confirm
         self.phase = "end"
         if confirm is None or self.diverged or self.totals.failures or self._stopping:
             return
-        if not top_trials(self.study, 1):
-            self.totals.confirmation_skipped = "no complete search trial to confirm"
+        if start_race(self.study, self.spec, confirm) is None:
+            self.totals.confirmation_skipped = NOTHING_TO_CONFIRM
             return
-        jobs = confirmation_jobs(self.study, self.spec, confirm.top_k, confirm.seeds)
-        enqueue_jobs(self.study, jobs, self.spec, self.tracker)
         self.phase = "confirm"
+        self._advance_race()
+
+    def _advance_race(self) -> None:
+        """Queue the race's next round once the last one is over: every worker answered
+        "confirm" for it has drained the queue and asked again (none runs a replicate, whose
+        result may end the race). The round is read from the stored replicates; when the
+        race is decided the phase ends (the workers exit)."""
+        if self._stopping or self.totals.failures:
+            self.phase = "end"
+            return
+        live = [w for w in self.workers if not w.exited]
+        if any(w.confirming for w in live):
+            return
+        if any(w.waiting and w.round < self.round for w in live):
+            return  # a round is queued that waiting workers have not been given yet
+        jobs = next_confirmation_jobs(self.study, self.spec)
+        if not jobs:
+            self.phase = "end"
+            return
+        enqueue_jobs(self.study, jobs, self.spec, self.tracker)
+        self.round += 1
 
     def _reply(self, worker: _Worker, reply: Reply) -> None:
         worker.waiting = False

@@ -5,9 +5,10 @@ Reads its settings as one JSON line on standard input, then talks with the launc
 lines: it writes JSON messages on standard output (``observe``: a `SweepObserver` call;
 ``next``: what now?, with how its last search trial ended; ``done``; ``error``) and reads
 the launcher's answers on standard input (``trial``: run one search trial; ``confirm``:
-run the queued replicates, then exit; ``exit``). Anything else that writes to standard
-output (a library's print) is sent to standard error, which the launcher shows labelled
-with the worker.
+run the queued replicates of the race's round until the queue is drained, then ask again:
+the launcher queues the next round once every worker is back; ``exit``). Anything else
+that writes to standard output (a library's print) is sent to standard error, which the
+launcher shows labelled with the worker.
 
 SIGINT and SIGTERM stop it as Ctrl-C stops a sweep (studies.run.signals): its running trial
 FAILED, its MLflow run closed; it also stops when its launcher dies (Linux).
@@ -186,8 +187,8 @@ def _loop(
                 gc_after_trial=True,
             )
         elif reply == "confirm":
-            run_jobs(study, [], runner)
-            return
+            last = None
+            run_jobs(study, [], runner)  # the race's queued round; then ask again
         else:
             return
 

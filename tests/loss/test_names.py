@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import typing
 
 import pytest
 
 import loss
 from loss import names
+from tests.process_helpers import PythonChild
 from trainer.config import LossConfig
 
 
@@ -73,6 +72,7 @@ def test_loss_config_sets_every_parameter_but_alpha() -> None:
         "use_absolute": True,
         "use_inv_depth": False,
         "gradient_normalization": "full-resolution",
+        "gradient_window": "zero-filled",
         "min_depth": 1.0,
         "max_depth": 80.0,
     }
@@ -81,7 +81,7 @@ def test_loss_config_sets_every_parameter_but_alpha() -> None:
     )
 
 
-def test_names_do_not_import_torch() -> None:
+def test_names_do_not_import_torch(python_child: PythonChild) -> None:
     code = (
         "import sys\n"
         "import loss.names\n"
@@ -92,9 +92,7 @@ def test_names_do_not_import_torch() -> None:
         "loss.get_loss\n"  # the lazy attribute loads the losses, and torch with them
         "assert 'torch' in sys.modules\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    result = python_child.run("-c", code)
     assert result.returncode == 0, result.stderr
 
 

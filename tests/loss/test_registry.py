@@ -59,9 +59,15 @@ def test_parameters_are_passed_on() -> None:
     assert get_loss("sparse-ssi", num_scales=2) == SSILoss(num_scales=2, sparse=True)
     assert get_loss("ssi", alpha=0.0).alpha == 0.0  # type: ignore[attr-defined]
     assert method_params("ssi") == ("alpha", "num_scales")
-    assert set(method_params("scale-adaptive")) == {*params, "gradient_normalization"}
+    assert set(method_params("scale-adaptive")) == {
+        *params,
+        "gradient_normalization",
+        "gradient_window",
+    }
     fn = get_loss("scale-adaptive", gradient_normalization="full-resolution")
     assert fn == ScaleAdaptiveLoss(gradient_normalization="full-resolution")
+    fn = get_loss("sparse-scale-adaptive", gradient_window="valid")
+    assert fn == ScaleAdaptiveLoss(gradient_window="valid", sparse=True)
 
 
 @pytest.mark.parametrize("method", ["scale_adaptive", "l1", "", "SSI", "sparse-l1"])
@@ -77,6 +83,7 @@ def test_unknown_method_lists_valid_ones(method: str) -> None:
     [
         ("ssi", {"lambda_sg": 0.5}, "lambda_sg", "alpha, num_scales"),
         ("sparse-ssi", {"num_scales": 2, "use_inv_depth": True}, "use_inv_depth", "num_scales"),
+        ("sparse-ssi", {"gradient_window": "valid"}, "gradient_window", "alpha, num_scales"),
         ("scale-adaptive", {"alpha": 0.5}, "alpha", "lambda_sg, epsilon, num_scales"),
         ("sparse-scale-adaptive", {"sparse": False}, "sparse", "use_absolute, use_inv_depth"),
         ("scale-adaptive", {"lambda": 0.5, "scales": 2}, "lambda, scales", "lambda_sg"),
@@ -99,6 +106,8 @@ def test_bad_value_through_get_loss() -> None:
         ValueError, match=r"gradient_normalization must be one of per-scale, full-resolution"
     ):
         get_loss("scale-adaptive", gradient_normalization="mean")
+    with pytest.raises(ValueError, match=r"gradient_window must be one of zero-filled, valid"):
+        get_loss("sparse-scale-adaptive", gradient_window="masked")
 
 
 def test_quick_check() -> None:

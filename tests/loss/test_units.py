@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from types import ModuleType
 
 import pytest
@@ -11,6 +9,7 @@ import torch
 
 from loss import ScaleAdaptiveLoss, get_loss
 from loss.units import DEFAULT_MAX_DEPTH, DEFAULT_MIN_DEPTH, input_scale
+from tests.process_helpers import PythonChild
 
 
 def test_input_scale_and_defaults() -> None:
@@ -103,7 +102,7 @@ def test_range_is_normalised_to_floats() -> None:
     assert loss == ScaleAdaptiveLoss()
 
 
-def test_units_module_does_not_import_torch() -> None:
+def test_units_module_does_not_import_torch(python_child: PythonChild) -> None:
     code = "import loss.units, sys; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = python_child.run("-c", code)
     assert result.stdout.strip() == "False", result.stderr

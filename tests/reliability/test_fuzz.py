@@ -53,7 +53,8 @@ from pydantic import BaseModel
 
 from cli import cli
 from sweeps import SpecError, load_spec, parse_spec, spec_to_yaml
-from sweeps.settings import Budget, ConfirmSpec, ObjectiveSpec, PrunerSpec, SamplerSpec
+from sweeps.confirmation import ConfirmSpec
+from sweeps.settings import Budget, ObjectiveSpec, PrunerSpec, SamplerSpec
 from tests.process_helpers import SalsweepProcess
 from trainer import ConfigError, TrainConfig, load_train_config
 

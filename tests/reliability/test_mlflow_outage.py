@@ -312,7 +312,8 @@ def test_server_gone_for_good_then_sync(
     and the confirmation, names the runs whose logs wait on disk, and `studies sync`
     sends them once the server is back: every epoch once; a second sync sends nothing."""
     name, n_trials, home = "outage-gone", 3, tmp_path / "home"
-    spec = _spec(tmp_path, name, n_trials, confirm={"top_k": 1, "seeds": 2})
+    race = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}
+    spec = _spec(tmp_path, name, n_trials, confirm=race)
     sweep = _launch(salsweep_process, spec, server.url, home, tmp_path / "sweep.log")
     try:
         _wait_for("trial 0", lambda: bool(_complete(name, home)), sweep, timeout=240)
@@ -331,7 +332,7 @@ def test_server_gone_for_good_then_sync(
     trials = study.get_trials(("COMPLETE",))
     assert len(trials) == n_trials  # the budget, at training speed
     replicates = study.companion.get_trials(("COMPLETE",))
-    assert len(replicates) == 2
+    assert len(replicates) == 3
     unsent = re.search(r"not sent yet .* for (\d+) run\(s\): (.*?); they wait", output, re.S)
     assert unsent is not None, output[-3000:]
     named = set(re.sub(r"\s+", "", unsent.group(2)).split(","))
@@ -351,7 +352,7 @@ def test_server_gone_for_good_then_sync(
     waiting_epochs = sum(
         1 for o in outboxes for op in o.pending() if op["op"] == OP_LOG and op["metrics"]
     )
-    assert waiting_epochs >= 2 * EPOCHS + 2 * (EPOCHS + 1)  # trials 1, 2; 2 replicates + test
+    assert waiting_epochs >= 2 * EPOCHS + 3 * (EPOCHS + 1)  # trials 1, 2; 3 replicates + test
 
     # Runs created after their trial ended have no id in Optuna yet: `studies show` has "-".
     # (Trial 1 may have made its run in the moment before the server stopped.)
@@ -389,7 +390,9 @@ def test_server_gone_for_good_then_sync(
         assert run.data.metrics["optuna.value"] == pytest.approx(trial.value)
         _assert_every_epoch_once(client, run)
     confirmations = [r for r in runs if r.data.tags.get("salsweep.role") == "confirmation"]
-    assert sorted(r.info.run_name for r in confirmations) == [f"{winner}-seed1", f"{winner}-seed2"]
+    assert sorted(r.info.run_name for r in confirmations) == [
+        f"{winner}-seed{seed}" for seed in (1, 2, 3)
+    ]
     replicate_ids = {t.user_attrs.get("mlflow_run_id") for t in synced.companion.trials}
     assert {r.info.run_id for r in confirmations} <= replicate_ids
     for run in confirmations:

@@ -69,7 +69,7 @@ def _spec(tmp_path: Path) -> Path:
         "sampler": {"type": "random", "seed": 0},
         "pruner": {"type": "none"},
         "baseline": True,
-        "confirm": {"top_k": 1, "seeds": 2},
+        "confirm": {"top_k": 1, "initial_seeds": 3, "max_seeds": 3},
     }
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -124,7 +124,7 @@ def test_passwords_never_show(
     stored = [study.user_attrs, companion.user_attrs]
     trials = study.get_trials() + companion.get_trials()
     stored += [t.user_attrs for t in trials] + [t.system_attrs for t in trials]
-    assert len(study.get_trials()) == 2 and len(companion.get_trials()) == 5
+    assert len(study.get_trials()) == 2 and len(companion.get_trials()) == 1 + 6
     _assert_no_secret("Optuna's stored attributes", json.dumps(stored, default=str))
 
     # MLflow: params and tags of every run (parent, trials, baseline, replicates), the
@@ -132,8 +132,9 @@ def test_passwords_never_show(
     client = MlflowClient(mlflow_server.url)
     experiment = client.get_experiment_by_name("secrets")
     runs = client.search_runs([experiment.experiment_id])
-    # The parent, 2 trials, the baseline's search run, 2 seeds of the winner and of the baseline.
-    assert len(runs) == 1 + 2 + 1 + 2 + 2
+    # The parent, 2 trials, the baseline's search run, a race of 3 seeds of the winner and
+    # of the baseline.
+    assert len(runs) == 1 + 2 + 1 + 3 + 3
     for run in runs:
         _assert_no_secret(f"run {run.info.run_name}", json.dumps([run.data.params, run.data.tags]))
     _assert_no_secret("the experiment's tags", json.dumps(experiment.tags))

@@ -62,7 +62,9 @@ def _wait_for(check: Callable[[], bool], proc: subprocess.Popen[Any], what: str)
     while time.monotonic() < deadline:
         if check():
             return
-        assert proc.poll() is None, f"the sweep ended before {what}"
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout is not None else ""
+            pytest.fail(f"the sweep ended (exit {proc.returncode}) before {what}:\n{output}")
         time.sleep(0.1)
     pytest.fail(f"timed out waiting for {what}")
 

@@ -9,8 +9,10 @@ from studies import SweepTarget
 from sweeps import SweepSpec, parse_spec
 
 N_TRIALS = 4  # searched trials (the SSI baseline runs beside the study)
-# The session sweep's confirmation: the 2 best configurations and the baseline, 2 seeds each.
-CONFIRM = {"top_k": 2, "seeds": 2}
+# The session sweep's confirmation: a race of the 2 best configurations and the baseline,
+# 3 seeds each (initial = maximum: one round, the least a race looks at).
+SEEDS = 3
+CONFIRM = {"top_k": 2, "initial_seeds": SEEDS, "max_seeds": SEEDS}
 
 
 def tiny_spec(name: str, n_trials: int = N_TRIALS, **extra: Any) -> SweepSpec:

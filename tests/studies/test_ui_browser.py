@@ -30,10 +30,13 @@ from cli import cli
 from studies import load_study, trial_rows
 from studies.attrs import config_label
 from studies.confirmation.confirmed import load_confirmation
+from studies.report.confirmation import divergence, format_estimate
+from studies.run.session import LOSS_CHART_METRICS
 from studies.store import as_record
 from studies.tracking.layout import (
     CONFIRM_VALUE_METRIC,
     LABEL_TAG,
+    STATE_TAG,
     SWEEP_VIEW_KEY,
     VALUE_METRIC,
     VERDICT_TAGS,
@@ -42,6 +45,7 @@ from studies.tracking.layout import (
 )
 from studies.tracking.runs import Tracker
 from studies.tracking.server import ServerInfo
+from studies.tracking.view import LOSS_SECTION
 from studies.urls import run_page_url, runs_page_url
 from tests.studies.sweep_helpers import Sweep
 from tests.studies.tracking_helpers import open_child
@@ -191,6 +195,7 @@ def _check_layout_and_columns(
     _check_training_layout(browser, "the printed address")
     expected = [
         (_column("tags", LABEL_TAG), LABEL_TAG),
+        (_column("tags", STATE_TAG), STATE_TAG),
         (_column("params", "loss.method"), "loss.method"),
     ]
     expected += [(_column("params", p), p) for p in searched if p != "loss.method"]
@@ -231,12 +236,14 @@ def test_sweep_url_opens_on_the_best_trial(
         run = open_child(runs, tmp_path / "trials", experiment_id, parent, number, params, study)
         for epoch in (1, 2):
             last = (value if value is not None else 0.5) + 0.01 * (2 - epoch)
-            run.log_epoch(epoch, {METRIC: last, "train/total_loss": 1.0})
+            run.log_epoch(epoch, {METRIC: last, "train/total_loss": 1.0, "val/total_loss": 1.2})
         run.end(state, value)
     assert runs.flush_runs()
     tracker.finish_run(parent, "FINISHED", now_ms())
 
-    url = tracker.share_sweep_view(experiment_id, SEARCHED, METRIC, ascending=True)
+    url = tracker.share_sweep_view(
+        experiment_id, SEARCHED, METRIC, ascending=True, loss_metrics=LOSS_CHART_METRICS
+    )
     names = [f"trial-{n}" for n in range(len(TRIALS))]
     shot = tmp_path / "mlflow-runs.png"
     rows = _open(browser, url, [*names, "sweep"], shot)
@@ -260,6 +267,68 @@ def test_sweep_url_opens_on_the_best_trial(
     }
     values = [r.cells[_column("metrics", VALUE_METRIC)] for r in rows]
     assert values == ["0.125", "0.2", "0.25", "0.31", "-", "-", "-"]
+    # How each trial ended, as a column: the pruned one reads PRUNED (its run is FINISHED,
+    # not KILLED, which MLflow's UI draws in red as it draws FAILED).
+    states = {r.name: r.cells[_column("tags", STATE_TAG)] for r in rows}
+    assert states == {f"trial-{n}": t[0] for n, t in enumerate(TRIALS)} | {"sweep": "-"}
+
+    # The Chart tab of the same view: the objective's cards first, then train and
+    # validation loss on one chart, then MLflow's own cards (section "val": the rest).
+    _check_charts(browser, url, tmp_path, tmp_path_factory)
+
+
+# Where each text shows on the page: [top, left] of every element whose own text is it (or
+# it followed by a count, "Objective (2)"), in the order of the page.
+_TEXT_AT = """
+const want = arguments[0], out = {};
+for (const el of document.querySelectorAll('body *')) {
+  const own = Array.from(el.childNodes).filter(n => n.nodeType === 3)
+    .map(n => n.textContent).join('').trim();
+  if (!own) continue;
+  for (const w of want) {
+    if (own === w || own.startsWith(w + ' (')) {
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0) (out[w] = out[w] || []).push([r.top, r.left]);
+    }
+  }
+}
+return out;
+"""
+
+
+def _check_charts(
+    browser: WebDriver, url: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The view's Chart tab: section "Objective" first (optuna.value, then the objective
+    per epoch), then "Loss: train and validation" with both losses on one card, then the
+    UI's own sections ("val")."""
+    browser.set_window_size(1600, 4000)  # every card in view: the grid renders lazily
+    browser.get(url + "&compareRunsMode=CHART")
+    loss = " vs ".join(LOSS_CHART_METRICS)  # the UI's title of a card of several metrics
+    order = ["Objective", VALUE_METRIC, METRIC, LOSS_SECTION, loss, "val"]
+
+    def found(b: WebDriver) -> dict[str, list[list[float]]]:
+        return dict(b.execute_script(_TEXT_AT, order))
+
+    wait = WebDriverWait(browser, WAIT_S, ignored_exceptions=(StaleElementReferenceException,))
+    try:
+        wait.until(lambda b: set(found(b)) == set(order))
+    except TimeoutException:
+        shot = tmp_path / "charts.png"
+        browser.save_screenshot(str(shot))
+        pytest.fail(f"the chart cards did not show ({found(browser)}); screenshot: {shot}")
+    _close_assistant_panel(browser)
+    shot = tmp_path / "mlflow-charts.png"
+    browser.save_screenshot(str(shot))
+    _keep(shot, tmp_path_factory, "mlflow-charts.png")
+    at = found(browser)
+    top = min(y for y, _x in at["Objective"])  # the first section; the toolbar is above it
+    first = {text: min(tuple(p) for p in at[text] if p[0] >= top) for text in order}
+    # Sections top to bottom; in "Objective", optuna.value's card left of the metric's.
+    rows = [first[t][0] for t in ("Objective", VALUE_METRIC, LOSS_SECTION, loss, "val")]
+    assert rows == sorted(rows), first
+    assert first[VALUE_METRIC][0] == pytest.approx(first[METRIC][0], abs=5), first
+    assert first[VALUE_METRIC][1] < first[METRIC][1], first
 
 
 def test_real_sweep_url_opens_on_its_best_trial(
@@ -374,7 +443,7 @@ def test_the_confirmation_reads_in_the_runs_table_as_studies_show_prints_it(
     replicates = {
         run_id: (config, value)
         for config in confirmation.configs
-        for run_id, value in zip(config.mlflow_run_ids, config.values.values(), strict=True)
+        for run_id, value in zip(config.mlflow_run_ids, config.validation.values(), strict=True)
     }
     browser.set_window_size(3000, 1100)  # every column in view, as a wide screen shows it
     url = runs_page_url(sweep.target.tracking_uri, sweep.experiment_id, SWEEP_VIEW_KEY)
@@ -406,7 +475,14 @@ def test_the_confirmation_reads_in_the_runs_table_as_studies_show_prints_it(
     ):
         assert role is not None
         label, _, figures = parent[_column("tags", tag)].partition(": ")
-        mean_ci, _, seeds = figures.rpartition(", ")
-        assert label == role.label and seeds == f"{role.estimate.n} seeds"
+        validation = format_estimate(role.validation_estimate)
+        test = format_estimate(role.test_estimate)
+        assert label == role.label
+        assert figures == (
+            f"{validation} on validation, test {test}, {role.seeds} seeds, "
+            f"diverged {divergence(role)}"
+        )
         row = next(line for line in shown.output.splitlines() if f" {label} " in line)
-        assert mean_ci in row and f" {role.estimate.n} " in row  # as show prints it
+        # as show prints it: seeds, the divergence rate beside the means
+        assert validation in row and test in row and divergence(role) in row
+        assert f" {role.seeds} " in row

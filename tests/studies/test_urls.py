@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
 
 from studies.urls import (
+    charts_view_state,
     port_in_use,
     redact_text,
     redact_url,
@@ -139,3 +141,35 @@ def test_runs_view_state_with_tags_and_given_widths() -> None:
     columns = ["tags.`salsweep.label`", "params.`lr`", "tags.`confirm.winner`"]
     assert state["selectedColumns"] == state["columnOrder"] == columns
     assert state["columnWidths"] == dict(zip(columns, [160, 160, 400], strict=True))
+
+
+def test_charts_view_state_keeps_the_given_cards_first() -> None:
+    state = charts_view_state(
+        [
+            ("Objective", ["optuna.value"]),
+            ("Objective", ["val/abs_rel"]),
+            ("Loss", ["train/total_loss", "val/total_loss"]),
+        ],
+        bars=["optuna.value"],
+    )
+    # The sections in the order given, kept in it (no sorting by name) and shown.
+    sections = state["compareRunSections"]
+    assert [s["name"] for s in sections] == ["Objective", "Loss"]
+    assert state["isAccordionReordered"] is True
+    assert all(s["display"] and s["isReordered"] and not s["deleted"] for s in sections)
+    charts = state["compareRunCharts"]
+    ids = {s["name"]: s["uuid"] for s in sections}
+    assert [(c["type"], c["metricSectionId"], c["metricKey"]) for c in charts] == [
+        ("BAR", ids["Objective"], "optuna.value"),
+        ("LINE", ids["Objective"], "val/abs_rel"),
+        ("LINE", ids["Loss"], "train/total_loss"),
+    ]
+    assert charts[0]["metricKey"] == "optuna.value" and "selectedMetricKeys" not in charts[0]
+    both = charts[2]
+    assert both["metricKey"] == "train/total_loss"  # no card of the UI's own for it
+    assert both["selectedMetricKeys"] == ["train/total_loss", "val/total_loss"]
+    # Every field of the bundle's LINE card that it reads without a default.
+    assert both["range"] == {} and both["xAxisKey"] == "step" and both["yAxisKey"] == "metric"
+    assert len({c["uuid"] for c in charts}) == 3
+    assert all(not c["isGenerated"] and not c["deleted"] for c in charts)
+    assert json.loads(json.dumps(state)) == state  # stored as JSON in a tag

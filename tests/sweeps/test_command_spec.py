@@ -13,6 +13,7 @@ import yaml
 
 from sweeps import SpecError, load_spec, parse_spec, spec_json_schema, spec_to_yaml
 from sweeps.command import CommandSpec, expand_word, placeholders_in
+from tests.process_helpers import PythonChild
 
 BASE_CONFIG = """\
 model:
@@ -355,12 +356,12 @@ def test_the_schema_describes_the_command_section() -> None:
     assert CommandSpec.model_fields["grace_s"].default == 10.0
 
 
-def test_reading_a_command_spec_imports_nothing_heavy(project: Path) -> None:
+def test_reading_a_command_spec_imports_nothing_heavy(
+    project: Path, python_child: PythonChild
+) -> None:
     """`sweep validate` of a command spec stays a read-only command: no torch, MLflow,
     Optuna, and none of studies.command (the spec checks live in sweeps)."""
     import json
-    import subprocess
-    import sys
 
     (project / "sweep.yaml").write_text(yaml.safe_dump(command_spec()))
     code = (
@@ -371,14 +372,8 @@ def test_reading_a_command_spec_imports_nothing_heavy(project: Path) -> None:
         "('torch', 'mlflow', 'optuna', 'sqlalchemy', 'studies'))))\n"
     )
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=project,
-        env={**os.environ, "PYTHONPATH": str(root)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    done = python_child.run(
+        "-c", code, cwd=project, env={**os.environ, "PYTHONPATH": str(root)}, check=True
     )
     assert json.loads(done.stdout) == []
 

@@ -1,4 +1,4 @@
-"""The proposed spec keys of the sequential confirmation."""
+"""The spec keys of the sequential confirmation (sweeps.confirmation)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 from pydantic import ValidationError
 
 from studies.confirmation import SequentialDesign
-from sweeps.confirmation import SequentialConfirmSpec
+from sweeps.confirmation import ConfirmSpec
 
 
 def test_defaults_are_the_designs() -> None:
-    spec = SequentialConfirmSpec()
+    spec = ConfirmSpec()
     assert (spec.initial_seeds, spec.max_seeds, spec.indifference_zone, spec.alpha) == (
         4,
         16,
@@ -19,7 +19,7 @@ def test_defaults_are_the_designs() -> None:
     )
     design = SequentialDesign(**spec.design_arguments("minimize"))
     assert design == SequentialDesign()
-    maximize = SequentialDesign(**SequentialConfirmSpec(alpha=0.025).design_arguments("maximize"))
+    maximize = SequentialDesign(**ConfirmSpec(alpha=0.025).design_arguments("maximize"))
     assert (maximize.direction, maximize.alpha) == ("maximize", 0.025)
 
 
@@ -30,10 +30,11 @@ def test_defaults_are_the_designs() -> None:
         ({"initial_seeds": 6, "max_seeds": 5}, "max_seeds: 5 is below initial_seeds"),
         ({"indifference_zone": 0.0}, "greater than 0"),
         ({"alpha": 0.5}, "less than 0.5"),
-        ({"seeds": 4}, "Extra inputs are not permitted"),
+        ({"seeds": 4}, "seeds: replaced by .* initial_seeds .* and max_seeds"),
+        ({"top": 4}, "Extra inputs are not permitted"),
         ({"max_seeds": "12"}, "valid integer"),
     ],
 )
 def test_bad_values(values: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        SequentialConfirmSpec.model_validate(values)
+        ConfirmSpec.model_validate(values)

@@ -232,6 +232,15 @@ def test_objective_direction_must_fit_the_metric(good: dict[str, Any]) -> None:
     assert problems(good) == {
         "objective.direction": "val/abs_rel_align is lower-is-better: use minimize"
     }
+    # The same metrics aligned in depth.
+    good["objective"] = {"metric": "val/a1_align_depth"}
+    assert problems(good) == {
+        "objective.direction": "val/a1_align_depth is higher-is-better: use maximize"
+    }
+    good["objective"] = {"metric": "val/abs_rel_align_depth", "direction": "maximize"}
+    assert problems(good) == {
+        "objective.direction": "val/abs_rel_align_depth is lower-is-better: use minimize"
+    }
 
 
 def test_objective_cannot_be_a_test_metric(good: dict[str, Any]) -> None:
@@ -246,8 +255,14 @@ def test_objective_cannot_be_a_test_metric(good: dict[str, Any]) -> None:
     ("confirm", "expected"),
     [
         ({"top_k": 0}, {"confirm.top_k": "greater than or equal to 1 (got 0)"}),
-        ({"seeds": 1}, {"confirm.seeds": "greater than or equal to 2 (got 1)"}),
-        ({"top_k": 2.5, "seeds": "3"}, {"confirm.top_k": "", "confirm.seeds": ""}),
+        ({"initial_seeds": 2}, {"confirm.initial_seeds": "greater than or equal to 3 (got 2)"}),
+        (
+            {"top_k": 2.5, "max_seeds": "3"},
+            {"confirm.top_k": "", "confirm.max_seeds": ""},
+        ),
+        ({"initial_seeds": 6, "max_seeds": 5}, {"confirm.max_seeds": "5 is below initial_seeds"}),
+        # The fixed-seed confirmation's key: refused, naming the race's keys.
+        ({"seeds": 4}, {"confirm.seeds": "replaced by the sequential confirmation's initial"}),
         ({"top": 2}, {"confirm.top": "unknown key"}),
         ([3, 3], {"confirm": "expected a mapping, got list"}),
     ],

@@ -10,7 +10,6 @@ skip with the reason (fail under CI=true); the spec's own checks run regardless.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import yaml
 from studies.command.prepare import TrialInputs, prepare_trial
 from sweeps import CommandSpec, SweepSpec, load_spec
 from tests.packnet_helpers import missing_reason, packnet_root
+from tests.process_helpers import PythonChild
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "sweeps" / "packnet-sfm.yaml"
@@ -113,7 +113,7 @@ def test_a_trials_config_runs_in_packnet_sfm(
 
 @pytest.mark.slow
 def test_the_trials_command_line_starts_the_launcher(
-    spec: SweepSpec, packnet: Path, tmp_path: Path
+    spec: SweepSpec, packnet: Path, tmp_path: Path, python_child: PythonChild
 ) -> None:
     """The trial's argv and environment as the runner builds them (packnet-sfm found
     through SALSWEEP_PACKNET_SFM, inherited), in a process of its own, up to training
@@ -123,10 +123,8 @@ def test_the_trials_command_line_starts_the_launcher(
     plan = prepare_trial(
         command(spec), TrialInputs(0, values, seed=5, trial_dir=tmp_path), base_env=env
     )
-    argv = [sys.executable, *plan.argv[1:], "--dry-run"]  # this interpreter for python3
-    done = subprocess.run(
-        argv, cwd=plan.cwd, env=dict(plan.env), capture_output=True, text=True, timeout=120
-    )
+    # This interpreter for python3.
+    done = python_child.run(*plan.argv[1:], "--dry-run", cwd=plan.cwd, env=dict(plan.env))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("loss: salsweep-sparse-scale-adaptive lambda_sg=0.25 ")

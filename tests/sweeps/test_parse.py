@@ -52,7 +52,9 @@ def test_default_spec() -> None:
     pruner = spec.pruner
     assert (pruner.type, pruner.n_startup_trials, pruner.n_warmup_steps) == ("median", 2, 2)
     assert spec.confirm is not None
-    assert (spec.confirm.top_k, spec.confirm.seeds) == (2, 4)
+    confirm = spec.confirm
+    assert (confirm.top_k, confirm.initial_seeds, confirm.max_seeds) == (2, 4, 12)
+    assert (confirm.indifference_zone, confirm.alpha) == (0.005, 0.05)
 
 
 def test_seed_grid_spec() -> None:
@@ -84,10 +86,21 @@ def test_defaults_filled(good: dict[str, Any]) -> None:
     assert parse_spec(good, "t").confirm is None
     good["confirm"] = {}
     confirm = parse_spec(good, "t").confirm
-    assert confirm is not None and (confirm.top_k, confirm.seeds) == (3, 3)
-    good["confirm"] = {"top_k": 1, "seeds": 5}
+    assert confirm is not None and (confirm.top_k, confirm.initial_seeds, confirm.max_seeds) == (
+        3,
+        4,
+        16,
+    )
+    good["confirm"] = {"top_k": 1, "initial_seeds": 5, "max_seeds": 9, "alpha": 0.025}
     spec = parse_spec(good, "t")
-    assert spec.confirm is not None and (spec.confirm.top_k, spec.confirm.seeds) == (1, 5)
+    confirm = spec.confirm
+    assert confirm is not None
+    assert (confirm.top_k, confirm.initial_seeds, confirm.max_seeds, confirm.alpha) == (
+        1,
+        5,
+        9,
+        0.025,
+    )
     # The stored JSON dump reads back equal (resume, studies confirm).
     assert parse_spec(spec.model_dump(mode="json"), "t") == spec
     assert spec.base.lr == 1e-3  # TrainConfig defaults in the base

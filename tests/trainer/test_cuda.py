@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from tests.process_helpers import SalsweepProcess
+from tests.process_helpers import PythonChild, SalsweepProcess
 from trainer import TrainConfig, fit, resolve_device
 from trainer.metrics import metric_keys
 
@@ -97,7 +95,7 @@ def test_fit_on_cuda_uses_bf16_and_matches_cpu_at_step_0(method: str) -> None:
     assert metrics["train/total_loss"] == pytest.approx(cpu.final["train/total_loss"], rel=0.02)
 
 
-def test_cuda_without_a_gpu_is_a_clear_value_error() -> None:
+def test_cuda_without_a_gpu_is_a_clear_value_error(python_child: PythonChild) -> None:
     """Runs everywhere: the GPUs are hidden from a child process."""
     code = (
         "import torch\n"
@@ -111,14 +109,7 @@ def test_cuda_without_a_gpu_is_a_clear_value_error() -> None:
         "else:\n"
         "    raise SystemExit('no error')\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        env=hidden_gpus_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = python_child.run("-c", code, env=hidden_gpus_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "device 'cuda' was requested but CUDA is not available here"
 

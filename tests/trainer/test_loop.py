@@ -122,6 +122,8 @@ def test_epoch_metrics_and_callback() -> None:
         "val/abs_rel_med",
         "val/abs_rel_align",
         "val/a1_align",
+        "val/abs_rel_align_depth",
+        "val/a1_align_depth",
         "val/rmse",
         "val/a1",
         "val/total_loss",
@@ -140,6 +142,10 @@ def test_epoch_metrics_and_callback() -> None:
     assert 0.0 <= metrics["val/a1"] <= 1.0
     # The least-squares alignment fits inverse depth better than no alignment at all.
     assert metrics["val/abs_rel_align"] < metrics["val/abs_rel"]
+    # ... and so does the one in depth; both are reported every epoch, and not equal.
+    assert metrics["val/abs_rel_align_depth"] < metrics["val/abs_rel"]
+    assert metrics["val/abs_rel_align_depth"] != metrics["val/abs_rel_align"]
+    assert all("val/rmse_align_depth" in h for h in result.history)
     assert metrics["samples_per_s"] > 0
     # total = loss_sa + lambda_sg * loss_sg holds for each step, so for the epoch means too.
     expected = metrics["train/loss_sa"] + 0.5 * metrics["train/loss_sg"]

@@ -148,6 +148,7 @@ def test_accumulator_averages_images_over_batches_raw_and_median() -> None:
         *METRIC_NAMES,
         *(n + "_med" for n in METRIC_NAMES),
         *(n + "_align" for n in METRIC_NAMES),
+        *(n + "_align_depth" for n in METRIC_NAMES),
         "num_images",
     }
     assert result["num_images"] == 2.0
@@ -333,3 +334,84 @@ def test_aligned_skips_images_without_valid_pixels() -> None:
     assert [result[n + "_align"] for n in METRIC_NAMES] == pytest.approx(
         first[0].tolist(), rel=1e-6
     )
+
+
+# --- scale-and-shift alignment in depth ------------------------------------------------------
+
+
+def _aligned_in(alignment: Alignment, pred: np.ndarray, gt: np.ndarray) -> torch.Tensor:
+    """[B,7] metrics of [B,H,W] depths under ``alignment``, range (1, 80)."""
+    values, _ = depth_metrics_per_image(
+        torch.from_numpy(pred)[:, None],
+        torch.from_numpy(gt)[:, None],
+        min_depth=1.0,
+        max_depth=80.0,
+        alignment=alignment,
+    )
+    return values
+
+
+def test_depth_alignment_hand_computed() -> None:
+    """gt [2, 4, 6], pred [1, 3, 2]: centred pred [-1, 1, 0], centred gt [-2, 0, 2],
+    s = sum(xc yc) / sum(xc^2) = 2 / 2 = 1, t = 4 - 1 * 2 = 2: aligned [3, 5, 4]."""
+    gt = np.array([[[2.0, 4.0, 6.0]]])
+    got = _aligned_in("scale_shift_depth", np.array([[[1.0, 3.0, 2.0]]]), gt)
+    assert got[0].tolist() == pytest.approx(_expected([2.0, 4.0, 6.0], [3.0, 5.0, 4.0]))
+    assert float(got[0, 0]) == pytest.approx((1 / 2 + 1 / 4 + 2 / 6) / 3, rel=1e-12)
+    # Reversed order: the fitted scale would be -1; held at 0, the fit is mean(gt) = 4.
+    got = _aligned_in("scale_shift_depth", np.array([[[3.0, 1.0, 2.0]]]), gt)
+    assert got[0].tolist() == pytest.approx(_expected([2.0, 4.0, 6.0], [4.0, 4.0, 4.0]))
+    assert float(got[0, 0]) == pytest.approx((2 / 2 + 0 + 2 / 6) / 3, rel=1e-12)
+
+
+def test_depth_alignment_clamps_to_the_range_and_skips_invalid_pixels() -> None:
+    """gt [2, 10] and an out-of-range pixel (0: missing); pred [1, 2]: the fit maps 1 -> 2
+    and 2 -> 10 (s = 8, t = -6) exactly; the missing pixel's prediction (1000) never
+    enters the fit. A constant prediction fits as mean(gt)."""
+    gt = np.array([[[2.0, 10.0, 0.0]]])
+    got = _aligned_in("scale_shift_depth", np.array([[[1.0, 2.0, 1000.0]]]), gt)
+    assert got[0].tolist() == pytest.approx(_expected([2.0, 10.0], [2.0, 10.0]), abs=1e-12)
+    # s = 8, t = -14 would take pixel 1 to -6 m: clamped to min_depth (1 m).
+    gt = np.array([[[1.5, 2.0, 10.0]]])
+    got = _aligned_in("scale_shift_depth", np.array([[[1.0, 2.0, 3.0]]]), gt)
+    x, y = np.array([1.0, 2.0, 3.0]), gt.ravel()
+    (s, t), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+    aligned = np.clip(s * x + t, 1.0, 80.0)
+    assert s * x[0] + t < 1.0, "the case must exercise the clamp"
+    assert got[0].tolist() == pytest.approx(_expected(y.tolist(), aligned.tolist()), rel=1e-12)
+    flat = _aligned_in("scale_shift_depth", np.full((1, 1, 3), 7.0), gt)
+    assert flat[0].tolist() == pytest.approx(_expected(y.tolist(), [y.mean()] * 3), rel=1e-12)
+
+
+def test_each_alignment_forgives_its_own_affine_error_only() -> None:
+    """A depth-affine error (a shift of 1 m and a scale) scores 0 in depth, not in inverse
+    depth; an inverse-affine one (what an inverse-domain loss leaves) the other way round."""
+    rng = np.random.default_rng(5)
+    gt = rng.uniform(1.5, 40.0, size=(2, 8, 8))
+    depth_affine = np.stack([gt[0] + 1.0, 0.5 * gt[1] + 3.0])
+    inverse_affine = 1.0 / (0.3 / gt + 0.05)
+    in_depth = _aligned_in("scale_shift_depth", depth_affine, gt)
+    assert in_depth[:, 0].abs().max() < 1e-9 and in_depth[:, 2].abs().max() < 1e-9
+    assert in_depth[:, 4:].tolist() == [[1.0, 1.0, 1.0]] * 2
+    assert (_aligned_in("scale_shift", depth_affine, gt)[:, 0] > 0.01).all()
+    in_inverse = _aligned_in("scale_shift", inverse_affine[:1], gt[:1])
+    assert float(in_inverse[0, 0].abs()) < 1e-9
+    assert float(_aligned_in("scale_shift_depth", inverse_affine[:1], gt[:1])[0, 0]) > 0.01
+
+
+def test_depth_alignment_matches_numpy_lstsq_on_random_images() -> None:
+    rng = np.random.default_rng(2)
+    gt = rng.uniform(0.5, 90.0, size=(3, 5, 6))  # some pixels outside (1, 80)
+    gt[1, :2] = 0.0
+    pred = gt * rng.uniform(0.5, 2.0, size=gt.shape) + rng.uniform(-3.0, 5.0, size=gt.shape)
+    pred = np.abs(pred) + 0.1
+    rows = []
+    for p, g in zip(pred, gt, strict=True):
+        valid = (g > 1.0) & (g < 80.0)
+        x, y = p[valid], g[valid]
+        (s, t), *_ = np.linalg.lstsq(np.stack([x, np.ones_like(x)], 1), y, rcond=None)
+        if s < 0:
+            s, t = 0.0, float(np.mean(y))
+        rows.append(_expected(y.tolist(), np.clip(s * x + t, 1.0, 80.0).tolist()))
+    got = _aligned_in("scale_shift_depth", pred, gt)
+    np.testing.assert_allclose(got.numpy(), np.array(rows), rtol=1e-9, atol=1e-12)

@@ -204,6 +204,19 @@ def test_a_scale_and_shift_aligned_preview_shows_what_the_metric_scores(tmp_path
     assert np.abs(_panel(aligned, 2, 0.5, 0.1) - _depth_colour(20.0)).max() <= 3
 
 
+def test_a_preview_aligned_in_depth_applies_the_fit_to_every_pixel(tmp_path: Path) -> None:
+    """A prediction off by a scale and a shift in depth (0.5 d + 3 m): aligned in depth it
+    is the scene, measured or not (20 m in the unmeasured quarter)."""
+    gt, far = _scene()
+    pred = 0.5 * torch.where(gt > 0, gt, far) + 3.0
+    aligned = _save_aligned(tmp_path, pred, gt, "scale_shift_depth")
+    for x in (0.1, 0.5, 0.9):
+        expected = _depth_colour(float(gt[0, H - 1, int(x * W)]))
+        assert np.abs(_panel(aligned, 2, x, 0.9) - expected).max() <= 3
+        assert np.abs(_panel(aligned, 3, x, 0.9) - _error_colour(0.0)).max() <= 3
+    assert np.abs(_panel(aligned, 2, 0.5, 0.1) - _depth_colour(20.0)).max() <= 3
+
+
 def test_a_median_scaled_preview(tmp_path: Path) -> None:
     gt, far = _scene()
     pred = 3.0 * torch.where(gt > 0, gt, far)
@@ -221,6 +234,9 @@ def test_aligned_panels_say_so() -> None:
     )
     _, _, pred, error = previews.panel_names("scale_shift")
     assert "scale and shift aligned" in pred and error.startswith("|aligned prediction")
+    _, _, pred, error = previews.panel_names("scale_shift_depth")
+    assert pred.endswith("aligned to the ground truth in depth (m)")
+    assert error.startswith("|aligned prediction")
     _, _, pred, error = previews.panel_names("median")
     assert "median" in pred and error.startswith("|median-scaled prediction")
 
@@ -232,7 +248,7 @@ def test_the_aligned_depth_is_the_one_the_metrics_score() -> None:
     gt = 1.0 + 60.0 * torch.rand(2, 1, H, W, generator=generator)
     gt[:, :, : H // 4] = 0.0
     pred = 2.0 + 30.0 * torch.rand(2, 1, H, W, generator=generator)
-    for alignment in ("median", "scale_shift"):
+    for alignment in ("median", "scale_shift", "scale_shift_depth"):
         aligned = aligned_depth(
             pred, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH, alignment=alignment
         )
@@ -252,3 +268,5 @@ def test_the_alignment_of_a_metric() -> None:
     assert alignment_of("val/abs_rel") == "none"
     assert alignment_of("train/total_loss") == "none"
     assert alignment_of("val/a1_align") == "scale_shift"
+    assert alignment_of("val/abs_rel_align_depth") == "scale_shift_depth"
+    assert alignment_of("test/a3_align_depth") == "scale_shift_depth"

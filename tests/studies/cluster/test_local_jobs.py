@@ -4,9 +4,9 @@ a real SQLite study and the session's MLflow server. No cluster needed: these al
 (the real Slurm's are in test_slurm.py).
 
 - two jobs share one study and one parent run: the budget exact, the baseline once, the
-  confirmation complete (in two rounds, through the launcher's ``next_round``), one
-  display labelled per worker, each job's logs named; then ``studies confirm`` with a
-  third seed, as a job;
+  confirmation's race complete (through the launcher's ``next_round``), one display
+  labelled per worker, each job's logs named; then ``studies confirm`` of the decided
+  race, which submits nothing;
 - what clusters do to jobs: a job warned of its time limit (SIGUSR2) fails its trial,
   closes its run and is submitted again; a job killed outright (SIGKILL) leaves its trial
   to the heartbeat, which fails it and runs its values again in the next job; the budget
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +31,14 @@ from studies.cluster import (
     ClusterRun,
     LocalQueue,
     jobs_folder,
+    race_rounds,
     run_cluster,
     run_cluster_confirmation,
 )
 from studies.confirmation.confirmed import load_confirmation
-from studies.run import confirmation_jobs
 from studies.store import as_record, companion_study
 from studies.tracking.server import ServerInfo
+from sweeps import ConfirmSpec
 from tests.studies.cluster.cluster_helpers import Recorder, held, hold_jobs, wait_until
 from tests.studies.sweep_helpers import tiny_spec
 
@@ -44,18 +46,21 @@ from tests.studies.sweep_helpers import tiny_spec
 @pytest.mark.slow
 def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Path) -> None:
     name = "local-jobs"
-    spec = tiny_spec(name, n_trials=4, confirm={"top_k": 1, "seeds": 2})
+    confirm = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}  # a race of one round
+    spec = tiny_spec(name, n_trials=4, confirm=confirm)
     home = tmp_path / "home"
     storage = f"sqlite:///{home / 'optuna.db'}"
     queue = LocalQueue(jobs_folder(home, name))
     recorder = Recorder()
     rounds: list[int] = []
+    race = race_rounds(spec, ConfirmSpec.model_validate(confirm))
 
-    def two_rounds(study: optuna.Study) -> list[Any]:
-        # The confirmation in rounds (a race would decide each from the last): one seed
-        # per configuration, then a second; asked a third time, nothing new: the end.
-        rounds.append(len(study.get_trials()))
-        return confirmation_jobs(study, spec, 1, 1 if len(rounds) == 1 else 2)
+    def counted(study: optuna.Study) -> Sequence[Any]:
+        # The race through the launcher's next_round: asked once the search is over (its
+        # first round), then once that round is done (decided: nothing more).
+        jobs = race(study)
+        rounds.append(len(jobs))
+        return jobs
 
     outcome = run_cluster(
         spec,
@@ -64,9 +69,9 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
         ClusterRun(queue, workers=2),
         observer=recorder,  # type: ignore[arg-type]
         worker_observer=recorder.for_worker,  # type: ignore[arg-type]
-        next_round=two_rounds,
+        next_round=counted,
     )
-    assert rounds == [4, 4, 4]  # each round asked once the search was over
+    assert rounds == [6, 0]  # 2 contenders x 3 seeds, then decided
 
     study = load_study(name, storage)
     trials = study.get_trials()
@@ -75,7 +80,7 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
     companion = companion_study(study)
     assert companion is not None
     runs = companion.get_trials()
-    assert [t.state for t in runs] == [TrialState.COMPLETE] * 5  # baseline + 2 x 2
+    assert [t.state for t in runs] == [TrialState.COMPLETE] * 7  # baseline + 2 x 3
     assert [t.user_attrs["role"] for t in runs].count("search-baseline") == 1
     jobs |= {t.user_attrs[attrs.JOB] for t in runs}
     submitted = [line for line in recorder.lines if ": local job " in line]
@@ -91,10 +96,11 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
     finished = [c for c in recorder.calls if c[0].endswith("trial_finished")]
     assert sorted(c[1] for c in finished) == [0, 1, 2, 3]
     assert {c[0].split()[0] for c in finished} <= {"w0", "w1"}
-    assert sum(c[0].endswith("run_finished") for c in recorder.calls) == 5
-    assert (outcome.ran, outcome.replicates) == (4, 5)
+    assert sum(c[0].endswith("run_finished") for c in recorder.calls) == 7
+    assert (outcome.ran, outcome.replicates) == (4, 7)
     confirmation = load_confirmation(as_record(study))
-    assert confirmation is not None and all(c.estimate.n == 2 for c in confirmation.configs)
+    assert confirmation is not None
+    assert confirmation.state.done and all(c.seeds == 3 for c in confirmation.configs)
 
     client = MlflowClient(mlflow_server.url)
     parent = client.get_run(outcome.parent_run_id)
@@ -102,20 +108,19 @@ def test_two_local_jobs_share_one_study(mlflow_server: ServerInfo, tmp_path: Pat
     children = client.search_runs(
         [outcome.experiment_id], f"tags.mlflow.parentRunId = '{outcome.parent_run_id}'"
     )
-    assert len(children) == 4 + 5
+    assert len(children) == 4 + 7
     assert {r.info.status for r in children} == {"FINISHED"}
 
-    # `studies confirm --executor ...`: a third seed each, run by a job.
+    # `studies confirm --executor ...` of a decided race: nothing to run, no job submitted.
+    jobs_before = len(list(queue.folder.glob("*_submitted.pkl")))
     more = run_cluster_confirmation(
         name,
         SweepTarget(storage, mlflow_server.url, home),
         ClusterRun(queue, workers=1),
-        seeds=3,
         observer=recorder,  # type: ignore[arg-type]
     )
-    assert more.replicates == 2
-    confirmation = load_confirmation(as_record(load_study(name, storage)))
-    assert confirmation is not None and all(c.estimate.n == 3 for c in confirmation.configs)
+    assert more.replicates == 0
+    assert len(list(queue.folder.glob("*_submitted.pkl"))) == jobs_before
 
 
 @pytest.mark.slow

@@ -74,7 +74,8 @@ def test_a_sweep_of_two_slurm_jobs(
     slurm_cluster: str, postgres_url: str, mlflow_server: ServerInfo, tmp_path: Path
 ) -> None:
     name = "slurm-e2e"
-    path = _write(tmp_path, tiny_spec(name, n_trials=4, confirm={"top_k": 1, "seeds": 2}))
+    confirm = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}  # a race of one round
+    path = _write(tmp_path, tiny_spec(name, n_trials=4, confirm=confirm))
     home = tmp_path / "home"
     args = [
         *("sweep", "launch", str(path), "--executor", "slurm", "--workers", "2"),
@@ -101,7 +102,7 @@ def test_a_sweep_of_two_slurm_jobs(
     companion = companion_study(study)
     assert companion is not None
     runs = companion.get_trials()
-    assert [t.state for t in runs] == [TrialState.COMPLETE] * 5  # baseline + 2 configs x 2
+    assert [t.state for t in runs] == [TrialState.COMPLETE] * 7  # baseline + 2 configs x 3
     assert {t.user_attrs[attrs.JOB] for t in [*trials, *runs]} == ids  # both jobs worked
     # One display, labelled with the worker whose job ran each trial.
     finished = re.findall(r"^(w[01]) trial (\d+): COMPLETE", output, re.M)
@@ -114,7 +115,7 @@ def test_a_sweep_of_two_slurm_jobs(
     children = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
-    assert len(children) == 4 + 5 and {r.info.status for r in children} == {"FINISHED"}
+    assert len(children) == 4 + 7 and {r.info.status for r in children} == {"FINISHED"}
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from studies.report.columns import (
 from studies.report.confirmation import confirmation_markdown, table_rows
 from studies.store import as_record
 from studies.urls import run_page_url
-from tests.studies.confirm_helpers import add_replicate
+from tests.studies.confirm_helpers import add_replicate, set_race
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -40,12 +40,13 @@ def _confirmation(tmp_path: Path) -> Confirmation:
                 distributions={"loss.lambda_sg": FloatDistribution(0.05, 2.0)},
             )
         )
+    set_race(study, ["trial-1", "trial-2"], initial_seeds=3, max_seeds=3)
     for seed, (a, b, base) in enumerate(
         [(0.20, 0.26, 0.40), (0.22, 0.24, 0.41), (0.21, math.nan, 0.39)], start=1
     ):
-        add_replicate(study, "trial-1", seed, a, params={"loss.lambda_sg": 0.5})
-        add_replicate(study, "trial-2", seed, b, params={"loss.lambda_sg": 1.0})
-        add_replicate(study, "baseline", seed, base)
+        add_replicate(study, "trial-1", seed, a, test=a + 0.05, params={"loss.lambda_sg": 0.5})
+        add_replicate(study, "trial-2", seed, b, test=b + 0.05, params={"loss.lambda_sg": 1.0})
+        add_replicate(study, "baseline", seed, base, test=base + 0.05)
     c = load_confirmation(as_record(study))
     assert c is not None
     return c
@@ -60,12 +61,15 @@ def test_the_figures_read_as_studies_show_prints_them(tmp_path: Path) -> None:
         ("confirm.runner_up", "trial 2"),
         ("confirm.baseline", "baseline (ssi)"),
     ]:
-        _, _, seeds, mean, _ = rows[label]
-        assert tags[tag] == f"{label}: {mean}, {seeds.split()[0]} seeds" + (
-            " (+1 NaN)" if "NaN" in seeds else ""
+        _, _, seeds, diverged, validation, test, *_ = rows[label]
+        assert tags[tag] == (
+            f"{label}: {validation} on validation, test {test}, {seeds} seeds, diverged {diverged}"
         )
-    assert tags["confirm.winner"] == "trial 1: 0.2100 ± 0.0248 [0.1852, 0.2348], 3 seeds"
-    assert tags["confirm.runner_up"].endswith(", 2 seeds (+1 NaN)")
+    assert tags["confirm.winner"] == (
+        "trial 1: 0.2100 ± 0.0248 [0.1852, 0.2348] on validation, test 0.2600 ± 0.0248 "
+        "[0.2352, 0.2848], 3 seeds, diverged 0 of 3 (0%)"
+    )
+    assert tags["confirm.runner_up"].endswith(", 3 seeds, diverged 1 of 3 (33%)")
     assert verdict_figure(c.config("baseline")).startswith("baseline (ssi): 0.4000 ± ")
     assert tags["mlflow.note.content"] == confirmation_markdown(c)
 
@@ -75,13 +79,15 @@ def test_the_figures_as_metrics(tmp_path: Path) -> None:
     assert metrics["confirm/winner_mean"] == pytest.approx(0.21)
     assert metrics["confirm/winner_ci_low"] == pytest.approx(0.21 - 0.0248414, abs=1e-6)
     assert metrics["confirm/winner_seeds"] == 3.0
-    assert metrics["confirm/runner_up_mean"] == pytest.approx(0.25)
-    assert metrics["confirm/runner_up_seeds"] == 2.0
+    assert metrics["confirm/winner_test_mean"] == pytest.approx(0.26)
+    assert metrics["confirm/runner_up_mean"] == pytest.approx(0.25)  # of the finite scores
+    assert metrics["confirm/runner_up_seeds"] == 3.0
+    assert metrics["confirm/runner_up_diverged_rate"] == pytest.approx(1 / 3)
     assert metrics["confirm/baseline_mean"] == pytest.approx(0.40)
     assert set(metrics) == {
         f"confirm/{role}_{what}"
         for role in ("winner", "runner_up", "baseline")
-        for what in ("mean", "ci_low", "ci_high", "seeds")
+        for what in ("mean", "ci_low", "ci_high", "test_mean", "seeds", "diverged_rate")
     }
 
 

@@ -13,11 +13,12 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
+from studies.confirmation.confirmed import load_confirmation
 from studies.report.export import ExportError, best_trial, export_best, write_export
 from studies.store import as_record
 from studies.store.catalog import read_study
 from sweeps import SPEC_DIR, SweepSpec, load_spec
-from tests.studies.confirm_helpers import add_replicate, add_search_baseline
+from tests.studies.confirm_helpers import add_replicate, add_search_baseline, set_race
 from trainer import TrainConfig, load_train_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,13 +137,38 @@ def test_header(study: optuna.Study) -> None:
     }
 
 
+@pytest.mark.parametrize("fmt", ["trainer", "packnet"])
+def test_the_header_gives_the_runs_page_in_the_training_layout(
+    study: optuna.Study, tmp_path: Path, fmt: Literal["trainer", "packnet"]
+) -> None:
+    """The run's address, as every MLflow address salsweep writes: its page in the
+    model-training layout, on the server the sweep logged to (stored on the study without
+    its password), or on the one the caller names."""
+    study.set_user_attr("mlflow_tracking_uri", "http://alice:***@127.0.0.1:5000")
+    page = (
+        "http://alice:***@127.0.0.1:5000/#/experiments/7/runs/run-2?workflowType=machine_learning"
+    )
+    assert header(export_best(as_record(study), fmt))["mlflow run"] == (
+        f"run-2 (experiment 7) at {page}"
+    )
+    given = export_best(as_record(study), fmt, tracking_uri="https://bob:s3cret@mlflow.example/")
+    assert header(given)["mlflow run"] == (
+        "run-2 (experiment 7) at https://bob:***@mlflow.example/#/experiments/7/runs/run-2"
+        "?workflowType=machine_learning"
+    )
+    assert "s3cret" not in given
+    # Read without Optuna (`salsweep studies export`): the same line.
+    url = f"sqlite:///{tmp_path}/s.db"
+    assert header(export_best(read_study("demo", url), fmt))["mlflow run"].endswith(page)
+
+
 def test_packnet_layout(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet")
     assert header(text)["trial"] == "2"
     doc = yaml.safe_load(text)
-    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer.
-    assert list(doc) == ["name", "model"]
-    assert doc["name"] == "demo-trial-2"
+    # The loss alone: the proxy's optimiser, epochs and batch size do not transfer, and
+    # no run name (a top-level `name` would rename the user's run and checkpoint folder).
+    assert list(doc) == ["model"]
     assert list(doc["model"]) == ["name", "loss"]
     assert doc["model"]["name"] == "SemiSupModel"
     # The loss under model.loss (studies/report/packnet.py; test_packnet.py merges it with
@@ -168,7 +194,7 @@ def test_packnet_layout(study: optuna.Study) -> None:
 def test_packnet_with_training_adds_the_proxy_runs_settings(study: optuna.Study) -> None:
     text = export_best(as_record(study), "packnet", with_training=True)
     doc = yaml.safe_load(text)
-    assert list(doc) == ["name", "model", "datasets", "arch"]
+    assert list(doc) == ["model", "datasets", "arch"]  # still no run name
     assert list(doc["model"]) == ["name", "optimizer", "loss"]
     assert doc["model"]["optimizer"] == {
         "name": "AdamW",
@@ -191,7 +217,7 @@ def test_packnet_header_says_one_thing_to_do(study: optuna.Study) -> None:
     # One instruction (merge), no command that pretends the file runs alone.
     assert [line for line in comments if line.startswith("# to use: ")] == [
         "# to use: merge it into your packnet-sfm run config (the YAML you pass to "
-        "scripts/train.py); your depth_net, data sets and schedule stay yours"
+        "scripts/train.py); your run name, depth_net, data sets and schedule stay yours"
     ]
     assert not [line for line in comments if "reproduce" in line]
     assert "out/best.yaml" not in text
@@ -338,12 +364,21 @@ def test_write_export_replaces_atomically(tmp_path: Path) -> None:
 
 
 def confirm(study: optuna.Study, samples: dict[str, list[float]]) -> None:
-    """Confirmation replicates with training seeds 1, 2, 3 ... for each config key."""
+    """A decided race of 3 seeds: replicates with seed indices 0, 1, 2 (training seeds 1, 2,
+    3) for each config key, each scored ``value`` on validation and ``value + 0.05`` on
+    test."""
+    keys = [key for key in samples if key != "baseline"]
+    set_race(study, keys, "baseline" if "baseline" in samples else None, max_seeds=3)
     for key, values in samples.items():
         number = None if key == "baseline" else int(key.split("-")[1])
         params = {} if number is None else study.trials[number].params
         for seed, value in enumerate(values, start=1):
-            add_replicate(study, key, seed, value, params=params)
+            add_replicate(study, key, seed, value, test=value + 0.05, params=params)
+
+
+def headers(text: str, key: str) -> list[str]:
+    """Every header line ``# key: ...`` (those that repeat: verdict, caution)."""
+    return [line[len(key) + 4 :] for line in text.splitlines() if line.startswith(f"# {key}: ")]
 
 
 def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> None:
@@ -351,7 +386,7 @@ def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> N
     confirm(
         study,
         {
-            "trial-2": [0.31, 0.33, 0.32],
+            "trial-2": [0.31, 0.34, 0.32],
             "trial-1": [0.20, 0.22, 0.21],
             "baseline": [0.40, 0.41, 0.39],
         },
@@ -362,24 +397,32 @@ def test_confirmed_winner_is_exported_not_the_luckiest(study: optuna.Study) -> N
     assert config.model_dump(mode="json") == study.trials[1].user_attrs["config"]
     found = header(text)
     assert found["trial"] == "1"
-    # mean 0.21, sd 0.01, half-width 4.303 * 0.01 / sqrt(3) = 0.02484
     assert found["confirmed"] == (
-        "test/abs_rel_align = 0.2100 ± 0.0248 [0.1852, 0.2348] (mean ± 95% CI, test split) "
-        "on 3 training seeds (1, 2, 3)"
+        "the winner of a sequential paired t race on val/abs_rel_align, chosen on validation; "
+        "the test split only reports (race decided after 3 seeds)"
     )
-    assert found["baseline"] == (
-        "ssi: test/abs_rel_align = 0.4000 ± 0.0248 [0.3752, 0.4248] on 3 seeds; "
-        "winner - baseline = -0.1900 ± 0.0248 [-0.2148, -0.1652], 3 pairs: "
-        "the winner is better beyond noise"
+    # mean 0.21, sd 0.01, half-width 4.303 * 0.01 / sqrt(3) = 0.02484
+    assert found["winner"] == (
+        "trial 1: val/abs_rel_align = 0.2100 ± 0.0248 [0.1852, 0.2348] (mean ± 95% CI, "
+        "validation) over 3 seeds (training seeds 1-3, data seeds 1-3; paired with every "
+        "contender), diverged 0 of 3 (0%); test/abs_rel_align = 0.2600 ± 0.0248 [0.2352, "
+        "0.2848] (test split, reported only)"
     )
-    assert found["runner-up"].startswith("trial 2: test/abs_rel_align = 0.3200 ± 0.0248")
-    assert found["runner-up"].endswith("the winner is better beyond noise")
+    assert found["baseline"].startswith(
+        "ssi: val/abs_rel_align = 0.4000 ± 0.0248 [0.3752, 0.4248] over 3 seeds, diverged 0 "
+        "of 3 (0%); winner - baseline on validation -0.1900 ["
+    )
+    assert "], 3 pairs (simultaneous 95%): winner better; on test -0.1900 [" in found["baseline"]
+    assert found["runner-up"].startswith("trial 2: val/abs_rel_align = 0.3233 ± ")
+    assert ": winner better; on test " in found["runner-up"]
     assert "caution" not in found
-    assert found["verdict"].startswith("The winner, trial 1 (test/abs_rel_align 0.2100 ± 0.0248")
-    assert "beats the baseline (ssi) beyond noise" in found["verdict"]
+    confirmation = load_confirmation(as_record(study))
+    assert confirmation is not None
+    assert headers(text, "verdict") == confirmation.sentences()
+    assert "Against the baseline, baseline (ssi): better, claimed after 3 seeds" in text
 
 
-def test_export_says_when_the_winner_is_not_distinguishable(study: optuna.Study) -> None:
+def test_export_says_when_the_race_did_not_resolve(study: optuna.Study) -> None:
     confirm(
         study,
         {
@@ -388,26 +431,33 @@ def test_export_says_when_the_winner_is_not_distinguishable(study: optuna.Study)
             "baseline": [0.22, 0.30, 0.19],
         },
     )
-    found = header(export_best(as_record(study), "trainer"))
-    assert found["trial"] == "1"  # mean 0.2233 against 0.23
-    assert found["runner-up"].endswith("NOT distinguishable (the interval contains 0)")
-    assert found["baseline"].endswith("NOT distinguishable (the interval contains 0)")
-    assert found["caution"] == (
-        "the winner is not distinguishable from the baseline (ssi) or the "
-        "runner-up (trial 2) on these seeds; more seeds (salsweep studies confirm --seeds) "
-        "may tell them apart"
+    text = export_best(as_record(study), "trainer")
+    found = header(text)
+    assert found["trial"] == "1"  # validation mean 0.2233 against 0.23
+    assert found["runner-up"].endswith(
+        "unresolved (maximum); on test " + found["runner-up"].split("; on test ")[1]
     )
+    assert ": unresolved (maximum); on test" in found["baseline"]
+    assert headers(text, "caution") == [
+        "the race did not resolve the winner against the baseline (ssi): maximum",
+        "the race did not resolve the winner against the runner-up (trial 2): maximum",
+    ]
 
 
-def test_export_with_a_diverged_replicate_and_one_seed(study: optuna.Study) -> None:
-    confirm(study, {"trial-2": [0.3, math.nan], "baseline": [0.4]})
-    found = header(export_best(as_record(study), "trainer"))
+def test_export_with_a_diverged_replicate(study: optuna.Study) -> None:
+    confirm(study, {"trial-2": [0.3, math.nan, 0.31], "baseline": [0.4, 0.41, 0.42]})
+    text = export_best(as_record(study), "trainer")
+    found = header(text)
     assert found["trial"] == "2"
-    assert found["confirmed"] == (
-        "test/abs_rel_align = 0.3000 ± n/a (mean ± 95% CI, test split) on 1 training seed "
-        "(1, 2; 1 without a finite value, left out)"
+    # Two finite scores; the diverged one is counted by the race as the worst of its seed.
+    assert found["winner"].startswith(
+        "trial 2: val/abs_rel_align = 0.3050 ± 0.0635 [0.2415, 0.3685] (mean ± 95% CI, "
+        "validation) over 3 seeds"
     )
-    assert found["baseline"].endswith("1 pair: cannot tell (fewer than 2 shared seeds)")
+    assert "diverged 1 of 3 (33%)" in found["winner"]
+    assert "Diverged replicates (each counted as the worst score of its seed plus 0.005): " in (
+        text
+    )
 
 
 @pytest.mark.parametrize("fmt", ["trainer", "packnet"])

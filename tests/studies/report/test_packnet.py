@@ -168,7 +168,8 @@ def test_export_merges_and_values_arrive(tmp_path: Path) -> None:
 def test_by_default_the_users_training_settings_stay(tmp_path: Path) -> None:
     """Without with_training the file holds the loss: a merge keeps the user's optimiser,
     epochs and batch size (upstream's defaults here)."""
-    cfg = merged(yaml.safe_dump(packnet_config(CONFIG, "x"), sort_keys=False), tmp_path)
+    cfg = merged(yaml.safe_dump(packnet_config(CONFIG), sort_keys=False), tmp_path)
+    assert cfg.name == ""  # no run name written: the user's stays
     assert (cfg.model.optimizer.name, cfg.model.optimizer.depth.lr) == ("Adam", 0.0002)
     assert cfg.datasets.train.batch_size == 8
     assert cfg.arch.max_epochs == 50
@@ -219,8 +220,10 @@ def test_exported_study_file_merges(tmp_path: Path) -> None:
             user_attrs={"config": CONFIG.model_dump(mode="json"), "mlflow_run_id": "r"},
         )
     )
-    cfg = merged(export_best(as_record(study), "packnet"), tmp_path)
-    assert cfg.name == "demo-trial-0"
+    users = fork_defaults()
+    users.name = "my-kitti-run"  # the user's run name: the merge keeps it
+    cfg = merged(export_best(as_record(study), "packnet"), tmp_path, users)
+    assert cfg.name == "my-kitti-run"
     assert cfg.model.loss.lambda_sg == 0.7
     assert cfg.model.loss.num_scales == 2  # annotated in the file: read the same
     assert cfg.model.loss.supervised_num_scales == 1
@@ -228,6 +231,7 @@ def test_exported_study_file_merges(tmp_path: Path) -> None:
     assert cfg.arch.max_epochs == 50  # the proxy's 12 epochs are not the user's
     with_training = export_best(as_record(study), "packnet", with_training=True)
     assert merged(with_training, tmp_path).arch.max_epochs == 12
+    assert merged(with_training, tmp_path, users).name == "my-kitti-run"
     # The command line's flag.
     out = tmp_path / "cli.yaml"
     storage = ["--storage", f"sqlite:///{tmp_path}/s.db"]

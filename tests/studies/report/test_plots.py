@@ -18,10 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from studies.confirmation import load_confirmation
-from studies.report.confirmation import confirmation_figure, save_confirmation_plot
+from studies.report.confirmation_plot import confirmation_figure, save_confirmation_plot
 from studies.report.plots import DPI, FEW_TRIALS, save_figure, study_figures
 from studies.store import as_record
-from tests.studies.confirm_helpers import add_replicate, add_search_baseline
+from tests.studies.confirm_helpers import add_replicate, add_search_baseline, set_race
 from tests.studies.report.test_trials import add, p
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -146,9 +146,11 @@ def test_importances_from_few_trials_say_so(tmp_path: Path, n: int, caveat: bool
 def test_saved_figures_hold_all_their_text(tmp_path: Path) -> None:
     study = study_with(tmp_path, 5)
     add_search_baseline(study, 0.5)
+    set_race(study, ["trial-0"], initial_seeds=3, max_seeds=3)
     for seed in (1, 2, 3):
-        add_replicate(study, "trial-0", seed, 0.2 + seed / 100, params=p(0.1, 1, True))
-        add_replicate(study, "baseline", seed, 0.3 + seed / 100)
+        value = 0.2 + seed / 100
+        add_replicate(study, "trial-0", seed, value, test=value + 0.01, params=p(0.1, 1, True))
+        add_replicate(study, "baseline", seed, value + 0.1, test=value + 0.11)
     record = as_record(study)
     figures = study_figures(record)
     confirmation = load_confirmation(record)

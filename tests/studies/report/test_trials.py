@@ -99,11 +99,12 @@ def test_baseline_heads_the_rows_from_the_companion_study(tmp_path: Path) -> Non
 
 def test_replicate_rows_name_each_run(tmp_path: Path) -> None:
     """The companion study's trials as `studies show NAME:confirm` lists them: the
-    configuration's label, seed, role, state, value (NaN for a diverged run) and run id."""
+    configuration's label, seed, role, state, value (validation; NaN for a diverged run),
+    test score and run id."""
     study = make_study(tmp_path)
     add(study, p(0.2, 2, True), 0.3)
     add_search_baseline(study, 0.45, seed=0)
-    add_replicate(study, "trial-0", 1, 0.31, params=p(0.2, 2, True))
+    add_replicate(study, "trial-0", 1, 0.31, test=0.36, params=p(0.2, 2, True))
     add_replicate(study, "trial-0", 2, float("nan"), params=p(0.2, 2, True))  # diverged
     add_replicate(study, "baseline", 1, 0.5)
     companion = companion_study(study)
@@ -138,12 +139,14 @@ def test_replicate_rows_name_each_run(tmp_path: Path) -> None:
         role="confirmation",
         state="COMPLETE",
         value=0.31,
-        metric="test/abs_rel_align",
+        metric="val/abs_rel_align",  # the race decides on validation
+        test_value=0.36,  # the test split reports
         duration=rows[1].duration,
         mlflow_run_id="trial-0-1-confirmation",
         note="",
     )
     assert rows[0].metric == "val/abs_rel_align"  # the search's metric, on validation
+    assert rows[0].test_value is None and rows[3].test_value is None  # none stored
     assert math.isnan(rows[2].value or 0.0)
     assert rows[2].note == "diverged: non-finite training loss"
     assert rows[4].value is None

@@ -30,6 +30,7 @@ from studies.attrs import companion_name
 from studies.home import REPLICATES_DIR, study_dir, trial_dir
 from studies.procs import live_processes
 from studies.run.objective import epoch_selection, objective_value
+from studies.tracking.layout import PRUNED_NOTE
 from studies.tracking.server import ServerInfo
 from sweeps import SweepSpec, parse_spec
 from tests.process_helpers import SalsweepProcess
@@ -362,11 +363,13 @@ def test_a_pruned_trial_stops_its_group_and_its_run_is_killed(
     runs = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
     assert runs["trial-0"].info.status == "FINISHED"
     # The program ended its resumed run FINISHED as it left `with start_run()`; the
-    # trial was pruned, and salsweep closed it KILLED.
+    # trial was pruned, and salsweep closed it as pruned: FINISHED (not a failure), with
+    # its state and the description of a pruned run.
     killed = runs["trial-1"]
     assert (trial_folder(target, name, 1) / "ended.txt").read_text() == "FINISHED"
-    assert killed.info.status == "KILLED"
+    assert killed.info.status == "FINISHED"
     assert killed.data.tags["optuna.state"] == "PRUNED"
+    assert killed.data.tags["mlflow.note.content"] == PRUNED_NOTE
     logged = client.get_metric_history(killed.info.run_id, METRIC)
     assert logged and {m.value for m in logged} == {10.0}  # by the program itself
     assert {"stdout.log", "stderr.log"} <= artifact_names(client, killed.info.run_id)
@@ -448,19 +451,22 @@ def test_the_confirmation_runs_the_program_with_the_next_seeds(
     project: Path, target: SweepTarget, mlflow_server: ServerInfo
 ) -> None:
     name = "cmd-confirm"
-    spec = command_spec(
-        project, name, project / "train.py", n_trials=2, confirm={"top_k": 1, "seeds": 2}
-    )
+    race = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}
+    spec = command_spec(project, name, project / "train.py", n_trials=2, confirm=race)
     outcome = run_sweep(spec, name, target)
-    assert outcome.replicates == 2
+    assert outcome.replicates == 3
     study = load_study(name, target.storage_url)
     best = min(study.get_trials(), key=lambda t: (t.value, t.number))
     companion = optuna.load_study(study_name=companion_name(name), storage=target.storage_url)
     replicates = sorted(companion.get_trials(), key=lambda t: t.user_attrs["seed"])
-    assert [t.user_attrs["seed"] for t in replicates] == [8, 9]  # after the search's 7
-    for replicate in replicates:
+    assert [t.user_attrs["seed"] for t in replicates] == [8, 9, 10]  # after the search's 7
+    for index, replicate in enumerate(replicates):
         assert replicate.state == TrialState.COMPLETE
         assert replicate.user_attrs["config_key"] == f"trial-{best.number}"
+        assert replicate.user_attrs["seed_index"] == index
+        assert "data_seed" not in replicate.user_attrs  # the program's scenes are its own
+        # The program reports no test/loss: the race decides on validation, no test score.
+        assert replicate.user_attrs["test_value"] is None
         seed = replicate.user_attrs["seed"]
         # The seed reached the program through seed_key (training.seed of the copy).
         assert replicate.value == pytest.approx(value_of(best.params, seed), rel=1e-12)
@@ -470,7 +476,7 @@ def test_the_confirmation_runs_the_program_with_the_next_seeds(
         assert seen["config"]["training"]["seed"] == seed
     client = MlflowClient(mlflow_server.url)
     runs = child_runs(client, outcome.experiment_id, outcome.parent_run_id)
-    for seed in (8, 9):
+    for seed in (8, 9, 10):
         run = runs[f"confirm-trial-{best.number}-seed{seed}"]
         assert run.info.status == "FINISHED"
         assert run.data.params["seed"] == str(seed)

@@ -1,5 +1,6 @@
-"""studies.run.replicates without training: which jobs a confirmation makes, what counts as done,
-and how a replicate is scored (real Optuna studies in SQLite)."""
+"""studies.run.replicates without training: which trials the confirmation confirms, what
+counts as done, and how a replicate is scored (real Optuna studies in SQLite). The race's
+jobs: tests/studies/run/test_race_rounds.py."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from optuna.trial import TrialState, create_trial
 
 from studies.run.replicates import (
     ReplicateRunner,
-    _claimed,
     _Diverged,
     baseline_search_job,
-    confirmation_jobs,
+    claimed_jobs,
+    selected_report,
     top_trials,
 )
 from studies.run.runner import SweepRuns
@@ -80,41 +81,11 @@ def test_top_trials_are_distinct_and_ordered(tmp_path: Path, spec: SweepSpec) ->
     assert [t.number for t in top_trials(study, 10)] == [2, 4, 5, 0]
 
 
-def test_jobs(tmp_path: Path, spec: SweepSpec) -> None:
-    ok = TrialState.COMPLETE
-    study = make_study(tmp_path, spec, [(p(0.5), 0.3, ok), (p(0.2), 0.2, ok)])
-    jobs = confirmation_jobs(study, spec, top_k=1, seeds=3)
-    # the search used training seed 10: the confirmation uses 11, 12, 13
-    assert [(j.key, j.seed, j.role) for j in jobs] == [
-        ("trial-1", 11, "confirmation"),
-        ("trial-1", 12, "confirmation"),
-        ("trial-1", 13, "confirmation"),
-        ("baseline", 11, "confirmation"),
-        ("baseline", 12, "confirmation"),
-        ("baseline", 13, "confirmation"),
-    ]
-    source = study.trials[1].user_attrs["config"]
-    for job in jobs[:3]:
-        assert job.params == p(0.2)
-        assert job.config.model_dump(mode="json") == {**source, "seed": job.seed}
-        assert job.config.data.seed == spec.base.data.seed  # the scenes never move
-    for job in jobs[3:]:
-        assert job.config.loss.method == "sparse-ssi" and job.params == {
-            "loss.method": "sparse-ssi"
-        }
-    assert jobs[0].user_attrs()["config"]["seed"] == 11
-    # Readable in optuna-dashboard: a label and one scalar field per searched value.
-    shown = jobs[0].user_attrs()
-    assert shown["label"] == "trial 1"
-    assert {k: v for k, v in shown.items() if k.startswith("param.")} == {
-        f"param.{k}": v for k, v in p(0.2).items()
-    }
-    assert jobs[3].user_attrs()["label"] == "baseline (sparse-ssi)"
-    assert jobs[3].user_attrs()["param.loss.method"] == "sparse-ssi"
+def test_the_search_baseline_job(spec: SweepSpec) -> None:
     first = baseline_search_job(spec)
     assert (first.key, first.seed, first.role) == ("baseline", 10, "search-baseline")
-    no_baseline = parse_spec({**spec.model_dump(mode="json"), "baseline": False}, "t")
-    assert {j.key for j in confirmation_jobs(study, no_baseline, 2, 2)} == {"trial-0", "trial-1"}
+    assert first.config is not None and first.config.loss.method == "sparse-ssi"
+    assert "seed_index" not in first.user_attrs()
 
 
 def test_claimed_jobs(tmp_path: Path, spec: SweepSpec) -> None:
@@ -125,7 +96,7 @@ def test_claimed_jobs(tmp_path: Path, spec: SweepSpec) -> None:
     add_replicate(study, "trial-1", 13, 0.2, state=TrialState.FAIL)  # interrupted: run again
     companion = companion_study(study)
     assert companion is not None
-    assert _claimed(companion) == {
+    assert claimed_jobs(companion) == {
         ("baseline", 10, "search-baseline"),
         ("trial-1", 11, "confirmation"),
         ("trial-1", 12, "confirmation"),
@@ -133,16 +104,27 @@ def test_claimed_jobs(tmp_path: Path, spec: SweepSpec) -> None:
 
 
 def test_replicate_score(spec: SweepSpec) -> None:
+    """A replicate's value is the objective on validation at the selected epoch (as the
+    search scores a trial); its test score is the test split's counterpart there."""
     runner = ReplicateRunner(
         SweepRuns(spec, Tracker("http://127.0.0.1:9"), "1", "p", "c"), Path(".")
     )
     history = [{"val/abs_rel_align": 0.5}, {"val/abs_rel_align": 0.4}]
     test = {"test/abs_rel_align": 0.45, "test/a1": 0.6}
-    assert runner._score(history, test, searching=True) == ("val/abs_rel_align", 0.4)
-    assert runner._score(history, test, searching=False) == ("test/abs_rel_align", 0.45)
-    with pytest.raises(_Diverged, match="not finite"):
-        runner._score(history, {"test/abs_rel_align": math.nan}, searching=False)
+    assert runner._validation(history) == 0.4
+    assert runner._test(history, test) == ("test/abs_rel_align", 0.45)
     with pytest.raises(_Diverged, match="never produced a finite"):
-        runner._score([{"val/abs_rel_align": math.inf}], {}, searching=True)
-    with pytest.raises(KeyError, match="no 'test/abs_rel_align' on the test split"):
-        runner._score(history, {"test/a1": 0.6}, searching=False)
+        runner._validation([{"val/abs_rel_align": math.inf}])
+    # Not reported on the test split: NaN (the test split only reports; it decides nothing).
+    metric, value = runner._test(history, {"test/a1": 0.6})
+    assert metric == "test/abs_rel_align" and math.isnan(value)
+    # A command's reports: the test metric of the report the objective selects.
+    reports = [
+        {"val/abs_rel_align": 0.5, "test/abs_rel_align": 0.55},
+        {"val/abs_rel_align": 0.3, "test/abs_rel_align": 0.35},
+        {"val/abs_rel_align": 0.4, "test/abs_rel_align": 0.2},
+    ]
+    assert runner._test(reports, {}) == ("test/abs_rel_align", 0.35)
+    assert selected_report(reports, "val/abs_rel_align", "minimize", "last") == reports[2]
+    assert selected_report(reports, "val/abs_rel_align", "maximize", "best") == reports[0]
+    assert selected_report([{"x": 1.0}], "val/abs_rel_align", "minimize", "best") is None

@@ -108,11 +108,11 @@ def test_seed_grid_space_is_the_cartesian_product(tmp_path: Path) -> None:
 
 def test_float_steps_make_a_grid() -> None:
     spec = make_spec(
-        search={"loss.lambda_sg": {"low": 0.3, "high": 0.7, "step": 0.2}, "seed": [0, 1]},
+        search={"loss.lambda_sg": {"low": 0.3, "high": 0.7, "step": 0.2}, "epochs": [1, 2]},
         sampler={"type": "grid"},
         budget={"n_trials": 6},
     )
-    assert grid_search_space(spec) == {"loss.lambda_sg": [0.3, 0.5, 0.7], "seed": [0, 1]}
+    assert grid_search_space(spec) == {"loss.lambda_sg": [0.3, 0.5, 0.7], "epochs": [1, 2]}
 
 
 def test_sampler_types() -> None:

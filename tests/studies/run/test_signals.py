@@ -15,7 +15,7 @@ import time
 import pytest
 
 from studies.run import signals
-from studies.run.signals import Terminated, hold_stop, release_stop
+from studies.run.signals import Terminated, check_stop, hold_stop, release_stop
 
 
 def _sigterm_self() -> None:
@@ -62,3 +62,35 @@ def test_hold_and_release_without_handlers_do_nothing() -> None:
     hold_stop()
     release_stop()
     assert signals._HANDLER is None
+
+
+class _SignalledInDel:
+    """Receives SIGTERM while Python runs its ``__del__``, where an exception is dropped."""
+
+    def __del__(self) -> None:
+        _sigterm_self()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost one
+@pytest.mark.usefixtures("stop_handlers")
+def test_a_stop_lost_in_a_finaliser_is_raised_by_check_stop() -> None:
+    check_stop()  # no signal yet: nothing
+    obj = _SignalledInDel()
+    del obj  # the handler raises inside __del__: Python prints "Exception ignored" and goes on
+    assert signals._HANDLER is not None and signals._HANDLER.received == signal.SIGTERM
+    with pytest.raises(Terminated):
+        check_stop()  # where training goes on (an epoch's end): the stop takes effect
+
+
+@pytest.mark.usefixtures("stop_handlers")
+def test_check_stop_leaves_a_held_signal_to_release() -> None:
+    hold_stop()
+    _sigterm_self()
+    check_stop()  # held: the trial's end is being recorded
+    with pytest.raises(Terminated):
+        release_stop()
+
+
+def test_check_stop_without_handlers_does_nothing() -> None:
+    assert signals._HANDLER is None
+    check_stop()

@@ -31,17 +31,23 @@ from studies import (
     write_export,
 )
 from studies.attrs import companion_name, config_label
+from studies.confirmation import ConfirmError
 from studies.confirmation.confirmed import load_confirmation
 from studies.report.columns import verdict_figure
+from studies.report.confirmation import format_estimate
 from studies.run.runner import SweepRuns
 from studies.store import as_record
+from studies.tracking.layout import PRUNED_NOTE
 from studies.tracking.server import ServerInfo
+from studies.urls import run_page_url
 from sweeps import SPEC_DIR, SweepSpec, parse_spec
 from tests.process_helpers import SalsweepProcess
-from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, Sweep, tiny_spec
+from tests.studies.sweep_helpers import CONFIRM, N_TRIALS, SEEDS, Sweep, tiny_spec
 from trainer import fit, load_train_config
 
 METRIC = "val/abs_rel_align"  # the default objective
+# The smallest race: one candidate (and the baseline), 3 seeds, one round.
+ONE_ROUND = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}
 
 
 def children(client: MlflowClient, sweep: Sweep) -> dict[str, Any]:
@@ -89,28 +95,49 @@ def test_baseline_and_replicates_live_beside_the_study(sweep: Sweep) -> None:
     started = study.trials[0].datetime_start
     assert first.datetime_complete is not None and started is not None
     assert first.datetime_complete <= started
-    # Then the confirmation: the 2 best distinct configs and the baseline, seeds 1 and 2.
+    # Then the confirmation: a race of the 2 best distinct configs and the baseline, each
+    # replicate s with training seed 1 + s and data seed 1 + s (paired), seeds 1..3.
     confirmations = runs[1:]
-    assert sweep.replicates == len(runs) == 1 + 3 * CONFIRM["seeds"]
+    assert sweep.replicates == len(runs) == 1 + 3 * SEEDS
     best = sorted(study.trials, key=lambda t: (t.value, t.number))[: CONFIRM["top_k"]]
     keys = [f"trial-{t.number}" for t in best] + ["baseline"]
     assert sorted((t.user_attrs["config_key"], t.user_attrs["seed"]) for t in confirmations) == (
-        sorted((key, seed) for key in keys for seed in (1, 2))
+        sorted((key, seed) for key in keys for seed in range(1, SEEDS + 1))
     )
     for t in confirmations:
         attrs = t.user_attrs
-        assert attrs["role"] == "confirmation" and attrs["metric"] == "test/abs_rel_align"
-        assert attrs["config"]["seed"] == attrs["seed"]
-        assert attrs["config"]["data"]["seed"] == 0  # the data seed never moves
+        assert attrs["role"] == "confirmation" and attrs["metric"] == METRIC
+        assert attrs["test_metric"] == "test/abs_rel_align"
+        index = attrs["seed_index"]
+        assert attrs["config"]["seed"] == attrs["seed"] == 1 + index
+        # The scenes move with the replicate, the same for every contender of the seed.
+        assert attrs["config"]["data"]["seed"] == attrs["data_seed"] == 1 + index
+        # The value decides (validation at the selected epoch); the test score reports.
+        assert t.value is not None and isinstance(attrs["test_value"], float)
         if attrs["config_key"] != "baseline":
             source = study.trials[int(attrs["config_key"].split("-")[1])]
             assert attrs["params"] == source.params
-            assert {**attrs["config"], "seed": 0} == source.user_attrs["config"]
+            assert {
+                **attrs["config"],
+                "seed": 0,
+                "data": {**attrs["config"]["data"], "seed": 0},
+            } == source.user_attrs["config"]
+    assert companion_attrs(sweep)["race"]["candidates"] == keys[:2]
     confirmation = load_confirmation(as_record(study))
-    assert confirmation is not None
+    assert confirmation is not None and confirmation.state.done
     assert sorted(c.key for c in confirmation.configs) == sorted(keys)
-    assert all(c.estimate.n == 2 for c in confirmation.configs)
+    assert all(c.seeds == SEEDS for c in confirmation.configs)
     assert confirmation.winner is not None and confirmation.winner.key in keys[:2]
+    # Chosen on validation: the best validation mean among the candidates.
+    means = _confirmed_means(sweep)
+    assert confirmation.winner.key == min(keys[:2], key=lambda k: (means[k], keys.index(k)))
+
+
+def companion_attrs(sweep: Sweep) -> dict[str, Any]:
+    companion = optuna.load_study(
+        study_name=companion_name(sweep.name), storage=sweep.target.storage_url
+    )
+    return companion.user_attrs
 
 
 def test_mlflow_holds_parent_and_one_child_per_trial(
@@ -175,7 +202,7 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
     tagged = client.search_runs(
         [sweep.experiment_id], "tags.`salsweep.role` = 'confirmation'", max_results=100
     )
-    assert len(tagged) == 3 * CONFIRM["seeds"]
+    assert len(tagged) == 3 * SEEDS
     for trial in companion.get_trials():
         attrs = trial.user_attrs
         key, seed, role = attrs["config_key"], attrs["seed"], attrs["role"]
@@ -193,10 +220,13 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
         # The loss's own parameters only: the SSI baseline has no lambda_sg.
         assert ("loss.lambda_sg" in run.data.params) == (key != "baseline")
         if role == "confirmation":
-            # Scored on test; no optuna.value, which ranks the search's trials in the UI.
-            assert run.data.metrics["test/abs_rel_align"] == pytest.approx(trial.value)
+            # Scored on validation (its value), tested too; no optuna.value, which ranks
+            # the search's trials in the UI.
+            test = attrs["test_value"]
+            assert run.data.metrics["test/abs_rel_align"] == pytest.approx(test)
+            assert run.data.metrics["confirm.test_value"] == pytest.approx(test)
             assert "optuna.value" not in run.data.metrics
-            # The verdict's score under one name on every replicate: a column of the view.
+            # The race's score under one name on every replicate: a column of the view.
             assert run.data.metrics["confirm.value"] == pytest.approx(trial.value)
         else:
             assert run.data.metrics["optuna.value"] == pytest.approx(trial.value)
@@ -205,16 +235,21 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
     parent = client.get_run(sweep.parent_run_id)
     confirmation = load_confirmation(as_record(load_study(sweep.name, sweep.target.storage_url)))
     assert confirmation is not None and confirmation.winner is not None
-    winner = confirmation.winner.estimate
+    winner = confirmation.winner.validation_estimate
     assert parent.data.metrics["confirm/winner_mean"] == pytest.approx(winner.mean)
     assert parent.data.metrics["confirm/winner_ci_low"] == pytest.approx(winner.low)
     assert parent.data.metrics["confirm/winner_ci_high"] == pytest.approx(winner.high)
+    assert parent.data.metrics["confirm/winner_test_mean"] == pytest.approx(
+        confirmation.winner.test_estimate.mean
+    )
     baseline = confirmation.baseline
     assert baseline is not None
-    assert parent.data.metrics["confirm/baseline_mean"] == pytest.approx(baseline.estimate.mean)
+    assert parent.data.metrics["confirm/baseline_mean"] == pytest.approx(
+        baseline.validation_estimate.mean
+    )
     table = Path(client.download_artifacts(sweep.parent_run_id, "confirmation.md")).read_text()
-    assert "| config | params | seeds | mean ± 95% CI | vs baseline ± 95% CI |" in table
-    assert "The winner, trial " in table
+    assert "| config | params | seeds | diverged | validation: mean ± 95% CI |" in table
+    assert all(f"- {sentence}" in table for sentence in confirmation.sentences())
     # The verdict's figures on the parent run, as columns of the view, and its description.
     assert parent.data.tags["confirm.winner"] == verdict_figure(confirmation.winner)
     assert parent.data.tags["confirm.baseline"] == verdict_figure(baseline)
@@ -222,8 +257,9 @@ def test_replicate_runs_in_mlflow(sweep: Sweep, mlflow_server: ServerInfo) -> No
     assert f"/runs/{confirmation.winner.mlflow_run_ids[0]}?workflowType=machine_learning" in table
 
 
-def _confirmed_means(sweep: Sweep) -> dict[str, float]:
-    """Mean test value per confirmed config key, from the companion's replicates."""
+def _confirmed_means(sweep: Sweep, split: str = "validation") -> dict[str, float]:
+    """Mean validation (or test) score per confirmed config key, from the companion's
+    replicates."""
     companion = optuna.load_study(
         study_name=companion_name(sweep.name), storage=sweep.target.storage_url
     )
@@ -231,8 +267,9 @@ def _confirmed_means(sweep: Sweep) -> dict[str, float]:
     for t in companion.get_trials(states=(TrialState.COMPLETE,)):
         if t.user_attrs["role"] == "confirmation":
             assert t.value is not None
-            values.setdefault(t.user_attrs["config_key"], []).append(t.value)
-    assert all(len(v) == CONFIRM["seeds"] for v in values.values())
+            value = t.value if split == "validation" else t.user_attrs["test_value"]
+            values.setdefault(t.user_attrs["config_key"], []).append(value)
+    assert all(len(v) == SEEDS for v in values.values())
     return {key: sum(v) / len(v) for key, v in values.items()}
 
 
@@ -252,10 +289,38 @@ def test_export_reproduces_the_objective(sweep: Sweep, tmp_path: Path) -> None:
     assert text.startswith(f"# salsweep: confirmed winner of study '{sweep.name}'")
     assert f"# trial: {number}\n" in text
     assert f"# objective: {METRIC} = {winner.value:.6g} (minimize, best epoch;" in text
-    assert f"# confirmed: test/abs_rel_align = {means[winner_key]:.4g} ± " in text
-    assert "on 2 training seeds (1, 2)" in text
-    assert f"# baseline: sparse-ssi: test/abs_rel_align = {means['baseline']:.4g} ± " in text
-    assert f"# mlflow run: {winner.user_attrs['mlflow_run_id']} (experiment " in text
+    # The header agrees with the stored replicates: validation chose, test reports.
+    confirmation = load_confirmation(as_record(study))
+    assert confirmation is not None and confirmation.winner is not None
+    confirmed, baseline = confirmation.winner, confirmation.baseline
+    assert baseline is not None
+    assert confirmed.validation_estimate.mean == pytest.approx(means[winner_key])
+    assert confirmed.test_estimate.mean == pytest.approx(
+        _confirmed_means(sweep, "test")[winner_key]
+    )
+    assert baseline.validation_estimate.mean == pytest.approx(means["baseline"])
+    shown = format_estimate(confirmed.validation_estimate)
+    assert f"# winner: trial {number}: {METRIC} = {shown} (mean ± 95% CI, validation)" in text
+    assert f"over {SEEDS} seeds (training seeds 1-3, data seeds 1-3; paired" in text
+    shown = format_estimate(confirmed.test_estimate)
+    assert f"; test/abs_rel_align = {shown} (test split, reported only)" in text
+    shown = format_estimate(baseline.validation_estimate)
+    assert f"# baseline: sparse-ssi: {METRIC} = {shown} over {SEEDS} seeds" in text
+    verdicts = [line[11:] for line in text.splitlines() if line.startswith("# verdict: ")]
+    assert verdicts == confirmation.sentences()
+    # The run's page in the training layout, on the server the sweep logged to, as every
+    # MLflow address salsweep prints.
+    run_id = winner.user_attrs["mlflow_run_id"]
+    page = run_page_url(sweep.target.tracking_uri, sweep.experiment_id, run_id)
+    assert "workflowType=machine_learning" in page
+    assert f"# mlflow run: {run_id} (experiment {sweep.experiment_id}) at {page}\n" in text
+    # The sweep's own export, logged on its parent run, says the same.
+    logged = MlflowClient(sweep.target.tracking_uri).download_artifacts(
+        sweep.parent_run_id, "best_config.yaml", str(tmp_path / "logged")
+    )
+    assert f"# mlflow run: {run_id} (experiment {sweep.experiment_id}) at {page}\n" in (
+        Path(logged).read_text()
+    )
     assert f"# reproduce: salsweep train {path}\n" in text
 
     # The file holds the winner's params over tiny_spec's base, typed out here.
@@ -341,14 +406,19 @@ def test_studies_show_and_list(sweep: Sweep) -> None:
             f"num_scales={t.params['loss.num_scales']}, "
             f"use_inv_depth={t.params['loss.use_inv_depth']}"
         )
-    assert "confirmation: test/abs_rel_align on the test split, 95% intervals" in shown.output
+    printed = " ".join(shown.output.split())
+    assert f"confirmation: sequential race on {METRIC} (validation chose;" in printed
     assert "baseline (sparse-ssi)" in shown.output and "(winner)" in shown.output
-    sentence = " ".join(shown.output.split("The winner, trial ", 1)[1].split())
     means = _confirmed_means(sweep)
     winner = min((k for k in means if k != "baseline"), key=lambda k: means[k])
-    assert sentence.startswith(f"{winner.split('-')[1]} (test/abs_rel_align ")
-    assert "the baseline (sparse-ssi)" in sentence and "runner-up" in sentence
-    assert "2 pairs" in sentence
+    assert f"Winner: trial {winner.split('-')[1]}, {METRIC} " in printed
+    confirmation = load_confirmation(as_record(load_study(sweep.name, sweep.target.storage_url)))
+    assert confirmation is not None
+    # The verdict, sentence by sentence: test, seeds, Holm, intervals, split.
+    for sentence in confirmation.sentences():
+        assert " ".join(sentence.split()) in printed
+    assert "Against the baseline, baseline (sparse-ssi): " in printed
+    assert "Against the runner-up, trial " in printed and f"{SEEDS} paired seeds" in printed
 
     listed = runner.invoke(cli, ["studies", "list", "--storage", sweep.target.storage_url])
     assert listed.exit_code == 0, listed.output
@@ -387,7 +457,7 @@ def test_studies_confirm_twice_adds_nothing(sweep: Sweep, mlflow_server: ServerI
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "confirmation: test/abs_rel_align" in result.output
+    assert "confirmation: sequential race on val/abs_rel_align" in " ".join(result.output.split())
     after = optuna.load_study(
         study_name=companion_name(sweep.name), storage=sweep.target.storage_url
     ).get_trials()
@@ -396,8 +466,12 @@ def test_studies_confirm_twice_adds_nothing(sweep: Sweep, mlflow_server: ServerI
     assert parent.info.status == "FINISHED"
 
 
-def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> None:
-    """A real ThresholdPruner prunes every trial whose first epoch is above 0."""
+def test_a_pruned_trials_run_ends_finished_and_says_pruned(
+    mlflow_server: ServerInfo, tmp_path: Path
+) -> None:
+    """A real ThresholdPruner prunes every trial whose first epoch is above 0. Its run
+    ends FINISHED (MLflow's UI draws KILLED as it draws FAILED, in red), tagged PRUNED and
+    described as pruned on purpose."""
     spec = tiny_spec("pruned", n_trials=1, baseline=False)
     tracker = Tracker(mlflow_server.url)
     experiment = tracker.client.ensure_experiment("pruned")
@@ -414,8 +488,11 @@ def test_pruned_trial_is_killed(mlflow_server: ServerInfo, tmp_path: Path) -> No
     assert trial.state == TrialState.PRUNED
     assert list(trial.intermediate_values) == [1]
     run = MlflowClient(mlflow_server.url).get_run(trial.user_attrs["mlflow_run_id"])
-    assert run.info.status == "KILLED"
+    assert run.info.status == "FINISHED"
     assert run.data.tags["optuna.state"] == "PRUNED"
+    assert run.data.tags["mlflow.note.content"] == PRUNED_NOTE
+    assert "not a failure" in PRUNED_NOTE.lower()
+    assert "optuna.value" not in run.data.metrics
 
 
 class _InterruptAt:
@@ -687,7 +764,7 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
     from studies import confirm_sweep
 
     target = SweepTarget(f"sqlite:///{tmp_path / 'optuna.db'}", mlflow_server.url, tmp_path)
-    spec = tiny_spec("confirm-resume", n_trials=3, confirm={"top_k": 1, "seeds": 2})
+    spec = tiny_spec("confirm-resume", n_trials=3, confirm=ONE_ROUND)
     observer = _InterruptReplicate(2)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(spec, "confirm-resume", target, observer=observer)
@@ -695,13 +772,12 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
     assert [t[1] for t in search] == [TrialState.COMPLETE] * 3
     companion = optuna.load_study(study_name="confirm-resume:confirm", storage=target.storage_url)
     states = [t.state for t in companion.get_trials()]
-    # the baseline's search run, replicate 1 done, replicate 2 interrupted, 2 still queued
+    # the baseline's search run, replicate 1 done, replicate 2 interrupted, 4 still queued
     assert states == [
         TrialState.COMPLETE,
         TrialState.COMPLETE,
         TrialState.FAIL,
-        TrialState.WAITING,
-        TrialState.WAITING,
+        *[TrialState.WAITING] * 4,
     ]
     client = MlflowClient(mlflow_server.url)
     found = client.get_experiment_by_name("confirm-resume")
@@ -710,12 +786,11 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
     interrupted = client.get_run(companion.get_trials()[2].user_attrs["mlflow_run_id"])
     assert interrupted.info.status == "FAILED"
     assert interrupted.data.tags["optuna.state"] == "FAIL"
-    assert (
-        load_confirmation(as_record(load_study("confirm-resume", target.storage_url))) is not None
-    )
+    stopped = load_confirmation(as_record(load_study("confirm-resume", target.storage_url)))
+    assert stopped is not None and not stopped.state.done and stopped.winner is None
 
     outcome = confirm_sweep("confirm-resume", target)
-    assert outcome.replicates == 3  # the interrupted one again and the two queued
+    assert outcome.replicates == 5  # the interrupted one again and the four queued
     assert _search_snapshot(target.storage_url, "confirm-resume") == search
     done = [
         t
@@ -726,26 +801,26 @@ def test_confirmation_interrupted_and_resumed_runs_each_replicate_once(
     best = min(
         load_study("confirm-resume", target.storage_url).trials, key=lambda t: float(t.value or 0)
     )
-    assert jobs == [
-        ("baseline", 1),
-        ("baseline", 2),
-        (f"trial-{best.number}", 1),
-        (f"trial-{best.number}", 2),
-    ]
+    assert jobs == sorted(
+        (key, seed) for key in ("baseline", f"trial-{best.number}") for seed in (1, 2, 3)
+    )
     runs = _confirmation_runs(client, experiment)
-    assert sorted(r.info.status for r in runs) == ["FAILED"] + ["FINISHED"] * 4
+    assert sorted(r.info.status for r in runs) == ["FAILED"] + ["FINISHED"] * 6
     assert sorted(r.info.run_name for r in runs if r.info.status == "FINISHED") == sorted(
         f"confirm-{key}-seed{seed}" for key, seed in jobs
     )
 
-    # A second call adds nothing; a larger top-k adds only the new configuration's seeds.
+    # A second call adds nothing; another design (a larger top-k) is refused: the race's
+    # design is fixed when it starts, and nothing runs.
     assert confirm_sweep("confirm-resume", target).replicates == 0
-    assert confirm_sweep("confirm-resume", target, top_k=2).replicates == 2
-    assert len(_confirmation_runs(client, experiment)) == 5 + 2
+    with pytest.raises(ConfirmError, match="design is fixed before the first replicate"):
+        confirm_sweep("confirm-resume", target, top_k=2)
+    assert len(_confirmation_runs(client, experiment)) == 1 + 6
     assert _search_snapshot(target.storage_url, "confirm-resume") == search
     confirmation = load_confirmation(as_record(load_study("confirm-resume", target.storage_url)))
-    assert confirmation is not None and len(confirmation.configs) == 3
-    assert all(c.estimate.n == 2 for c in confirmation.configs)
+    assert confirmation is not None and confirmation.state.done
+    assert len(confirmation.configs) == 2
+    assert all(c.seeds == 3 for c in confirmation.configs)
 
 
 def test_confirm_needs_a_complete_trial(mlflow_server: ServerInfo, tmp_path: Path) -> None:
@@ -906,10 +981,10 @@ def test_budget_timeout_ends_each_launch(mlflow_server: ServerInfo, tmp_path: Pa
         "timeout",
         baseline=False,
         budget={"n_trials": 3, "timeout": 0.5},
-        confirm={"top_k": 1, "seeds": 2},
+        confirm=ONE_ROUND,
     )
     first = run_sweep(spec, "timeout", target, observer=_SlowStart(0.6))
-    assert (first.ran, first.replicates, first.confirmation_skipped) == (1, 2, None)
+    assert (first.ran, first.replicates, first.confirmation_skipped) == (1, 3, None)
     second = run_sweep(spec, "timeout", target, observer=_SlowStart(0.6), create=False)
     assert second.ran == 1
     study = optuna.load_study(study_name="timeout", storage=target.storage_url)

@@ -31,7 +31,7 @@ from studies.store.catalog import (
     stored_spec,
     study_summaries,
 )
-from studies.store.records import StudyRecord, as_record, companion_study
+from studies.store.records import StudyRecord, as_record, companion_about, companion_study
 from studies.store.storage import StorageError, open_storage
 from sweeps import SpecError
 
@@ -154,7 +154,10 @@ def test_sql_reader_reads_what_optuna_reads(url: str) -> None:
     assert read.user_attrs["spec"] == {"objective": {"reduce": "best"}, "nested": [1, 2.5, None]}
     assert read.direction == "minimize"
     assert read.companion is not None and read.companion.study_name == "s:confirm"
-    assert read.companion.user_attrs == {"metric": "test/abs_rel_align"}
+    assert read.companion.user_attrs == {
+        "metric": "test/abs_rel_align",
+        "about": companion_about("s"),  # what its trials are (optuna-dashboard shows it)
+    }
     assert read.companion.trials[0].params == {"x": 1.5, "k": 3, "c": "b"}
 
 

@@ -161,7 +161,8 @@ def test_sweep_layout_reads_back(
         "name: x\n"
     )
 
-    status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+    # Pruned on purpose: FINISHED, not KILLED (drawn like FAILED in MLflow's UI).
+    status = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}
     for trial, run_id in children.items():
         run = client.get_run(run_id)
         assert run.info.run_name == f"trial-{trial}"
@@ -172,6 +173,7 @@ def test_sweep_layout_reads_back(
         assert tags["optuna.study"] == study
         assert tags["optuna.trial"] == str(trial)
         assert tags["optuna.state"] == states[trial]
+        assert ("mlflow.note.content" in tags) == (states[trial] == "PRUNED")
         assert run.data.params == {
             "loss.lambda_sg": str(0.25 * trial),
             "loss.num_scales": "4",
@@ -293,6 +295,7 @@ def test_share_sweep_view_stores_the_view_on_the_experiment(
     state = json.loads(tags["mlflow.sharedViewState.salsweep-sweep"])
     assert state["selectedColumns"] == [
         "tags.`salsweep.label`",
+        "tags.`optuna.state`",
         "params.`loss.method`",
         "params.`loss.lambda_sg`",
         "metrics.`optuna.value`",
@@ -302,7 +305,7 @@ def test_share_sweep_view_stores_the_view_on_the_experiment(
     # Sharing again (a resumed sweep, a confirmation) replaces the view.
     tracker.share_sweep_view(experiment_id, ["lr"], "val/abs_rel", ascending=True, confirming=True)
     state = json.loads(client.get_experiment(experiment_id).tags[f"{SHARED}salsweep-sweep"])
-    assert state["selectedColumns"][2:] == [
+    assert state["selectedColumns"][3:] == [
         "params.`lr`",
         "metrics.`optuna.value`",
         "metrics.`val/abs_rel`",
@@ -312,6 +315,13 @@ def test_share_sweep_view_stores_the_view_on_the_experiment(
         "tags.`confirm.baseline`",
     ]
     assert state["orderByAsc"] is True
+    # The Chart tab's layout rides along: the objective's section first.
+    assert [s["name"] for s in state["compareRunSections"]] == ["Objective"]
+    assert [c["metricKey"] for c in state["compareRunCharts"]] == [
+        "optuna.value",
+        "val/abs_rel",
+        "confirm.value",
+    ]
 
 
 def test_share_sweep_view_of_a_missing_experiment_is_a_tracking_error(tracker: Client) -> None:

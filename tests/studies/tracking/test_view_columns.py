@@ -1,18 +1,22 @@
 """What salsweep's runs show as columns of the sweep's view (studies.tracking.layout and
-the view that studies.tracking.client stores): the configuration's label on every run,
+the view that studies.tracking.view makes): the configuration's label on every run,
 the loss method, only the loss parameters the run's method takes."""
 
 from __future__ import annotations
 
+import pytest
+
 from studies.run.runner import flatten_config
-from studies.tracking.client import VERDICT_COLUMN_PX, sweep_view_state_of
+from studies.run.session import LOSS_CHART_METRICS
 from studies.tracking.layout import (
     LABEL_TAG,
     ParamValue,
     child_tags,
     without_unused_loss_params,
 )
+from studies.tracking.view import VERDICT_COLUMN_PX, sweep_view_state_of
 from trainer import TrainConfig
+from trainer.metric_names import epoch_metric_names
 
 
 def test_a_search_trial_run_is_labelled_with_its_configuration() -> None:
@@ -59,6 +63,7 @@ def test_the_sweep_view_columns() -> None:
     state = sweep_view_state_of(["loss.lambda_sg"], "val/abs_rel_align", True)
     assert state["selectedColumns"] == [
         "tags.`salsweep.label`",
+        "tags.`optuna.state`",  # PRUNED reads as pruned: its run ends FINISHED, not red
         "params.`loss.method`",
         "params.`loss.lambda_sg`",
         "metrics.`optuna.value`",
@@ -78,3 +83,41 @@ def test_the_sweep_view_columns() -> None:
     widths = confirming["columnWidths"]
     assert isinstance(widths, dict)
     assert widths["tags.`confirm.winner`"] == VERDICT_COLUMN_PX
+
+
+def test_the_sweep_views_charts_start_with_the_objective() -> None:
+    """The Chart tab: the objective's cards first, then train and validation loss on one
+    chart; the UI's own cards for the other metrics come after them."""
+    state = sweep_view_state_of(
+        ["loss.lambda_sg"],
+        "val/abs_rel_align",
+        True,
+        confirming=True,
+        loss_metrics=LOSS_CHART_METRICS,
+    )
+    given = state["compareRunSections"]
+    assert isinstance(given, list)
+    sections = {s["uuid"]: s["name"] for s in given}
+    assert list(sections.values()) == ["Objective", "Loss: train and validation"]
+    charts = state["compareRunCharts"]
+    assert isinstance(charts, list)
+    shown = [
+        (sections[c["metricSectionId"]], c["type"], c.get("selectedMetricKeys", [c["metricKey"]]))
+        for c in charts
+    ]
+    assert shown == [
+        ("Objective", "BAR", ["optuna.value"]),
+        ("Objective", "LINE", ["val/abs_rel_align"]),
+        ("Objective", "BAR", ["confirm.value"]),
+        ("Loss: train and validation", "LINE", ["train/total_loss", "val/total_loss"]),
+    ]
+    # A command spec (no loss of ours) and no confirmation: the objective alone.
+    plain = sweep_view_state_of(["lr"], "val/loss", True)["compareRunCharts"]
+    assert isinstance(plain, list)
+    assert [c["metricKey"] for c in plain] == ["optuna.value", "val/loss"]
+
+
+@pytest.mark.parametrize("method", ["sparse-scale-adaptive", "scale-adaptive", "ssi", "sparse-ssi"])
+def test_the_loss_chart_draws_metrics_every_run_reports(method: str) -> None:
+    reported = epoch_metric_names(TrainConfig.model_validate({"loss": {"method": method}}))
+    assert set(LOSS_CHART_METRICS) <= set(reported)

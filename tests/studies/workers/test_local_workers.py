@@ -40,7 +40,7 @@ from studies.workers.launcher import (
     smi_devices,
     threads_per_worker,
 )
-from tests.process_helpers import ROOT, SalsweepProcess
+from tests.process_helpers import ROOT, PythonChild, SalsweepProcess
 from tests.studies.sweep_helpers import tiny_spec
 
 # ---------------------------------------------------------------------------- the plan
@@ -190,7 +190,8 @@ def test_two_workers_share_one_study_and_one_parent_run(
 ) -> None:
     name = "local-workers"
     n_trials = 4
-    spec = tiny_spec(name, n_trials=n_trials, confirm={"top_k": 1, "seeds": 2})
+    confirm = {"top_k": 1, "initial_seeds": 3, "max_seeds": 3}  # a race of one round
+    spec = tiny_spec(name, n_trials=n_trials, confirm=confirm)
     path = _write_spec(tmp_path, spec.model_dump(mode="json"))
     home = tmp_path / "home"
     storage = f"sqlite:///{home / 'optuna.db'}"
@@ -231,7 +232,7 @@ def test_two_workers_share_one_study_and_one_parent_run(
     assert sorted(c.key for c in confirmation.configs) == sorted(
         ["baseline", f"trial-{study.best_trial.number}"]
     )
-    assert all(c.estimate.n == 2 for c in confirmation.configs)
+    assert confirmation.state.done and all(c.seeds == 3 for c in confirmation.configs)
 
     # One parent run, FINISHED, every run of the sweep under it and closed.
     client = MlflowClient(mlflow_server.url)
@@ -245,8 +246,8 @@ def test_two_workers_share_one_study_and_one_parent_run(
     assert parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.info.run_id != parent]
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent}
-    # 4 trials, the baseline's search run, 2 configurations x 2 seeds
-    assert len(children) == n_trials + 1 + 4
+    # 4 trials, the baseline's search run, 2 configurations x 3 seeds
+    assert len(children) == n_trials + 1 + 6
     assert {r.info.status for r in children} == {"FINISHED"}
     # Each trial's run and each replicate's, by their tags (a trial records its run's id
     # once the server has created the run, which its outbox may do late under load).
@@ -417,7 +418,9 @@ print(json.dumps(popped))
 """
 
 
-def test_a_queued_trial_is_popped_by_one_process_only(tmp_path: Path) -> None:
+def test_a_queued_trial_is_popped_by_one_process_only(
+    tmp_path: Path, python_child: PythonChild
+) -> None:
     """4 processes take queued trials from one SQLite study at the same moment, as local
     workers take the confirmation's replicates: each trial goes to exactly one of them.
     (pysqlite alone began the transaction after the read, and 9-15 of 60 trials were taken
@@ -430,9 +433,12 @@ def test_a_queued_trial_is_popped_by_one_process_only(tmp_path: Path) -> None:
         study.enqueue_trial({"x": i}, skip_if_exists=False)
     flags = [str(tmp_path / f"ready-{i}") for i in range(4)]  # Optuna loaded, study open
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", POPPER, storage, flag, *flags],
-            cwd=ROOT,
+        python_child.popen(
+            "-c",
+            POPPER,
+            storage,
+            flag,
+            *flags,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from studies.command.packnet.config import (
     SUPERVISED_MODELS,
 )
 from studies.report.packnet import PACKNET_FORK_DECLARATIONS, packnet_config
+from tests.process_helpers import PythonChild
 from tests.studies.command.packnet.conftest import Packnet
 from trainer import TrainConfig
 
@@ -281,7 +281,7 @@ def test_the_dry_run_prints_the_loss_and_the_names(
     assert out[0] == (
         "loss: salsweep-sparse-scale-adaptive lambda_sg=0.3 epsilon=1e-08 num_scales=3 "
         "use_absolute=True use_inv_depth=True gradient_normalization='per-scale' "
-        "min_depth=1.0 max_depth=50.0"
+        "gradient_window='zero-filled' min_depth=1.0 max_depth=50.0"
     )
     assert f"  {objective}" in out and len(out) == 2 + 2 * 28
 
@@ -304,18 +304,13 @@ raise SystemExit(rc)
 
 
 @pytest.mark.slow
-def test_the_launcher_runs_without_salsweeps_sweep_dependencies(packnet: Packnet) -> None:
+def test_the_launcher_runs_without_salsweeps_sweep_dependencies(
+    packnet: Packnet, python_child: PythonChild
+) -> None:
     """In packnet-sfm's environment the launcher needs torch, PyYAML and salsweep's
     sources, not pydantic, Optuna or MLflow (nor matplotlib up to the model)."""
     heavy = ("pydantic", "optuna", "mlflow", "sqlalchemy", "matplotlib", "trainer.config")
     args = [str(TEMPLATE), "--packnet-sfm", str(packnet.root), "--dry-run"]
-    done = subprocess.run(
-        [sys.executable, "-c", LIGHT.format(heavy=heavy), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = python_child.run("-c", LIGHT.format(heavy=heavy), *args)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
