@@ -39,6 +39,10 @@ from tests.process_helpers import SalsweepProcess
 from tests.studies.cluster.cluster_helpers import Recorder, held, hold_jobs, wait_until
 from tests.studies.sweep_helpers import tiny_spec
 
+# One xdist worker runs them all, one after the other (`make test` runs -n auto --dist
+# loadgroup): the single node's 2 CPUs hold one test's 2 jobs at a time.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 
 def _listed(job_ids: set[str]) -> set[str]:
     """The jobs of ``job_ids`` that squeue lists as queued or running (default states)."""
