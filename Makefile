@@ -108,10 +108,10 @@ pytest: $(DEV_STAMP)
 test: lint typecheck pytest
 
 # The edit loop: every test but those marked (from their fixtures, tests/conftest.py) as
-# using an MLflow server, a `salsweep` or Python child process, PostgreSQL, Chromium or
-# docker-compose, and those marked `slow` by hand (simulations of thousands of races,
-# fuzzing). Not a substitute for `make test`.
-FAST_MARKERS := not (server or cli_process or child_process or postgres or browser or compose or slow)
+# using an MLflow server, a `salsweep` or Python child process, PostgreSQL, Chromium,
+# docker-compose or Slurm, and those marked `slow` by hand (simulations of thousands of
+# races, fuzzing). Not a substitute for `make test`.
+FAST_MARKERS := not (server or cli_process or child_process or postgres or browser or compose or slurm or slow)
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q $(XDIST) --durations=10 -m "$(FAST_MARKERS)" $(PYTEST_ARGS)
 

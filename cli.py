@@ -7,11 +7,13 @@ where exceptions become messages and exit codes: 0 success, 1 an error the user 
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -141,7 +143,9 @@ class _RichObserver:
 
     def log(self, line: str) -> None:
         """A line a worker wrote to its standard error."""
-        self.progress.console.print(f"{self.prefix}{line}", markup=False, highlight=False)
+        self.progress.console.print(
+            f"{self.prefix}{line}", markup=False, highlight=False, soft_wrap=True
+        )
 
     def sweep_started(self, ui_url: str) -> None:
         # soft_wrap: a URL cut across lines cannot be clicked or copied.
@@ -278,6 +282,178 @@ def _worker_plans(workers: int | str, seed: int | None) -> list[Any]:
     return plans
 
 
+@dataclass(frozen=True)
+class _Executor:
+    """``--executor`` and the Slurm options (None: the spec's ``slurm:`` value)."""
+
+    kind: str = "local"
+    partition: str | None = None
+    time_limit: int | None = None
+    cpus_per_worker: int | None = None
+    gpus_per_worker: int | None = None
+    sbatch: tuple[str, ...] = ()
+    allow_sqlite: bool = False
+
+    def slurm(self, spec: Any) -> Any:
+        """The spec's ``slurm:`` settings with these options applied."""
+        from sweeps import SlurmSpec
+
+        sbatch = {}
+        for option in self.sbatch:
+            key, sep, value = option.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(f"{option!r} is not NAME=VALUE", param_hint="--sbatch")
+            sbatch[key.strip().removeprefix("--")] = value.strip()
+        return (spec.slurm or SlurmSpec()).overridden(
+            "command line options",
+            partition=self.partition,
+            time_limit=self.time_limit,
+            cpus_per_worker=self.cpus_per_worker,
+            gpus_per_worker=self.gpus_per_worker,
+            sbatch=sbatch or None,
+        )
+
+
+def _executor_options(func: F) -> F:
+    """``--executor`` and the Slurm options, gathered into ``executor`` (an `_Executor`)."""
+    options = [
+        click.option(
+            "--executor",
+            "executor_kind",
+            type=click.Choice(["local", "slurm"]),
+            default="local",
+            show_default=True,
+            help="Where the workers run: processes of this machine, or Slurm jobs submitted "
+            "through submitit (--workers jobs; README, 'Sweeps on a Slurm cluster').",
+        ),
+        click.option("--partition", default=None, help="Slurm partition (spec: slurm.partition)."),
+        click.option(
+            "--time-limit",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Minutes per Slurm job (spec: slurm.time_limit, default 60).",
+        ),
+        click.option(
+            "--cpus-per-worker",
+            type=click.IntRange(min=1),
+            default=None,
+            help="CPUs per Slurm job (spec: slurm.cpus_per_worker, default 1).",
+        ),
+        click.option(
+            "--gpus-per-worker",
+            type=click.IntRange(min=0),
+            default=None,
+            help="GPUs per Slurm job (spec: slurm.gpus_per_worker, default 0).",
+        ),
+        click.option(
+            "--sbatch",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Another sbatch option for every job, e.g. account=lab (spec: slurm.sbatch); "
+            "repeatable.",
+        ),
+        click.option(
+            "--allow-sqlite",
+            is_flag=True,
+            help="With --executor slurm, use an SQLite storage anyway: only where every job "
+            "runs on this machine (SQLite over a network file system loses writes).",
+        ),
+    ]
+
+    def gather(**kwargs: Any) -> Any:
+        executor = _Executor(
+            kind=kwargs.pop("executor_kind"),
+            partition=kwargs.pop("partition"),
+            time_limit=kwargs.pop("time_limit"),
+            cpus_per_worker=kwargs.pop("cpus_per_worker"),
+            gpus_per_worker=kwargs.pop("gpus_per_worker"),
+            sbatch=tuple(kwargs.pop("sbatch")),
+            allow_sqlite=kwargs.pop("allow_sqlite"),
+        )
+        return func(executor=executor, **kwargs)
+
+    functools.update_wrapper(gather, func)
+    wrapped: Any = gather
+    for option in reversed(options):
+        wrapped = option(wrapped)
+    return wrapped
+
+
+def _job_count(workers: int | str) -> int:
+    if workers == "auto":
+        raise click.BadParameter(
+            "give the number of worker jobs with --executor slurm", param_hint="--workers"
+        )
+    return int(workers)
+
+
+def _on_cluster(
+    spec: Any,
+    name: str,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
+    executor: _Executor,
+) -> tuple[Any, Any, Any]:
+    """The checks before a sweep on Slurm (an SQLite storage, Slurm's commands, the
+    addresses the jobs get), in that order, before anything is created or submitted;
+    returns (target, queue, slurm settings)."""
+    from studies.home import resolve_storage
+
+    storage_url = resolve_storage(storage, home)
+    from studies.cluster import check_addresses, refuse_sqlite, slurm_queue
+
+    refuse_sqlite(storage_url, allow_sqlite=executor.allow_sqlite)
+    slurm = executor.slurm(spec)
+    queue = slurm_queue(home, name, slurm)
+    from studies import SweepTarget, quiet_optuna_logs, resolve_tracking
+
+    quiet_optuna_logs()
+    tracking = resolve_tracking(tracking_uri, home)
+    if tracking.started_here:
+        err.print(f"started the MLflow server at {tracking.uri} (stop: salsweep server stop)")
+    check_addresses(queue, storage_url, tracking.uri)
+    return SweepTarget(storage_url, tracking.uri, home), queue, slurm
+
+
+def _run_on_cluster(
+    spec: Any,
+    name: str,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
+    n_trials: int | None,
+    create: bool,
+    workers: int | str,
+    executor: _Executor,
+) -> None:
+    """`sweep launch|resume --executor slurm`: the workers are Slurm jobs."""
+    count = _job_count(workers)
+    target, queue, slurm = _on_cluster(spec, name, storage, tracking_uri, home, executor)
+    from studies.cluster import ClusterRun, run_cluster
+
+    total = n_trials if n_trials is not None else spec.budget.n_trials
+    if not create and n_trials is None:
+        from studies import attrs, load_study
+
+        total = load_study(name, target.storage_url).user_attrs.get(attrs.BUDGET, total)
+    cluster = ClusterRun(queue, count, slurm.cpus_per_worker, slurm.resubmits)
+    with _progress() as progress:
+        observer = _RichObserver(progress, total, spec.objective.metric)
+        outcome = run_cluster(
+            spec,
+            name,
+            target,
+            cluster,
+            n_trials=n_trials,
+            observer=observer,
+            worker_observer=observer.for_worker,
+            create=create,
+        )
+    _print_outcome(name, outcome)
+    err.print(f"job logs: {queue.folder}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _run(
     spec: Any,
     name: str,
@@ -287,7 +463,13 @@ def _run(
     n_trials: int | None,
     create: bool,
     workers: int | str = 1,
+    executor: _Executor | None = None,
 ) -> None:
+    if executor is not None and executor.kind == "slurm":
+        _run_on_cluster(
+            spec, name, storage, tracking_uri, home, n_trials, create, workers, executor
+        )
+        return
     from studies.workers import spawn_workers
 
     plans = _worker_plans(workers, spec.sampler.seed)
@@ -333,6 +515,10 @@ def _run(
                 outcome = run_sweep(
                     spec, name, target, n_trials=n_trials, observer=observer, create=create
                 )
+    _print_outcome(name, outcome)
+
+
+def _print_outcome(name: str, outcome: SweepOutcome) -> None:
     _print_study(outcome.record, outcome.confirmation)
     if outcome.confirmation_skipped:
         err.print(f"confirmation not run here: {outcome.confirmation_skipped}")
@@ -401,6 +587,7 @@ def _progress() -> Iterator[Progress]:
     help="Total trials of the study (overrides the spec's budget).",
 )
 @_workers_option
+@_executor_options
 @_storage_option
 @_tracking_option
 @_home_option
@@ -409,6 +596,7 @@ def sweep_launch(
     study_name: str | None,
     n_trials: int | None,
     workers: int | str,
+    executor: _Executor,
     storage: str | None,
     tracking_uri: str | None,
     home: Path,
@@ -418,7 +606,7 @@ def sweep_launch(
 
     spec = load_spec(spec_path)
     name = study_name or spec.name
-    _run(spec, name, storage, tracking_uri, home, n_trials, create=True, workers=workers)
+    _run(spec, name, storage, tracking_uri, home, n_trials, True, workers, executor)
 
 
 @sweep.command("validate")
@@ -454,6 +642,7 @@ def sweep_schema() -> None:
     help="Total trials of the study (overrides the stored budget).",
 )
 @_workers_option
+@_executor_options
 @_storage_option
 @_tracking_option
 @_home_option
@@ -461,6 +650,7 @@ def sweep_resume(
     name: str,
     n_trials: int | None,
     workers: int | str,
+    executor: _Executor,
     storage: str | None,
     tracking_uri: str | None,
     home: Path,
@@ -469,7 +659,7 @@ def sweep_resume(
     from studies import resolve_storage, stored_spec
 
     spec = stored_spec(name, resolve_storage(storage, home))
-    _run(spec, name, storage, tracking_uri, home, n_trials, create=False, workers=workers)
+    _run(spec, name, storage, tracking_uri, home, n_trials, False, workers, executor)
 
 
 # ---------------------------------------------------------------------------- studies
@@ -710,6 +900,14 @@ def _print_replicates(name: str, study: StudyRecord) -> None:
     help="Probability of any false claim over the race (default: the spec's confirm.alpha, "
     "else 0.05).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="With --executor slurm: worker jobs running the replicates.",
+)
+@_executor_options
 @_storage_option
 @_tracking_option
 @_home_option
@@ -720,6 +918,8 @@ def studies_confirm(
     max_seeds: int | None,
     indifference_zone: float | None,
     alpha: float | None,
+    workers: int,
+    executor: _Executor,
     storage: str | None,
     tracking_uri: str | None,
     home: Path,
@@ -732,6 +932,16 @@ def studies_confirm(
     race under way must match it. Runs only the replicates not done yet: a second call adds
     nothing, an interrupted one continues.
     """
+    if executor.kind == "slurm":
+        design = {
+            "top_k": top_k,
+            "initial_seeds": initial_seeds,
+            "max_seeds": max_seeds,
+            "indifference_zone": indifference_zone,
+            "alpha": alpha,
+        }
+        _confirm_on_cluster(name, design, workers, executor, storage, tracking_uri, home)
+        return
     from studies import (
         SweepTarget,
         confirm_sweep,
@@ -764,6 +974,40 @@ def studies_confirm(
         err.print(f"the race goes on elsewhere: {outcome.confirmation_skipped}")
     _print_mlflow_logs(name, outcome)
     out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
+
+
+def _confirm_on_cluster(
+    name: str,
+    design: dict[str, Any],
+    workers: int,
+    executor: _Executor,
+    storage: str | None,
+    tracking_uri: str | None,
+    home: Path,
+) -> None:
+    """`studies confirm --executor slurm`: the replicates run in Slurm jobs."""
+    from studies.home import resolve_storage
+    from studies.store import stored_spec
+
+    spec = stored_spec(name, resolve_storage(storage, home))  # an unknown study fails first
+    target, queue, slurm = _on_cluster(spec, name, storage, tracking_uri, home, executor)
+    from studies.cluster import ClusterRun, run_cluster_confirmation
+
+    cluster = ClusterRun(queue, workers, slurm.cpus_per_worker, slurm.resubmits)
+    with _progress() as progress:
+        observer = _RichObserver(progress, 0, spec.objective.metric)
+        outcome = run_cluster_confirmation(
+            name,
+            target,
+            cluster,
+            design=design,
+            observer=observer,
+            worker_observer=observer.for_worker,
+        )
+    _print_study(outcome.record, outcome.confirmation)
+    _print_mlflow_logs(name, outcome)
+    out.print(f"MLflow runs: {outcome.ui_url}", soft_wrap=True, highlight=False)
+    err.print(f"job logs: {queue.folder}", highlight=False, markup=False, soft_wrap=True)
 
 
 @studies.command("sync")

@@ -22,6 +22,7 @@ __all__ = [
     "DIRECTION",
     "DUPLICATE_OF",
     "FAIL_REASON",
+    "JOB",
     "LABEL",
     "LATE_RUN_ID",
     "METHOD",
@@ -76,6 +77,7 @@ MLFLOW_RUN_ID = "mlflow_run_id"
 WORKER = "worker"  # host:pid of the process that ran it
 CONFIG = "config"  # the runnable TrainConfig, as JSON
 FAIL_REASON = "fail_reason"  # why a search trial FAILED (its non-finite loss)
+JOB = "job"  # the cluster job (Slurm job id) whose worker ran it (--executor slurm)
 
 # ---- on the companion study ``NAME:confirm`` and its trials (studies.run.replicates, verdict)
 CONFIG_KEY = "config_key"  # "baseline" or "trial-<n>"

@@ -9,6 +9,9 @@ module: every file and folder salsweep keeps there is named here.
     trial-<nnnn>/                       a search trial's outputs and run outbox
     replicates/<run name>/              a replicate's (and the baseline's) outputs and outbox
     mlflow-parent/<key>/                each sweep process's outbox of the parent run
+    jobs/                               its cluster jobs (--executor slurm, submitit):
+        <job id>_0_log.out, .err        each job's standard output and error
+        <job id>_submitted.pkl          what the job runs (its settings: mode 0700)
 ```
 
 Imports nothing heavy at import time: the read-only commands name the storage through it,
@@ -20,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 __all__ = [
+    "JOBS_DIR",
     "MLFLOW_ARTIFACTS",
     "MLFLOW_DB",
     "OPTUNA_DB",
@@ -45,6 +49,7 @@ STUDIES_DIR = "studies"
 # Under a study's folder.
 REPLICATES_DIR = "replicates"
 PARENT_OUTBOX_DIR = "mlflow-parent"
+JOBS_DIR = "jobs"
 
 
 def default_storage_url(home: Path) -> str:

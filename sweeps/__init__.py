@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING
 from loss.lazy import lazy_face
 
 if TYPE_CHECKING:
+    from sweeps.cluster import (
+        SlurmSpec,
+    )
     from sweeps.command import (
         CommandSpec,
     )
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 __getattr__, __dir__, __all__ = lazy_face(
     __name__,
     {
+        "sweeps.cluster": ("SlurmSpec",),
         "sweeps.command": ("CommandSpec",),
         "sweeps.dotted": ("DottedKeyError",),
         "sweeps.errors": (

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from sweeps.cluster import SlurmSpec
 from sweeps.command import CommandSpec
 from sweeps.command_checks import command_sweep_problems, resolve_paths
 from sweeps.confirmation import RETIRED_SEEDS, ConfirmSpec
@@ -89,6 +90,9 @@ def parse_spec(data: Any, source: str = "<spec>", *, default_name: str | None = 
     parts["confirm"] = (
         None if confirm is None else _section("confirm", ConfirmSpec, confirm, problems)
     )
+    # `slurm: null` (or no key) = the defaults of `--executor slurm`.
+    slurm = data.get("slurm")
+    parts["slurm"] = None if slurm is None else _section("slurm", SlurmSpec, slurm, problems)
 
     args = [parts[k] for k in ("search", "budget", "objective", "sampler", "pruner", "baseline")]
     if is_command:

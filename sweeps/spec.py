@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from sweeps import checks
+from sweeps.cluster import SlurmSpec
 from sweeps.command import CommandSpec
 from sweeps.command_checks import command_sweep_problems
 from sweeps.confirmation import ConfirmSpec
@@ -198,6 +199,11 @@ class SweepSpec(BaseModel):
         "trainer (then search names your program's settings, and base is not used); "
         "null or absent = the built-in trainer.",
     )
+    slurm: SlurmSpec | None = Field(
+        None,
+        description="What each worker job asks a Slurm cluster for (--executor slurm); null "
+        "or absent = the defaults.",
+    )
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> SweepSpec:
@@ -219,6 +225,8 @@ class SweepSpec(BaseModel):
         # command spec has no `base` (parse_spec refuses one beside `command`), and a
         # built-in one no `command` key (so that its dump is what it was before commands).
         data: dict[str, Any] = handler(self)
+        if self.slurm is None:
+            data.pop("slurm", None)  # as before the section existed: stored specs compare equal
         if self.command is None:
             data.pop("command", None)
         else:

@@ -1,5 +1,5 @@
 """Fixtures shared by every test folder: system parts (MLflow server, PostgreSQL, Chromium,
-docker-compose), the ``salsweep`` command line as a child process, the rule for when a
+docker-compose, Slurm), the ``salsweep`` command line as a child process, the rule for when a
 system part is missing, and the test tiers.
 
 A missing system part skips its tests on a developer's machine, with the reason, but
@@ -292,7 +292,7 @@ def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
         admin.close()
 
 
-# ---------------------------------------------------------------------------- Chromium, compose
+# ---------------------------------------------------------------- Chromium, compose, Slurm
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -311,6 +311,37 @@ def chromium() -> tuple[str, str]:
         f"missing {', '.join(missing)} (apt-get install chromium chromium-driver)",
     )
     return binary, driver
+
+
+SLURM_COMMANDS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo", "srun")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """A real Slurm that runs jobs (its commands on the PATH, a node up, a one-second
+    ``srun`` done): ``.ci/slurm.sh`` sets up a single-node one on this machine. Returns the
+    default partition's name."""
+    import subprocess
+
+    hint = "sudo .ci/slurm.sh sets up a single-node Slurm on this machine"
+    missing = [c for c in SLURM_COMMANDS if shutil.which(c) is None]
+    require_system("Slurm", not missing, f"missing {', '.join(missing)} ({hint})")
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(command, capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(command, 1, "", f"{command[0]} timed out")
+
+    listed = run("sinfo", "--noheader", "--format=%P %a")
+    default = [p for p, up in (line.split() for line in listed.stdout.splitlines()) if "*" in p]
+    ready = listed.returncode == 0 and bool(default)
+    why = (listed.stderr.strip() or "no default partition").splitlines()[0] if not ready else ""
+    require_system("Slurm", ready, f"sinfo: {why} ({hint})")
+    probe = run("srun", "--time=1", "--quiet", "true")
+    first = (probe.stderr.strip() or "srun failed").splitlines()[0]
+    require_system("Slurm", probe.returncode == 0, f"srun: {first} ({hint})")
+    return default[0].rstrip("*")
 
 
 @pytest.fixture(scope="session")

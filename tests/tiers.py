@@ -20,6 +20,8 @@ FIXTURE_MARKERS: dict[str, str] = {
     "postgres_url": "postgres",
     "chromium": "browser",
     "docker_compose": "compose",
+    # A real Slurm (.ci/slurm.sh): its tests submit jobs and wait for them.
+    "slurm_cluster": "slurm",
     # `salsweep` as a child process (7-9 s of imports each).
     "salsweep_process": "cli_process",
     # A fresh Python interpreter that imports the project (seconds of imports each).

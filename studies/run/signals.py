@@ -37,6 +37,7 @@ __all__ = [
     "hold_stop",
     "install_stop_handlers",
     "release_stop",
+    "stop_also_on",
 ]
 
 EXIT_SIGINT = 128 + signal.SIGINT  # 130, the shell's code for a process ended by Ctrl-C
@@ -128,4 +129,19 @@ def install_stop_handlers() -> bool:
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    return True
+
+
+def stop_also_on(signum: int) -> bool:
+    """Make ``signum`` stop this process as SIGTERM does (`Terminated`, exit 143), once
+    `install_stop_handlers` has run (else nothing is done and False is returned): the
+    warning a cluster sends before a job's time limit (SIGUSR2, studies.cluster.worker)."""
+    handler = _HANDLER
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return False
+
+    def as_sigterm(_signum: int, frame: FrameType | None) -> None:
+        handler(signal.SIGTERM, frame)
+
+    signal.signal(signum, as_sigterm)
     return True

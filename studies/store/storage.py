@@ -4,7 +4,8 @@ Over 400 lines: one class, `RetryingStorage`, wraps each RDBStorage method that 
 the one retry rule below; split, the rule and the methods it guards would drift apart.
 
 Heartbeats are on, so a trial whose process died (killed worker, lost machine) is marked
-failed by the next worker that starts a trial and queued again once.
+failed by the next worker that starts a trial and queued again once; so is a RUNNING trial
+that never wrote a heartbeat, once it is older than the grace period (studies.store.silent).
 
 Once open, every call to the database retries transient errors (SQLite locked by
 another writer for longer than its busy timeout; PostgreSQL restarted, unreachable or
@@ -43,6 +44,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
+from studies.store.silent import silent_trial_ids
 from studies.urls import error_line
 from trainer.errors import UserError
 
@@ -125,7 +127,8 @@ class RetryingStorage(RDBStorage):
     idempotent calls (attributes, parameters, intermediate values, heartbeats: upserts
     or unique keys) absorb, and which `set_trial_state_values` and `create_new_study`
     recognise below. A trial created twice that way (its first copy RUNNING, without a
-    heartbeat) is a window of one lost acknowledgement that this cannot close.
+    heartbeat) is failed once it is older than the grace period, as a trial that never
+    beat (`_get_stale_trial_ids`).
 
     ``record_heartbeat`` runs in Optuna's heartbeat thread: it retries for at most one
     heartbeat interval, and when that is not enough the beat is skipped (logged,
@@ -297,6 +300,22 @@ class RetryingStorage(RDBStorage):
         with _STATS_LOCK:
             self.stats.heartbeats += 1
 
+    # -- trials whose worker died ---------------------------------------------------
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials (RUNNING, their last heartbeat older than the grace
+        period) and the RUNNING trials that never beat and started longer ago than the
+        grace period (studies.store.silent): both are failed and queued again once by
+        ``fail_stale_trials``, whether or not their worker ever wrote a heartbeat."""
+
+        def call() -> list[int]:
+            stale = RDBStorage._get_stale_trial_ids(self, study_id)
+            grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
+            silent = silent_trial_ids(self, study_id, grace)
+            return stale + [t for t in silent if t not in stale]
+
+        return self._retrying("_get_stale_trial_ids", call)
+
 
 def _placeholder(
     trial_id: int, state: TrialState | None, values: Sequence[float] | None
@@ -332,11 +351,11 @@ def _retried(name: str) -> Callable[..., Any]:
 # Every RDBStorage method that opens a database session itself (Optuna 5.0, pinned); the
 # public ones not listed (create_new_trial, get_all_trials, set_trial_param,
 # get_best_trial) only call these, so no call is retried twice over. create_new_study,
-# set_trial_state_values, get_trial and record_heartbeat are defined above.
+# set_trial_state_values, get_trial, record_heartbeat and _get_stale_trial_ids are defined
+# above.
 for _name in (
     "_create_new_trial",
     "_get_best_trial_id",
-    "_get_stale_trial_ids",
     "_get_trials",
     "_set_trial_param",
     "delete_study",
