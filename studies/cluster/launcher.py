@@ -1,6 +1,10 @@
 """A sweep run by worker jobs (``salsweep sweep launch SPEC --executor slurm --workers N``,
 ``sweep resume``, ``studies confirm``): the launcher, which stays attached.
 
+Over 400 lines: one coordinator (`_Launcher`) whose loop, budget, phases, job watching and
+stop path share their state, as the local workers' launcher's do; its job queue, phases,
+worker and display are modules of their own (studies.cluster).
+
 As with local workers (studies.workers.launcher), the launcher creates the study, the
 MLflow parent run, the budget and the baseline's job before any worker starts; then it
 submits N jobs (studies.cluster.queue), each running a `studies.cluster.worker.JobWorker`
