@@ -110,7 +110,9 @@ def test_killed_worker_trial_is_failed_and_retried(
     mlflow_server: ServerInfo, tmp_path: Path
 ) -> None:
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    data = spec_data("crash", n_trials=1, epochs=3, steps=6)
+    # Epochs long enough that the trial cannot end between the look that sees epoch 1 and
+    # the kill (3 x 6 steps did, once, in a fresh-clone CI run).
+    data = spec_data("crash", n_trials=1, epochs=4, steps=40)
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text(yaml.safe_dump(data))
     worker = subprocess.Popen(
