@@ -73,9 +73,9 @@ def browser(profile: Path) -> WebDriver:
     return driver
 
 
-def settle(driver: WebDriver, xpath: str) -> None:
+def settle(driver: WebDriver, xpath: str, seconds: float = 3.0) -> None:
     WebDriverWait(driver, WAIT_S).until(ec.visibility_of_element_located((By.XPATH, xpath)))
-    time.sleep(3)  # charts and lazy columns
+    time.sleep(seconds)  # charts and lazy columns
     for button in driver.find_elements(
         By.CSS_SELECTOR, "button[data-component-id='mlflow.assistant.chat_panel.close']"
     ):

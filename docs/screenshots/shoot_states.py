@@ -25,12 +25,9 @@ import urllib.request
 from pathlib import Path
 
 import optuna
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+
+# The browser and its wait are shoot.py's (this folder is on sys.path when run as a script).
+from shoot import browser, settle
 
 SPEC = """\
 name: states
@@ -53,39 +50,6 @@ pruner: {type: median, n_startup_trials: 2, n_warmup_steps: 1}
 baseline: true
 confirm: {top_k: 2, initial_seeds: 3, max_seeds: 3}
 """
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1600,900",
-)
-WAIT_S = 60
-
-
-def browser(profile: Path) -> WebDriver:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(WAIT_S)
-    return driver
-
-
-def settle(driver: WebDriver, xpath: str, seconds: float = 3.0) -> None:
-    WebDriverWait(driver, WAIT_S).until(ec.visibility_of_element_located((By.XPATH, xpath)))
-    time.sleep(seconds)  # charts and lazy columns
-    for button in driver.find_elements(
-        By.CSS_SELECTOR, "button[data-component-id='mlflow.assistant.chat_panel.close']"
-    ):
-        if button.is_displayed():
-            button.click()
-    time.sleep(0.5)
 
 
 def main() -> int:
