@@ -35,12 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+
+# A network's metrics over a data set: proxy_bench's (this folder is on sys.path when run).
+from proxy_bench import score
 
 from studies.confirmation.stats import Estimate, estimate
 from sweeps import load_spec
-from trainer import DataConfig, EpochSelection, TrainConfig, fit
-from trainer.data import DepthDataset, build_datasets
+from trainer import EpochSelection, TrainConfig, fit
+from trainer.data import build_datasets
 from trainer.metrics import DepthMetricAccumulator
 from trainer.model import DepthNet
 
@@ -57,16 +59,6 @@ COMPARISONS = [
 ]
 METRICS = ("abs_rel_align", "abs_rel_align_depth", "abs_rel_med")
 LAST = EpochSelection(metric="val/abs_rel_align", reduce="last")
-
-
-@torch.no_grad()
-def score(model: torch.nn.Module, data: DepthDataset, cfg: DataConfig) -> dict[str, float]:
-    """Depth metrics of ``model`` over ``data`` (CPU, batches of 8)."""
-    model.eval()
-    acc = DepthMetricAccumulator(cfg.min_depth, cfg.max_depth, garg_crop=cfg.garg_crop)
-    for rgb, depth in DataLoader(data, batch_size=8):
-        acc.update(1.0 / model(rgb), depth)
-    return acc.compute()
 
 
 def _fmt(e: Estimate) -> str:
