@@ -65,7 +65,7 @@ from studies.run import (
     baseline_search_job,
     close_dead_trials,
     enqueue_jobs,
-    fail_trials,
+    fail_orphans,
     next_confirmation_jobs,
     open_sweep,
     parent_run,
@@ -425,12 +425,9 @@ class _Launcher:
     def _fail_orphans(self, job_ids: set[str]) -> None:
         """Fail the trials (search and companion) that the cancelled jobs left RUNNING, and
         close their MLflow runs (else the heartbeat would, a grace period later)."""
-        for study in (self.study, companion_study(self.study)):
-            if study is None:
-                continue
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            orphans = [t for t in running if str(t.user_attrs.get(attrs.JOB)) in job_ids]
-            fail_trials(study, orphans, self.tracker.client)
+        fail_orphans(
+            self.study, lambda t: str(t.user_attrs.get(attrs.JOB)) in job_ids, self.tracker.client
+        )
 
     def _close_failed_runs(self) -> None:
         """Close the MLflow runs left RUNNING by the trials that failed since the last look

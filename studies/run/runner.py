@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial
 from studies import attrs
 from studies.run.observer import SweepObserver
 from studies.run.signals import check_stop, hold_stop, release_stop
+from studies.store import companion_study
 from studies.tracking import (
     Client,
     ParamValue,
@@ -49,6 +50,7 @@ __all__ = [
     "TrialPlan",
     "builtin_params",
     "close_runs",
+    "fail_orphans",
     "fail_trials",
     "flatten_config",
     "optimize",
@@ -252,6 +254,15 @@ def close_runs(trials: Iterable[FrozenTrial], client: Client) -> None:
                 client.close_orphan(run_id)  # one cheap read per failed trial
             except TrackingError:
                 return  # the server is away: none of the others can be closed either
+
+
+def fail_orphans(study: optuna.Study, owned: Callable[[FrozenTrial], bool], client: Client) -> None:
+    """Fail the RUNNING trials of ``study`` and of its companion study that ``owned``
+    picks (those a stopped or killed worker left), and close their MLflow runs."""
+    for each in (study, companion_study(study)):
+        if each is not None:
+            running = each.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            fail_trials(each, [t for t in running if owned(t)], client)
 
 
 def fail_trials(study: optuna.Study, trials: Sequence[FrozenTrial], client: Client) -> None:

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 import optuna
-from optuna.trial import TrialState
 
 from studies import attrs
 from studies.run import (
@@ -64,7 +63,7 @@ from studies.run import (
     baseline_search_job,
     close_dead_trials,
     enqueue_jobs,
-    fail_trials,
+    fail_orphans,
     next_confirmation_jobs,
     open_sweep,
     parent_run,
@@ -74,7 +73,6 @@ from studies.run import (
 )
 from studies.run.race_rounds import NOTHING_TO_CONFIRM
 from studies.run.signals import check_stop
-from studies.store import companion_study
 from studies.tracking import Tracker
 from studies.workers.plan import (
     CPU_THREADS_PER_WORKER,
@@ -454,12 +452,9 @@ class _Launcher:
         """Fail the trials (search and companion) that killed worker ``pid`` left
         RUNNING, and close their MLflow runs (else the heartbeat would, minutes later)."""
         mine = worker_id(pid)
-        for study in (self.study, companion_study(self.study)):
-            if study is None:
-                continue
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            orphans = [t for t in running if t.user_attrs.get(attrs.WORKER) == mine]
-            fail_trials(study, orphans, self.tracker.client)
+        fail_orphans(
+            self.study, lambda t: t.user_attrs.get(attrs.WORKER) == mine, self.tracker.client
+        )
 
 
 def _is_terminated(exc: BaseException) -> bool:
